@@ -1,0 +1,1 @@
+"""Everything that runs inside Blender and imports bpy."""

@@ -1,0 +1,1 @@
+"""The agent-script sandbox: RestrictedPython policy, bpy capability proxy, CLEVR DSL, limits."""

@@ -1,0 +1,1 @@
+"""Outside Blender: supervisor, broker, worker launcher, batch jobs. Never imports bpy."""

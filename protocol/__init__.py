@@ -1,0 +1,1 @@
+"""Wire protocol: message types, codec, Client, Gymnasium env, trainer adapters."""

@@ -1,0 +1,1 @@
+"""Thin adapters that plug derender rewards into RL trainers (verl, EasyR1, TRL, OpenRLHF)."""

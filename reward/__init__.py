@@ -1,0 +1,1 @@
+"""Image metrics, scene-graph matching, presets and batched LPIPS. Never imports bpy."""
