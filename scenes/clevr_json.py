@@ -18,6 +18,7 @@ from .frame import FrameSpec
 from .model import Scene, SceneObject
 from .relations import relationships
 
+
 def object_from_clevr(data: Mapping[str, Any], index: int = 0) -> SceneObject:
     """One entry of ``objects``; errors name the object index and the field."""
     if not isinstance(data, Mapping):
@@ -75,13 +76,17 @@ def scene_from_clevr(data: Mapping[str, Any]) -> Scene:
 def scene_to_clevr(scene: Scene, frame: FrameSpec | None = None) -> dict[str, Any]:
     """The CLEVR dict; derived fields missing from ``scene.extra`` come from ``frame``."""
     frame = frame or FrameSpec()
-    out: dict[str, Any] = dict(scene.extra)
+    derived = ("directions", "relationships")
+    # CLEVR's key order: bookkeeping, objects, directions, relationships, then the rest.
+    out: dict[str, Any] = {k: v for k, v in scene.extra.items() if k not in derived}
     out["objects"] = [object_to_clevr(o, frame) for o in scene.objects]
-    directions = out.setdefault(
-        "directions", {k: list(v) for k, v in frame.directions().items()}
+    directions = scene.extra.get("directions")
+    if directions is None:
+        directions = {k: list(v) for k, v in frame.directions().items()}
+    out["directions"] = directions
+    out["relationships"] = scene.extra.get("relationships") or relationships(
+        [o.position for o in scene.objects], directions
     )
-    if "relationships" not in out:
-        out["relationships"] = relationships([o.position for o in scene.objects], directions)
     return out
 
 

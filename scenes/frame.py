@@ -195,12 +195,12 @@ class FrameSpec:
     def pixel_coords(self, point: Vec3) -> tuple[int, int, float]:
         """CLEVR's ``pixel_coords``: integer pixel (from the top-left) and depth."""
         x, y, z = self.project(point)
-        return (int(round(x * self.width)), int(round(self.height - y * self.height)), z)
+        return (round(x * self.width), round(self.height - y * self.height), z)
 
     def min_pixels_per_object(self) -> int:
         """CLEVR's 200-pixel visibility threshold, scaled to this resolution."""
         scale = (self.width * self.height) / (320 * 240)
-        return max(1, int(round(universe.MIN_PIXELS_PER_OBJECT * scale)))
+        return max(1, round(universe.MIN_PIXELS_PER_OBJECT * scale))
 
 
 def _sub(a: Vec3, b: Vec3) -> Vec3:

@@ -60,14 +60,18 @@ class GeneratorConfig:
             values = tuple(getattr(self, name))
             bad = [v for v in values if v not in allowed]
             if not values or bad:
-                raise ValueError(f"GeneratorConfig.{name} must be a non-empty subset of "
-                                 f"{tuple(allowed)}, got {values!r}")
+                raise ValueError(
+                    f"GeneratorConfig.{name} must be a non-empty subset of "
+                    f"{tuple(allowed)}, got {values!r}"
+                )
             object.__setattr__(self, name, values)
         if self.shape_colors is not None:
             combos = {s: tuple(c) for s, c in self.shape_colors.items()}
             for shape, colors in combos.items():
-                if shape not in universe.SHAPES or not colors or any(
-                    c not in universe.COLORS for c in colors
+                if (
+                    shape not in universe.SHAPES
+                    or not colors
+                    or any(c not in universe.COLORS for c in colors)
                 ):
                     raise ValueError(f"shape_colors[{shape!r}] is invalid: {colors!r}")
             object.__setattr__(self, "shape_colors", combos)

@@ -89,6 +89,7 @@ def color_rgba(color: str) -> tuple[float, float, float, float]:
 
 def nearest_color(rgb: tuple[float, float, float]) -> str:
     """The CLEVR colour closest (Euclidean, 0..1 units) to a linear RGB triple."""
+
     def dist(name: str) -> float:
         ref = color_rgba(name)
         return sum((ref[i] - float(rgb[i])) ** 2 for i in range(3))
