@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "__version__", "register", "unregister"]
 
 
 def __getattr__(name: str):
@@ -18,3 +18,17 @@ def __getattr__(name: str):
 
         return Client
     raise AttributeError(f"module 'derender' has no attribute {name!r}")
+
+
+def register() -> None:
+    """Blender extension entry point; bpy-dependent modules load only now."""
+    from .addon import registration
+
+    registration.register()
+
+
+def unregister() -> None:
+    """Stop the GUI server and remove every class, property, timer and handler added."""
+    from .addon import registration
+
+    registration.unregister()

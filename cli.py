@@ -16,6 +16,13 @@ from . import __version__
 
 _COMMAND_MODULES: tuple[str, ...] = (
     ".scenes.cli",
+    ".addon.extension_cli",
+    ".addon.serve_cli",
+    ".addon.render_cli",
+    ".protocol.keys",
+    ".reward.cli",
+    ".farm.cli",
+    ".farm.demo_cli",
 )
 
 

@@ -101,7 +101,7 @@ class FrameSpec:
     camera: Camera = field(default_factory=Camera)
     lights: tuple[Light, ...] = field(default_factory=_default_lights)
     ground_color: Vec3 = (0.5, 0.5, 0.5)
-    ground_size: float = 40.0
+    ground_size: float = 200.0  # reaches past the top edge of a square frame
     world_color: Vec3 = (0.05, 0.05, 0.05)
     world_strength: float = 1.0
 

@@ -1,0 +1,390 @@
+"""The locked CLEVR frame in Blender: camera, lights, ground, world and render settings.
+
+:func:`build_frame` makes it from a :class:`FrameSpec`; :func:`frame_differences` checks
+it by value against the spec (what an agent may have tampered with); :func:`reset`
+returns to exactly the frame between requests: every datablock that did not exist when
+the frame was built (and is not a cached asset) is removed, and the frame is rebuilt if
+it differs from the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from ..scenes.frame import FrameSpec, Light
+from . import assets, compat, settings
+
+GROUND_ROUGHNESS = 0.9
+CLIP_START = 0.1
+CLIP_END = 1000.0
+_VISIBILITY_FLAGS = ("visible_camera", "visible_diffuse", "visible_glossy", "visible_shadow")
+
+# bpy.data collections an agent can add to; the rest (screens, workspaces, window
+# managers, libraries, shape keys) cannot be removed this way or are owned by others.
+_ID_COLLECTIONS: tuple[str, ...] = (
+    "objects", "meshes", "materials", "images", "node_groups", "texts", "curves",
+    "lights", "cameras", "worlds", "textures", "actions", "collections", "grease_pencils",
+    "annotations", "armatures", "lattices", "metaballs", "fonts", "particles", "palettes",
+    "brushes", "paint_curves", "pointclouds", "volumes", "hair_curves", "speakers",
+    "lightprobes", "sounds", "movieclips", "masks", "linestyles", "cache_files", "scenes",
+)  # fmt: skip
+
+
+@dataclass
+class _Frame:
+    spec: FrameSpec
+    scene: bpy.types.Scene
+    objects: dict[str, bpy.types.Object]  # "camera", "ground", "light:<name>"
+    world: bpy.types.World
+    ground_material: bpy.types.Material
+    ids: frozenset[int]  # pointers of every datablock present right after the build
+    render: dict[str, Any]  # every render property as built (settings.snapshot)
+    names: dict[str, str]  # key of `objects` -> the name it was built with
+
+    def render_settings(self, spec: FrameSpec) -> dict[str, Any]:
+        """The whole expected render state: the snapshot, with ``spec``'s values on top."""
+        return self.render | settings.spec_settings(spec)
+
+
+_frame: _Frame | None = None
+
+
+def look_at(location: Sequence[float], target: Sequence[float]) -> Matrix:
+    """World matrix of a camera/light at ``location`` whose -Z points at ``target``, +Y up.
+
+    Same basis as ``FrameSpec.camera.basis()`` (right = fwd x Z), so ``FrameSpec.project``
+    predicts where Blender draws a point.
+    """
+    loc = Vector(location)
+    quat = (Vector(target) - loc).to_track_quat("-Z", "Y")
+    return Matrix.Translation(loc) @ quat.to_matrix().to_4x4()
+
+
+# -- building -----------------------------------------------------------------------------
+def _link(scene: bpy.types.Scene, obj: bpy.types.Object) -> bpy.types.Object:
+    scene.collection.objects.link(obj)
+    return obj
+
+
+def _ground_coords(spec: FrameSpec) -> list[tuple[float, float, float]]:
+    h = spec.ground_size / 2.0
+    return [(-h, -h, 0.0), (h, -h, 0.0), (h, h, 0.0), (-h, h, 0.0)]
+
+
+def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
+    data = bpy.data.lights.new(light.name, type=light.kind)
+    obj = _link(scene, bpy.data.objects.new(light.name, data))
+    _set_light(obj, light)
+    return obj
+
+
+def _set_light(obj: bpy.types.Object, light: Light) -> None:
+    data = obj.data
+    data.energy = light.strength
+    data.color = light.color
+    data.use_shadow = True
+    if light.kind == "AREA":
+        data.shape = "SQUARE"
+        data.size = light.size
+    else:
+        data.angle = light.size  # a sun's "size" is its angular diameter, radians
+    obj.matrix_world = look_at(light.location, light.target)
+
+
+def _clear_scene(scene: bpy.types.Scene) -> None:
+    """Remove the scene's objects, child collections and world, and their data once
+    nothing else uses it."""
+    objects = list(scene.objects)
+    own = [c for c in scene.collection.children_recursive if c.users == 1]
+    data = [o.data for o in objects if o.data is not None]
+    materials = [m for d in data for m in getattr(d, "materials", ()) if m is not None]
+    old_world, scene.world = scene.world, None
+    bpy.data.batch_remove(objects + own)
+    for group in (data, materials, [old_world] if old_world else []):
+        unused = {idb.as_pointer(): idb for idb in group if assets.alive(idb) and idb.users == 0}
+        bpy.data.batch_remove(list(unused.values()))
+
+
+def _remove_frame() -> None:
+    """Delete the previous frame's own datablocks (not the scene, not cached assets)."""
+    global _frame
+    if _frame is None:
+        return
+    old = [*_frame.objects.values(), _frame.world, _frame.ground_material]
+    data = [o.data for o in _frame.objects.values() if assets.alive(o) and o.data is not None]
+    bpy.data.batch_remove([idb for idb in (*old, *data) if assets.alive(idb)])
+    _frame = None
+
+
+def build_frame(spec: FrameSpec) -> None:
+    """Build the whole frame into the current scene. A previously built frame, everything
+    foreign to it, and any object already in the scene (headless ``import bpy`` starts
+    with the startup file's cube, light and camera) are removed first, with the data
+    that only they used; other scenes are left alone."""
+    global _frame
+    if _frame is not None and assets.alive(_frame.scene):
+        bpy.data.batch_remove(_foreign())
+    _remove_frame()
+    scene = bpy.context.scene
+    _clear_scene(scene)
+
+    cam_data = bpy.data.cameras.new("Camera")
+    cam_data.type = "PERSP"
+    cam_data.lens = spec.camera.lens
+    cam_data.sensor_fit = "AUTO"
+    cam_data.sensor_width = spec.camera.sensor_width
+    cam_data.sensor_height = spec.camera.sensor_height
+    cam_data.clip_start, cam_data.clip_end = CLIP_START, CLIP_END
+    camera = _link(scene, bpy.data.objects.new("Camera", cam_data))
+    camera.matrix_world = look_at(spec.camera.location, spec.camera.target)
+    scene.camera = camera
+
+    objects = {"camera": camera}
+    for light in spec.lights:
+        objects[f"light:{light.name}"] = _add_light(scene, light)
+
+    mesh = bpy.data.meshes.new("Ground")
+    mesh.from_pydata(_ground_coords(spec), [], [(0, 1, 2, 3)])
+    ground_mat = bpy.data.materials.new("Ground")
+    _set_ground_material(ground_mat, spec)
+    mesh.materials.append(ground_mat)
+    objects["ground"] = _link(scene, bpy.data.objects.new("Ground", mesh))
+
+    world = bpy.data.worlds.new("World")
+    world.color = spec.world_color
+    background = _world_background(world)
+    background.inputs["Color"].default_value = (*spec.world_color, 1.0)
+    background.inputs["Strength"].default_value = spec.world_strength
+    scene.world = world
+
+    apply_render_settings(scene, spec)
+    ids = frozenset(idb.as_pointer() for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
+    names = {key: obj.name for key, obj in objects.items()}
+    _frame = _Frame(
+        spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names
+    )
+
+
+def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
+    """Set what the spec fixes in the render; the scene keeps one view layer."""
+    for layer in list(scene.view_layers)[1:]:
+        scene.view_layers.remove(layer)
+    settings.apply(scene, settings.spec_settings(spec))
+
+
+def _set_ground_material(mat: bpy.types.Material, spec: FrameSpec) -> None:
+    rgba = (*spec.ground_color, 1.0)
+    mat.diffuse_color = rgba
+    mat.metallic = 0.0
+    mat.roughness = GROUND_ROUGHNESS
+    bsdf = compat.principled_bsdf(mat)
+    bsdf.inputs["Base Color"].default_value = rgba
+    bsdf.inputs["Metallic"].default_value = 0.0
+    bsdf.inputs["Roughness"].default_value = GROUND_ROUGHNESS
+
+
+def _world_background(world: bpy.types.World) -> bpy.types.ShaderNode:
+    for node in compat.ensure_node_tree(world).nodes:
+        if node.type == "BACKGROUND":
+            return node
+    raise RuntimeError(f"world {world.name!r} has no Background node")
+
+
+# -- checking -----------------------------------------------------------------------------
+def _compare(out: list[str], what: str, actual: Any, expected: Any) -> None:
+    if not settings.values_close(actual, expected):
+        out.append(f"{what} is {_fmt(actual)}, expected {_fmt(expected)}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str | bool | int | float):
+        return repr(value)
+    try:
+        return repr(tuple(round(float(v), 6) for v in np.asarray(value, float).ravel()))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _check_object(out: list[str], key: str, obj: bpy.types.Object, expected: Matrix) -> None:
+    assert _frame is not None
+    scene_obj = _frame.scene.objects.get(obj.name)
+    if scene_obj is None or scene_obj.as_pointer() != obj.as_pointer():
+        out.append(f"{key} is not in the scene")
+    if obj.name != _frame.names[key]:  # pixels alike, but the next script would see it
+        out.append(f"{key} is named {obj.name!r}, expected {_frame.names[key]!r}")
+    if obj.parent is not None or len(obj.constraints) or obj.animation_data is not None:
+        out.append(f"{key} has a parent, constraint or animation")
+    _compare(out, f"{key} matrix", [list(r) for r in obj.matrix_basis], [list(r) for r in expected])
+    for flag in _VISIBILITY_FLAGS:
+        built = obj.type != "LIGHT" or flag != "visible_camera"  # lights: camera-invisible
+        _compare(out, f"{key} {flag}", getattr(obj, flag), built)
+    _compare(out, f"{key} hide_render", obj.hide_render, False)
+    if len(obj.modifiers):
+        out.append(f"{key} has modifiers")
+
+
+def _check_lights(out: list[str], spec: FrameSpec) -> None:
+    assert _frame is not None
+    for light in spec.lights:
+        key = f"light:{light.name}"
+        obj = _frame.objects.get(key)
+        if obj is None or not assets.alive(obj) or obj.type != "LIGHT":
+            out.append(f"{key} is missing")
+            continue
+        _check_object(out, key, obj, look_at(light.location, light.target))
+        data = obj.data
+        _compare(out, f"{key} type", data.type, light.kind)
+        _compare(out, f"{key} energy", data.energy, light.strength)
+        _compare(out, f"{key} color", data.color, light.color)
+        _compare(out, f"{key} use_shadow", data.use_shadow, True)
+        if light.kind == "AREA":
+            _compare(out, f"{key} shape", data.shape, "SQUARE")
+            _compare(out, f"{key} size", data.size, light.size)
+        else:
+            _compare(out, f"{key} angle", data.angle, light.size)
+        _compare(out, f"{key} node tree", data.node_tree is not None, False)
+
+
+def _check_camera(out: list[str], spec: FrameSpec) -> None:
+    assert _frame is not None
+    cam = _frame.objects["camera"]
+    if not assets.alive(cam) or cam.type != "CAMERA":
+        out.append("camera is missing")
+        return
+    if _frame.scene.camera is None or _frame.scene.camera.as_pointer() != cam.as_pointer():
+        out.append("scene.camera is not the frame camera")
+    _check_object(out, "camera", cam, look_at(spec.camera.location, spec.camera.target))
+    data = cam.data
+    for attr, value in (
+        ("type", "PERSP"), ("lens", spec.camera.lens), ("lens_unit", "MILLIMETERS"),
+        ("sensor_fit", "AUTO"), ("sensor_width", spec.camera.sensor_width),
+        ("sensor_height", spec.camera.sensor_height), ("shift_x", 0.0), ("shift_y", 0.0),
+        ("clip_start", CLIP_START), ("clip_end", CLIP_END), ("dof.use_dof", False),
+    ):  # fmt: skip
+        owner, name = (data.dof, "use_dof") if attr == "dof.use_dof" else (data, attr)
+        _compare(out, f"camera {attr}", getattr(owner, name), value)
+
+
+def _check_ground(out: list[str], spec: FrameSpec) -> None:
+    assert _frame is not None
+    ground, mat = _frame.objects["ground"], _frame.ground_material
+    if not assets.alive(ground) or ground.type != "MESH" or not assets.alive(mat):
+        out.append("ground is missing")
+        return
+    _check_object(out, "ground", ground, Matrix.Identity(4))
+    mesh = ground.data
+    co = np.empty(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", co)
+    _compare(out, "ground vertices", co, _ground_coords(spec))
+    slots = [s.material.name if s.material else None for s in ground.material_slots]
+    if slots != [mat.name] or ground.material_slots[0].material.as_pointer() != mat.as_pointer():
+        out.append(f"ground materials are {slots}, expected [{mat.name!r}]")
+    rgba = (*spec.ground_color, 1.0)
+    _compare(out, "ground diffuse_color", mat.diffuse_color, rgba)
+    try:
+        bsdf = compat.principled_bsdf(mat)
+        _compare(out, "ground base color", bsdf.inputs["Base Color"].default_value, rgba)
+        _compare(out, "ground roughness", bsdf.inputs["Roughness"].default_value, GROUND_ROUGHNESS)
+        _compare(out, "ground metallic", bsdf.inputs["Metallic"].default_value, 0.0)
+        _compare(out, "ground shader nodes", len(mat.node_tree.nodes), 2)
+        _compare(out, "ground shader links", len(mat.node_tree.links), 1)
+    except RuntimeError as exc:
+        out.append(str(exc))
+
+
+def _check_world(out: list[str], spec: FrameSpec) -> None:
+    assert _frame is not None
+    world = _frame.world
+    scene_world = _frame.scene.world
+    if not (assets.alive(world) and scene_world and scene_world.as_pointer() == world.as_pointer()):
+        out.append("scene.world is not the frame world")
+        return
+    _compare(out, "world color", world.color, spec.world_color)
+    try:
+        bg = _world_background(world)
+    except RuntimeError as exc:
+        out.append(str(exc))
+        return
+    _compare(out, "world background color", bg.inputs["Color"].default_value,
+             (*spec.world_color, 1.0))  # fmt: skip
+    _compare(out, "world strength", bg.inputs["Strength"].default_value, spec.world_strength)
+    _compare(out, "world shader nodes", len(world.node_tree.nodes), 2)
+    _compare(out, "world shader links", len(world.node_tree.links), 1)
+
+
+def _check_render(out: list[str], spec: FrameSpec) -> None:
+    assert _frame is not None
+    scene = _frame.scene
+    if len(scene.view_layers) != 1:
+        out.append(f"scene has {len(scene.view_layers)} view layers, expected 1")
+    out.extend(settings.differences(scene, _frame.render_settings(spec)))
+
+
+def frame_differences(spec: FrameSpec) -> list[str]:
+    """What differs, by value, between the built frame and ``spec``; [] if intact."""
+    if _frame is None or not assets.alive(_frame.scene):
+        return ["the frame is not built"]
+    if bpy.context.scene.as_pointer() != _frame.scene.as_pointer():
+        return ["the current scene is not the frame's scene"]
+    out: list[str] = []
+    if _frame.spec != spec:
+        out.append(f"the frame was built for spec {_frame.spec.hash()}, not {spec.hash()}")
+    _check_camera(out, spec)
+    _check_lights(out, spec)
+    _check_ground(out, spec)
+    _check_world(out, spec)
+    _check_render(out, spec)
+    return out
+
+
+# -- identity and reset -------------------------------------------------------------------
+def is_frame_datablock(idb: bpy.types.ID) -> bool:
+    """True for the frame's own datablocks (camera, lights, ground, world, the scene and
+    its UI data), cached assets, and the images Blender keeps for render results."""
+    if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
+        return True
+    if _frame is not None and idb.as_pointer() in _frame.ids:
+        return True
+    return assets.is_asset(idb)
+
+
+def _foreign() -> list[bpy.types.ID]:
+    """Every removable datablock that is not part of the frame."""
+    assert _frame is not None
+    keep = set(_frame.ids) | {a.as_pointer() for a in assets.cached()}
+    out = []
+    for name in _ID_COLLECTIONS:
+        for idb in getattr(bpy.data, name):
+            if idb.as_pointer() in keep:
+                continue
+            if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
+                continue
+            out.append(idb)
+    return out
+
+
+def reset(spec: FrameSpec) -> None:
+    """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
+    render settings are re-applied, and the frame is rebuilt if anything else differs.
+
+    The first call builds the frame (see :func:`build_frame`)."""
+    if _frame is None or not assets.alive(_frame.scene) or _frame.spec != spec:
+        build_frame(spec)
+        return
+    if bpy.context.window is not None and bpy.context.scene != _frame.scene:
+        bpy.context.window.scene = _frame.scene
+    foreign = _foreign()
+    if foreign:
+        bpy.data.batch_remove(foreign)
+    assets.drop_modified()
+    for layer in list(_frame.scene.view_layers)[1:]:
+        _frame.scene.view_layers.remove(layer)
+    settings.apply(_frame.scene, _frame.render_settings(spec))
+    if frame_differences(spec):
+        build_frame(spec)

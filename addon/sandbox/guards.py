@@ -1,0 +1,248 @@
+"""The runtime half of the policy: the guard functions and builtins a script runs with.
+
+RestrictedPython turns ``a.b`` into ``_getattr_(a, "b")``, ``a.b = c`` into
+``_write_(a).b = c``, ``a[k]`` into ``_getitem_(a, k)`` and loops into ``_getiter_``; the
+policy adds ``_tick_``, ``_exc_``, ``_pow_``, ``_mul_`` and ``_lshift_``. This module
+supplies them all, plus the allowlisted builtins and ``__import__``.
+"""
+
+from __future__ import annotations
+
+import _string
+import builtins
+import math
+import re
+import string
+import types
+from collections.abc import Callable
+from typing import Any
+
+import mathutils
+from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
+
+from .base import Namespace, Proxy
+from .errors import ResourceLimit
+from .session import Session
+
+ALLOWED_MODULES: tuple[str, ...] = ("bpy", "math", "random", "mathutils")
+_MATHUTILS_TYPES = (
+    mathutils.Vector, mathutils.Euler, mathutils.Matrix, mathutils.Color, mathutils.Quaternion,
+)  # fmt: skip
+# ``owner`` leads from a wrapped Vector back to the raw bpy struct; the constructors and
+# resize take a length and would allocate it in C before any check.
+_MATHUTILS_BLOCKED = frozenset({"owner", "Fill", "Range", "Linspace", "Repeat", "resize"})
+# math functions whose cost grows without bound in C on integer arguments.
+_MATH_BLOCKED = frozenset({"factorial", "comb", "perm", "prod", "lcm"})
+_RANDOM_MEMBERS = (
+    "random", "uniform", "randint", "randrange", "choice", "shuffle", "sample", "gauss",
+    "normalvariate", "triangular", "expovariate", "betavariate", "seed",
+)  # fmt: skip
+_NEVER = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
+_FORMAT_WIDTH = re.compile(r"\d+")
+_MAX_FORMAT_WIDTH = 10_000
+
+_BUILTIN_NAMES = (
+    "None", "False", "True", "abs", "all", "any", "bool", "callable", "chr", "complex",
+    "dict", "divmod", "enumerate", "filter", "float", "frozenset", "hash", "int",
+    "isinstance", "issubclass", "len", "list", "map", "max", "min", "next", "ord", "repr",
+    "reversed", "round", "set", "slice", "sorted", "str", "sum", "tuple", "zip",
+    "__build_class__",
+    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError",
+    "KeyError", "LookupError", "NameError", "NotImplementedError", "OverflowError",
+    "RuntimeError", "StopIteration", "TypeError", "ValueError", "ZeroDivisionError",
+)  # fmt: skip
+
+
+class Guards:
+    """The guard functions for one session (bound methods go into the script globals)."""
+
+    def __init__(self, session: Session, modules: dict[str, Any]) -> None:
+        self.s = session
+        self.modules = modules
+        self.classes: set[type] = set()  # classes the script defined (it may mutate these)
+
+    # -- attribute access ---------------------------------------------------------------
+    def _check_name(self, obj: Any, name: Any) -> str:
+        if type(name) is not str:  # a str subclass could lie in startswith / __eq__
+            self.s.violation(f"attribute names must be plain str, got {type(name).__name__}")
+        if name.startswith("_") or name in INSPECT_ATTRIBUTES:
+            self.s.violation(f"attribute {name!r} is not accessible in the sandbox")
+        if isinstance(obj, _NEVER):
+            self.s.violation(f"{type(obj).__name__} objects are not accessible in the sandbox")
+        if name in _MATHUTILS_BLOCKED and (
+            isinstance(obj, _MATHUTILS_TYPES) or obj in _MATHUTILS_TYPES
+        ):
+            self.s.violation(f"mathutils attribute {name!r} is not allowed in the sandbox")
+        return name
+
+    def getattr(self, obj: Any, name: Any, *default: Any) -> Any:
+        name = self._check_name(obj, name)
+        try:
+            if isinstance(obj, Proxy):
+                return obj.sbx_get(name)
+            if name in ("format", "format_map") and (obj is str or isinstance(obj, str)):
+                return self._format_method(obj, name)
+            return getattr(obj, name)
+        except AttributeError:
+            if default:
+                return default[0]
+            raise
+
+    def hasattr(self, obj: Any, name: Any) -> bool:
+        try:
+            self.getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+
+    def write(self, obj: Any) -> Any:
+        """``_write_``: only containers, the script's own class instances and proxies."""
+        if isinstance(obj, (Proxy, list, dict, set, *_MATHUTILS_TYPES)):
+            return obj
+        if type(obj) in self.classes or obj in self.classes:
+            return obj
+        self.s.violation(f"cannot modify {type(obj).__name__} objects in the sandbox")
+        return None
+
+    def setattr(self, obj: Any, name: Any, value: Any) -> None:
+        target = self.write(obj)
+        setattr(target, self._check_name(obj, name), value)
+
+    def getitem(self, obj: Any, key: Any) -> Any:
+        return obj[key]
+
+    def getiter(self, obj: Any) -> Any:
+        return self.s.budget.ticking(obj)
+
+    def exc(self, kind: Any) -> Any:
+        """``except kind``: only ``Exception`` subclasses, so sandbox aborts pass through."""
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        for k in kinds:
+            if not (isinstance(k, type) and issubclass(k, Exception)):
+                self.s.violation(f"except clauses may only name Exception subclasses, got {k!r}")
+        return kind
+
+    def metaclass(self, name: str, bases: tuple, namespace: dict) -> type:
+        cls = type(name, bases, namespace)
+        self.classes.add(cls)
+        return cls
+
+    # -- str.format with guarded field access ---------------------------------------------
+    def _format_method(self, obj: Any, name: str) -> Callable[..., str]:
+        fmt = _SafeFormatter(self)
+        if obj is str:
+            if name == "format":
+                return lambda template, *a, **kw: fmt.vformat(template, a, kw)
+            return lambda template, mapping: fmt.vformat(template, (), mapping)
+        if name == "format":
+            return lambda *a, **kw: fmt.vformat(obj, a, kw)
+        return lambda mapping: fmt.vformat(obj, (), mapping)
+
+    # -- imports, print ---------------------------------------------------------------------
+    def import_(
+        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
+        top = str(name).partition(".")[0]
+        if level != 0 or top not in self.modules:
+            why = (
+                " (bmesh builds geometry outside the vertex budget)" if top == "bmesh" else ""
+            )
+            self.s.violation(
+                f"import of module {name!r} is not allowed{why}; "
+                f"allowed: {', '.join(ALLOWED_MODULES)}"
+            )
+        module = self.modules[top]
+        if fromlist and "." in name:  # from bpy.ops import mesh
+            for part in name.split(".")[1:]:
+                module = self.getattr(module, part)
+        return module
+
+    def printer(self, _getattr: Any = None) -> _Printer:
+        return _Printer(self.s)
+
+    # -- the globals -------------------------------------------------------------------------
+    def globals(self, extra: dict[str, Any]) -> dict[str, Any]:
+        b = self.s.budget
+        safe = {name: getattr(builtins, name) for name in _BUILTIN_NAMES}
+        safe |= {
+            "__import__": self.import_,
+            "getattr": self.getattr,
+            "hasattr": self.hasattr,
+            "setattr": self.setattr,
+            "range": b.range,
+            "pow": b.pow,
+        }
+        return {
+            "__builtins__": safe,
+            "__name__": "agent",
+            "__metaclass__": self.metaclass,
+            "_getattr_": self.getattr,
+            "_write_": self.write,
+            "_getitem_": self.getitem,
+            "_getiter_": self.getiter,
+            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+            "_unpack_sequence_": guarded_unpack_sequence,
+            "_apply_": lambda f, *a, **kw: f(*a, **kw),
+            "_print_": self.printer,
+            "_inplacevar_": b.inplace,
+            "_tick_": b.tick,
+            "_exc_": self.exc,
+            "_pow_": b.pow,
+            "_mul_": b.mul,
+            "_lshift_": b.lshift,
+            **extra,
+        }
+
+
+class _Printer:
+    """RestrictedPython's print target: writes to the session's capped output."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def _call_print(self, *objects: Any, sep: Any = " ", end: Any = "\n", **_: Any) -> None:
+        sep = " " if sep is None else sep
+        end = "\n" if end is None else end
+        if type(sep) is not str or type(end) is not str:
+            raise TypeError("print: sep and end must be str")
+        self.s.output.write(sep.join(str(o) for o in objects) + end)
+
+    def __call__(self) -> str:  # the ``printed`` name
+        return self.s.output.text()
+
+
+class _SafeFormatter(string.Formatter):
+    """``str.format`` whose ``{0.attr}`` / ``{0[key]}`` fields go through the guards."""
+
+    def __init__(self, guards: Guards) -> None:
+        self.g = guards
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attr, key in rest:
+            obj = self.g.getattr(obj, key) if is_attr else obj[key]
+        return obj, first
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        widths = [int(w) for w in _FORMAT_WIDTH.findall(format_spec)]
+        if widths and max(widths) > _MAX_FORMAT_WIDTH:
+            budget = self.g.s.budget
+            raise budget.abort(ResourceLimit(f"format width {max(widths)} is too large"))
+        return super().format_field(value, format_spec)
+
+
+def std_modules(session: Session) -> dict[str, Any]:
+    """The ``math``, ``random`` (seeded per request) and ``mathutils`` namespaces."""
+    math_members = {
+        n: getattr(math, n) for n in dir(math) if not n.startswith("_") and n not in _MATH_BLOCKED
+    }
+    rng = session.rng
+    random_members = {n: getattr(rng, n) for n in _RANDOM_MEMBERS}
+    mathutils_members = {t.__name__: t for t in _MATHUTILS_TYPES}
+    return {
+        "math": Namespace(session, "math", math_members, math),
+        "random": Namespace(session, "random", random_members, rng),
+        "mathutils": Namespace(session, "mathutils", mathutils_members, mathutils),
+    }

@@ -1,0 +1,140 @@
+"""Per-request budgets: the deadline, the tick counter and size-checked arithmetic.
+
+The policy injects ``_tick_()`` into every loop body, function entry, ``except`` handler
+and ``finally`` block, and the iteration guard ticks once per item, so a script cannot
+run Python code for long without passing through :meth:`Budget.tick`. A pure signal
+timeout would not do: its exception can be swallowed and it cannot interrupt C code.
+Long-running C calls (``10**10**8``, ``"x" * 10**12``, ``sum(range(10**15))``) are refused
+*before* they start by the size checks below. The OS layer (hard kill of the worker)
+remains the backstop for anything this layer misses.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .errors import ResourceLimit, SandboxAbort, Timeout
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Budgets for one request. Defaults suit an RL worker; tests shrink ``deadline_s``."""
+
+    deadline_s: float = 5.0
+    max_ticks: int = 20_000_000
+    max_script_bytes: int = 100_000
+    max_output_bytes: int = 16_384
+    max_objects: int = 100
+    max_vertices: int = 1_000_000  # evaluated vertices of all agent objects together
+    max_subdiv_levels: int = 4
+    max_int_bits: int = 100_000  # largest integer a script may build (~30k digits)
+    max_sequence: int = 10_000_000  # longest range / repeated sequence
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if not value > 0:
+                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+
+
+class Budget:
+    """The running state of one request: deadline, ticks and the sticky abort."""
+
+    __slots__ = ("deadline", "fatal", "limits", "ticks")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.deadline = time.perf_counter() + limits.deadline_s
+        self.ticks = 0
+        self.fatal: SandboxAbort | None = None
+
+    def abort(self, exc: SandboxAbort) -> SandboxAbort:
+        """Record the first abort and return it for raising; later ticks re-raise it."""
+        if self.fatal is None:
+            self.fatal = exc
+        return self.fatal
+
+    def tick(self) -> None:
+        """Called from injected code: re-raise a recorded abort, check ticks and time."""
+        if self.fatal is not None:
+            raise self.fatal
+        self.ticks += 1
+        if self.ticks > self.limits.max_ticks:
+            raise self.abort(Timeout(f"script exceeded {self.limits.max_ticks} steps"))
+        if time.perf_counter() > self.deadline:
+            raise self.abort(Timeout(f"script exceeded its {self.limits.deadline_s:g} s deadline"))
+
+    def ticking(self, iterable: Any) -> Iterator[Any]:
+        """``iter(iterable)`` that ticks once per item (the ``_getiter_`` guard)."""
+        tick = self.tick
+        for item in iterable:
+            tick()
+            yield item
+
+    # -- size-checked arithmetic ------------------------------------------------------
+    def _int_bits(self, bits: int, what: str) -> None:
+        if bits > self.limits.max_int_bits:
+            raise self.abort(
+                ResourceLimit(f"{what} would need ~{bits} bits (limit {self.limits.max_int_bits})")
+            )
+
+    def _seq_len(self, length: int, what: str) -> None:
+        if length > self.limits.max_sequence:
+            limit = self.limits.max_sequence
+            raise self.abort(ResourceLimit(f"{what} would have {length} items (limit {limit})"))
+
+    def pow(self, base: Any, exp: Any, mod: Any = None) -> Any:
+        """``base ** exp`` refusing integer results beyond ``max_int_bits`` before computing."""
+        if mod is None and _is_int(base) and _is_int(exp) and exp > 0 and abs(base) > 1:
+            self._int_bits(abs(base).bit_length() * exp, f"{base} ** {exp}")
+        return pow(base, exp) if mod is None else pow(base, exp, mod)
+
+    def mul(self, a: Any, b: Any) -> Any:
+        """``a * b`` refusing huge repeated sequences and huge integer products."""
+        if _is_int(a) and _is_int(b):
+            self._int_bits(abs(a).bit_length() + abs(b).bit_length(), "integer product")
+        elif _is_int(b) and hasattr(a, "__len__"):
+            self._seq_len(len(a) * b, f"{type(a).__name__} * {b}")
+        elif _is_int(a) and hasattr(b, "__len__"):
+            self._seq_len(len(b) * a, f"{a} * {type(b).__name__}")
+        return a * b
+
+    def lshift(self, a: Any, b: Any) -> Any:
+        if _is_int(a) and _is_int(b) and b > 0:
+            self._int_bits(abs(a).bit_length() + b, f"{a} << {b}")
+        return a << b
+
+    def range(self, *args: int) -> range:
+        r = range(*args)
+        self._seq_len(len(r), "range")
+        return r
+
+    def inplace(self, op: str, target: Any, value: Any) -> Any:
+        """RestrictedPython's ``_inplacevar_``: ``x op= value`` with the same checks."""
+        fn = self._inplace_ops.get(op)
+        if fn is None:
+            raise ValueError(f"unsupported augmented operator {op!r}")
+        return fn(self, target, value)
+
+    _inplace_ops: ClassVar[dict[str, Callable[[Budget, Any, Any], Any]]] = {
+        "+=": lambda s, a, b: operator.iadd(a, b),
+        "-=": lambda s, a, b: operator.isub(a, b),
+        "*=": lambda s, a, b: s.mul(a, b),
+        "/=": lambda s, a, b: operator.itruediv(a, b),
+        "//=": lambda s, a, b: operator.ifloordiv(a, b),
+        "%=": lambda s, a, b: operator.imod(a, b),
+        "**=": lambda s, a, b: s.pow(a, b),
+        "<<=": lambda s, a, b: s.lshift(a, b),
+        ">>=": lambda s, a, b: operator.irshift(a, b),
+        "&=": lambda s, a, b: operator.iand(a, b),
+        "|=": lambda s, a, b: operator.ior(a, b),
+        "^=": lambda s, a, b: operator.ixor(a, b),
+        "@=": lambda s, a, b: operator.imatmul(a, b),
+    }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,83 @@
+"""Run one agent script in the sandbox and classify what happened.
+
+The script runs in this process against the current Blender scene; the caller
+(``addon.service``) resets the frame before and after and checks it for tampering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+
+from . import errors
+from .dsl import dsl_namespace
+from .errors import SandboxAbort
+from .guards import Guards, std_modules
+from .limits import Limits
+from .policy import AGENT_FILENAME, CompileFailure, compile_script
+from .proxy import make_bpy
+from .session import Session
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the script did: one of ``errors.OUTCOMES`` (never frame_tampered/render_error
+    here: those are decided after the script by the service)."""
+
+    outcome: str
+    message: str
+    line: int | None
+    stdout: str
+
+    @property
+    def recycle(self) -> bool:
+        return self.outcome in errors.RECYCLE_OUTCOMES
+
+
+def _agent_line(tb: TracebackType | None) -> int | None:
+    """The line of the innermost frame that belongs to the agent script."""
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == AGENT_FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+_Result = tuple[RunOutcome, Session]
+
+
+def run_script(script: str, limits: Limits | None = None, seed: int = 0) -> _Result:
+    """Compile and run ``script``; never raises for anything the script does."""
+    limits = limits or Limits()
+    session = Session(limits, seed)
+
+    def done(outcome: str, message: str = "", line: int | None = None) -> _Result:
+        return RunOutcome(outcome, message, line, session.output.text()), session
+
+    try:
+        code = compile_script(script, limits.max_script_bytes)
+    except CompileFailure as exc:
+        return done(exc.outcome, exc.message, exc.line)
+    except ValueError as exc:
+        return done(errors.RESOURCE_LIMIT, str(exc))
+
+    guards = Guards(session, {"bpy": make_bpy(session), **std_modules(session)})
+    namespace = guards.globals(dsl_namespace(session))
+    failure: tuple[str, str, int | None] | None = None
+    try:
+        exec(code, namespace)
+    except SandboxAbort as exc:
+        failure = (exc.outcome, str(exc), _agent_line(exc.__traceback__))
+    except MemoryError as exc:
+        failure = (errors.RESOURCE_LIMIT, f"out of memory: {exc}", _agent_line(exc.__traceback__))
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        failure = (errors.RUNTIME_ERROR, message, _agent_line(exc.__traceback__))
+    fatal = session.budget.fatal
+    if fatal is not None and (failure is None or failure[0] == errors.RUNTIME_ERROR):
+        # The abort was swallowed (``finally: return``) or replaced: it still decides.
+        failure = (fatal.outcome, str(fatal), _agent_line(fatal.__traceback__))
+    if failure is None:
+        return done(errors.OK)
+    return done(*failure)

@@ -1,0 +1,94 @@
+"""The state of one sandboxed request: budget, captured output and what the agent made."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import bpy
+
+from .errors import SandboxViolation
+from .limits import Budget, Limits
+
+
+class AgentData:
+    """Objects, meshes and materials the script created, in creation order, by pointer.
+
+    Ownership is by identity, not by name: renaming an object to "Camera" does not make
+    it the camera, and the frame's datablocks are never in here.
+    """
+
+    def __init__(self) -> None:
+        # pointer -> (object, shape it was created as: "cube"/"sphere"/"cylinder"/None)
+        self.objects: dict[int, tuple[bpy.types.Object, str | None]] = {}
+        self.ids: dict[int, bpy.types.ID] = {}  # meshes and materials
+
+    def add_id(self, idb: bpy.types.ID) -> None:
+        self.ids[idb.as_pointer()] = idb
+
+    def add_object(self, obj: bpy.types.Object, shape: str | None) -> None:
+        self.objects[obj.as_pointer()] = (obj, shape)
+
+    def owns(self, idb: Any) -> bool:
+        try:
+            ptr = idb.as_pointer()
+        except ReferenceError:
+            return False
+        return ptr in self.objects or ptr in self.ids
+
+    def live_objects(self) -> list[tuple[bpy.types.Object, str | None]]:
+        """The agent's objects that still exist, in creation order."""
+        return [(obj, shape) for obj, shape in self.objects.values() if _alive(obj)]
+
+    def live_ids(self) -> list[bpy.types.ID]:
+        return [idb for idb in self.ids.values() if _alive(idb)]
+
+    def forget(self, obj: bpy.types.Object) -> None:
+        self.objects.pop(obj.as_pointer(), None)
+
+
+def _alive(idb: bpy.types.ID) -> bool:
+    try:
+        idb.name  # noqa: B018 - raises ReferenceError once Blender freed it
+    except ReferenceError:
+        return False
+    return True
+
+
+class Output:
+    """``print`` capture with a byte cap: extra output is dropped and the cut is marked."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.truncated = False
+
+    def write(self, text: str) -> None:
+        if self.truncated:
+            return
+        room = self.limit - self.size
+        if len(text) > room:
+            text = text[: max(room, 0)]
+            self.truncated = True
+        self.parts.append(text)
+        self.size += len(text)
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        return out + f"\n[output truncated at {self.limit} characters]\n" if self.truncated else out
+
+
+class Session:
+    """Everything one script run may touch, shared by guards, proxies and the DSL."""
+
+    def __init__(self, limits: Limits, seed: int) -> None:
+        self.limits = limits
+        self.budget = Budget(limits)
+        self.data = AgentData()
+        self.output = Output(limits.max_output_bytes)
+        self.rng = random.Random(seed)
+
+    def violation(self, message: str, kind: type[SandboxViolation] = SandboxViolation) -> None:
+        """Raise (and record, so it cannot be swallowed) a sandbox violation."""
+        raise self.budget.abort(kind(message))

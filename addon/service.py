@@ -1,0 +1,126 @@
+"""One request -> one result: the only implementation of "run one step".
+
+The add-on server and the farm worker are transports around :class:`Service`. A step is:
+snapshot → sandboxed script → integrity check → render (+ masks) → readback → reset, and
+whatever happens the worker ends the step at exactly the frame.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..scenes.frame import FrameSpec
+from ..scenes.model import Scene
+from . import build, render
+from .frame import build_frame, reset
+from .readback import read_back
+from .sandbox import errors, integrity
+from .sandbox.limits import Limits
+from .sandbox.runner import run_script
+
+
+@dataclass
+class RenderResult:
+    image: np.ndarray  # H×W×3 uint8
+    masks: np.ndarray | None  # H×W int32
+    timings: dict[str, float]  # seconds: build, render, masks, reset
+
+
+@dataclass
+class StepResult:
+    outcome: str  # one of sandbox.errors.OUTCOMES
+    message: str  # human message ("" when ok)
+    line: int | None  # line in the agent script, when known
+    stdout: str  # captured print output (capped)
+    image: np.ndarray | None  # the render (None unless outcome == "ok")
+    masks: np.ndarray | None
+    readback: Scene | None
+    timings: dict[str, float]
+    recycle: bool  # the worker should be replaced (violation, tamper, render failure)
+    unmapped: int = 0  # agent objects the readback could not map to CLEVR objects
+    unmapped_reasons: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = now - self._t
+        self._t = now
+
+
+class Service:
+    """A worker's Blender: the locked frame plus the operations on it."""
+
+    def __init__(self, frame: FrameSpec, limits: Limits | None = None) -> None:
+        self.frame = frame
+        self.limits = limits or Limits()
+        build_frame(frame)
+
+    def set_frame(self, frame: FrameSpec) -> None:
+        self.frame = frame
+        reset(frame)
+
+    def render_scene(self, scene: Scene, masks: bool = True) -> RenderResult:
+        """Trusted build of ``scene`` in the frame, rendered; the frame is reset after."""
+        clock = _Clock()
+        try:
+            objects = build.build(scene)
+            clock.lap("build")
+            image = render.render_image(self.frame)
+            clock.lap("render")
+            mask = render.render_masks(objects, self.frame) if masks else None
+            clock.lap("masks")
+        finally:
+            reset(self.frame)
+            clock.lap("reset")
+        return RenderResult(image, mask, clock.timings)
+
+    def step(self, script: str, seed: int = 0, masks: bool = True) -> StepResult:
+        """Run ``script`` in the sandbox and render it. Never raises for anything the
+        script does; a non-ok outcome has no image."""
+        clock = _Clock()
+        try:
+            return self._step(script, seed, masks, clock)
+        finally:
+            reset(self.frame)
+            clock.lap("reset")
+
+    def _step(self, script: str, seed: int, masks: bool, clock: _Clock) -> StepResult:
+        before = integrity.snapshot()
+        run, session = run_script(script, self.limits, seed)
+        clock.lap("script")
+
+        def fail(outcome: str, message: str, line: int | None = None) -> StepResult:
+            return StepResult(
+                outcome, message, line, run.stdout, None, None, None, clock.timings,
+                recycle=outcome in errors.RECYCLE_OUTCOMES,
+            )  # fmt: skip
+
+        tampered = integrity.tampering(self.frame, before)
+        clock.lap("verify")
+        if tampered:
+            return fail(errors.FRAME_TAMPERED, "; ".join(tampered))
+        if run.outcome != errors.OK:
+            return fail(run.outcome, run.message, run.line)
+        objects = session.data.live_objects()
+        try:
+            image = render.render_image(self.frame)
+            clock.lap("render")
+            mask = render.render_masks([o for o, _ in objects], self.frame) if masks else None
+            clock.lap("masks")
+        except (RuntimeError, ValueError, OSError) as exc:
+            return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}")
+        back = read_back(objects)
+        clock.lap("readback")
+        return StepResult(
+            errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
+            recycle=False, unmapped=back.skipped, unmapped_reasons=back.reasons,
+        )  # fmt: skip
+

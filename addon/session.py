@@ -1,0 +1,152 @@
+"""The GUI session: one Service and Handler shared by the sidebar panel and the GUI server.
+
+The panel's "Load target" and "Run in sandbox" go through the same
+:class:`derender.protocol.handler.Handler` as a remote client's ``reset`` and ``step``, so
+a person at the panel sees exactly what an agent gets (sandbox, render, reward). The
+frame lives in its own scene, ``derender``, in the current file: the user's scenes are
+left alone, and the service resets only that scene's frame between requests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..protocol.handler import Handler
+from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem, TargetRef
+from ..scenes import FrameSpec, Scene
+from .preferences import Settings
+
+SCENE_NAME = "derender"
+SERVER_INTERVAL_S = 0.05  # timer period while idle
+SERVER_BUDGET_S = 0.01  # work per timer tick beyond the first request: keeps the UI live
+REDRAW_INTERVAL_S = 0.5
+
+
+class SessionError(RuntimeError):
+    """A panel action that cannot run in the session's current state."""
+
+
+@dataclass
+class Session:
+    handler: Handler | None = None
+    server: Any = None  # addon.server.Server while serving
+    target: dict[str, Any] | None = None  # the last reset reply
+    result: dict[str, Any] | None = None  # the last step reply
+    _ids: itertools.count = field(default_factory=itertools.count)
+    _served_seen: int = 0
+
+    # -- frame --------------------------------------------------------------------
+    @property
+    def frame(self) -> FrameSpec | None:
+        return None if self.handler is None else self.handler.service.frame
+
+    def build(self, spec: FrameSpec, preset: str) -> Handler:
+        """The handler for ``spec``, building the frame into the ``derender`` scene."""
+        if self.handler is not None and self.handler.frame_hash == spec.hash():
+            self.handler.default_preset = preset
+            return self.handler
+        if self.server is not None:
+            raise SessionError(
+                f"the server is serving frame {self.handler.frame_hash}: stop it before "
+                f"changing the frame to {spec.hash()}"
+            )
+        from .service import Service
+
+        ensure_scene()
+        self.handler = Handler(Service(spec), default_preset=preset)
+        self.target = self.result = None
+        return self.handler
+
+    # -- panel requests --------------------------------------------------------------
+    def _id(self) -> str:
+        return f"panel-{next(self._ids)}"
+
+    def load_target(
+        self, spec: FrameSpec, settings: Settings, target: Scene | tuple[int, int]
+    ) -> dict:
+        """Render and cache a target: a scene, or a generator (seed, index)."""
+        handler = self.build(spec, settings.preset)
+        t = SceneTarget(target) if isinstance(target, Scene) else SeedTarget(*target)
+        self.target = handler.handle(Reset(self._id(), t, masks=True))
+        self.result = None
+        return self.target
+
+    def run(self, spec: FrameSpec, settings: Settings, script: str, seed: int) -> dict:
+        """Run ``script`` in the sandbox against the loaded target and score it."""
+        if self.target is None or self.handler is None:
+            raise SessionError("load a target first: there is nothing to compare with")
+        if self.handler.frame_hash != spec.hash():
+            raise SessionError("the frame settings changed since the target was loaded")
+        item = StepItem(script, TargetRef(self.target["target_id"]), seed)
+        self.result = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
+        return self.result
+
+    # -- server -----------------------------------------------------------------------
+    def start_server(self, spec: FrameSpec, settings: Settings) -> Any:
+        """Bind the configured address and serve from ``bpy.app.timers``."""
+        from .server import CurveConfig, Server, is_loopback
+
+        if self.server is not None:
+            raise SessionError(f"already serving on {self.server.endpoints}")
+        endpoint = settings.endpoint
+        if not is_loopback(endpoint) and not bpy.app.online_access:
+            raise SessionError(
+                f"online access is disabled in Blender's preferences: not binding {endpoint}"
+            )
+        curve = None
+        if settings.curve_dir:
+            keys = Path(bpy.path.abspath(settings.curve_dir))
+            curve = CurveConfig(keys / "server.key_secret", keys / "clients")
+        handler = self.build(spec, settings.preset)
+        self.server = Server(handler, endpoint, curve)
+        self.server.start_timer(SERVER_INTERVAL_S, SERVER_BUDGET_S)
+        self._served_seen = 0
+        bpy.app.timers.register(_redraw_tick, first_interval=REDRAW_INTERVAL_S, persistent=True)
+        return self.server
+
+    def stop_server(self) -> None:
+        if bpy.app.timers.is_registered(_redraw_tick):
+            bpy.app.timers.unregister(_redraw_tick)
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    def close(self) -> None:
+        """Stop serving and forget the frame (a new file has no frame to serve)."""
+        self.stop_server()
+        self.handler = self.target = self.result = None
+
+
+SESSION = Session()
+
+
+def ensure_scene() -> bpy.types.Scene:
+    """The ``derender`` scene, created if needed and made the window's scene; the panel
+    settings of the scene the user was in come along, so the panel shows what was built."""
+    scene = bpy.data.scenes.get(SCENE_NAME) or bpy.data.scenes.new(SCENE_NAME)
+    source = bpy.context.scene
+    if source is not None and source != scene:
+        for prop in source.derender.bl_rna.properties:
+            if prop.identifier != "rna_type":
+                setattr(scene.derender, prop.identifier, getattr(source.derender, prop.identifier))
+    window = bpy.context.window or next(iter(bpy.context.window_manager.windows), None)
+    if window is not None and window.scene != scene:
+        window.scene = scene
+    return scene
+
+
+def _redraw_tick() -> float:
+    # The panel shows "requests served": redraw sidebars only when the count moved.
+    server = SESSION.server
+    if server is not None and server.handled != SESSION._served_seen:
+        SESSION._served_seen = server.handled
+        for window in bpy.context.window_manager.windows:
+            for area in window.screen.areas:
+                if area.type == "VIEW_3D":
+                    area.tag_redraw()
+    return REDRAW_INTERVAL_S

@@ -1,0 +1,169 @@
+"""The frame's render settings: what the spec fixes, and everything else left as built.
+
+Two layers. :func:`spec_settings` names the settings a :class:`FrameSpec` decides
+(engine, samples, resolution, seed, colour management …) and :func:`apply` sets them.
+:class:`Snapshot` then records every other plain render property (all of
+``scene.render``, ``cycles``, ``eevee``, ``display``, colour management, the view layer),
+so that a change to any of them (a stamp burned into the image, freestyle lines, a
+bounce count) is found and undone, not only the ones named here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..scenes.frame import FrameSpec
+from . import compat
+
+_WORKBENCH_AA: tuple[tuple[int, str], ...] = (
+    (1, "OFF"), (5, "5"), (8, "8"), (11, "11"), (16, "16"), (32, "32"),
+)  # fmt: skip
+# Property groups of the scene that decide pixels ("view_layer" is the first view layer).
+_GROUPS: tuple[str, ...] = (
+    "render", "render.image_settings", "cycles", "eevee", "display", "display.shading",
+    "view_settings", "display_settings", "view_layer",
+)  # fmt: skip
+_UNCHECKED = frozenset({
+    "render.filepath",  # set by addon.render for each readback
+    "display.shading.wireframe_color_type",  # unset in a new scene: reading it warns
+})
+_TOL = 1e-5
+
+
+def workbench_aa(samples: int) -> str:
+    """Workbench's AA setting: the largest sample count not above ``samples``."""
+    return [name for n, name in _WORKBENCH_AA if n <= samples][-1]
+
+
+def spec_settings(spec: FrameSpec) -> dict[str, Any]:
+    """Scene attribute path -> value for everything the spec fixes in the render."""
+    settings: dict[str, Any] = {
+        "render.engine": compat.engine_id(spec.engine),
+        "render.resolution_x": spec.width,
+        "render.resolution_y": spec.height,
+        "render.resolution_percentage": 100,
+        "render.pixel_aspect_x": 1.0,
+        "render.pixel_aspect_y": 1.0,
+        "render.film_transparent": False,
+        "render.dither_intensity": 0.0,  # dither is random noise: breaks determinism
+        "render.use_compositing": False,
+        "render.use_sequencer": False,
+        "render.use_border": False,
+        "render.use_motion_blur": False,
+        "render.use_stamp": False,
+        "render.use_freestyle": False,
+        "render.image_settings.file_format": "PNG",
+        "render.image_settings.color_mode": "RGB",
+        "render.image_settings.color_depth": "8",
+        "render.image_settings.compression": 0,  # fastest write; readback decodes it
+        "view_settings.view_transform": "Standard",  # CLEVR's look: plain sRGB
+        "view_settings.look": "None",
+        "view_settings.exposure": 0.0,
+        "view_settings.gamma": 1.0,
+        "view_settings.use_curve_mapping": False,
+        "display_settings.display_device": "sRGB",
+        "view_layer.samples": 0,  # a per-layer override would beat the spec's samples
+    }
+    if spec.engine == "cycles":
+        settings |= {
+            "cycles.samples": spec.samples,
+            "cycles.seed": spec.seed,
+            "cycles.use_animated_seed": False,
+            "cycles.use_adaptive_sampling": False,  # exactly `samples` per pixel
+            "cycles.use_denoising": False,
+            "cycles.device": compat.cycles_device(),
+        }
+    elif spec.engine == "eevee":
+        settings |= {"eevee.taa_render_samples": spec.samples}
+    else:
+        settings |= {
+            "display.render_aa": workbench_aa(spec.samples),
+            "display.shading.light": "STUDIO",
+            "display.shading.color_type": "MATERIAL",
+            "display.shading.show_shadows": False,  # stencil shadows cost 5x the render
+            "display.shading.show_cavity": False,
+            "display.shading.show_xray": False,
+            "display.shading.show_object_outline": False,
+            "display.shading.show_specular_highlight": True,
+        }
+    return settings
+
+
+def _owner(scene: bpy.types.Scene, group: str) -> Any:
+    owner: Any = scene
+    for name in group.split(".") if group else ():
+        owner = scene.view_layers[0] if name == "view_layer" else getattr(owner, name)
+    return owner
+
+
+def resolve_path(scene: bpy.types.Scene, path: str) -> tuple[Any, str]:
+    """(owner, attribute) of a dotted path below ``scene``, as in :func:`spec_settings`."""
+    group, _, attr = path.rpartition(".")
+    return _owner(scene, group), attr
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, set):
+        return frozenset(value)
+    return tuple(value)  # bpy_prop_array, mathutils types
+
+
+def values_close(a: Any, b: Any) -> bool:
+    """Equal, with floats and float sequences compared to 1e-5 (bpy stores float32)."""
+    if isinstance(a, bool | str) or isinstance(b, bool | str):
+        return a == b
+    try:
+        if a == b:  # the common case, and ~100x cheaper than numpy
+            return True
+    except ValueError:  # numpy arrays compare elementwise
+        pass
+    if isinstance(a, float | tuple | list | np.ndarray) or isinstance(b, float | tuple | list):
+        try:
+            x, y = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+        except (TypeError, ValueError):
+            return a == b
+        return x.shape == y.shape and bool(np.allclose(x, y, rtol=0, atol=_TOL))
+    return a == b
+
+
+def differences(scene: bpy.types.Scene, expected: dict[str, Any]) -> list[str]:
+    """'path is X, expected Y' for each path whose value differs."""
+    out = []
+    for path, value in expected.items():
+        try:
+            owner, attr = resolve_path(scene, path)
+            actual = _plain(getattr(owner, attr))
+        except (AttributeError, IndexError):
+            out.append(f"{path} is unreadable")
+            continue
+        if not values_close(actual, value):
+            out.append(f"{path} is {actual!r}, expected {value!r}")
+    return out
+
+
+def apply(scene: bpy.types.Scene, expected: dict[str, Any]) -> None:
+    """Set each path that differs (setting an unchanged value still re-syncs engines)."""
+    for path, value in expected.items():
+        owner, attr = resolve_path(scene, path)
+        if not values_close(_plain(getattr(owner, attr)), value):
+            setattr(owner, attr, set(value) if isinstance(value, frozenset) else value)
+
+
+def snapshot(scene: bpy.types.Scene) -> dict[str, Any]:
+    """Every writable plain property of the render property groups, by path."""
+    out: dict[str, Any] = {}
+    for group in _GROUPS:
+        owner = _owner(scene, group)
+        for prop in owner.bl_rna.properties:
+            path = f"{group}.{prop.identifier}"
+            if prop.is_readonly or prop.type in {"POINTER", "COLLECTION"} or path in _UNCHECKED:
+                continue
+            if prop.identifier == "rna_type":
+                continue
+            out[path] = _plain(getattr(owner, prop.identifier))
+    return out

@@ -1,0 +1,165 @@
+"""``derender bench farm``: what the farm costs and what it buys, per engine.
+
+For each engine, at one resolution, with the ground-truth DSL program of one scene:
+
+- **bare**: one process runs ``Service.step`` in a loop (the exact work a worker does per
+  job, no sockets, no reward); ``bare steps/s × workers`` is the ideal farm.
+- **farm**: a :class:`LocalFarm` with ``workers`` workers answers ``steps`` pipelined
+  steps from one client (with rewards). Efficiency (a) = farm / (bare × workers).
+- **naive**: one fresh ``python -c 'import bpy …'`` process per episode (import bpy, build
+  the frame, run the step, exit), timed wall-clock. Speed-up (b) = farm steps/s × naive
+  seconds per episode.
+- **latency** (c): p50/p99 of single steps sent one at a time to an idle farm, and the
+  latency the farm adds over a bare step (farm p50 − bare p50).
+
+Run ``python -m derender.farm.bench bare …`` is the bare loop's child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..scenes import dsl_program, generate_scene
+from .config import FarmConfig
+
+_NAIVE = """\
+import json, sys
+import bpy
+from derender.addon.service import Service
+from derender.farm.config import FarmConfig
+service = Service(FarmConfig.from_dict(json.loads(sys.argv[1])).frame())
+print(service.step(sys.argv[2]).outcome)
+"""
+
+
+def _script() -> str:
+    return dsl_program(generate_scene(0, 0))
+
+
+def _pct(samples: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(samples, float)
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99))}
+
+
+def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
+    """In this process (imports bpy): ``steps`` timed Service.step calls after a warm-up."""
+    from ..addon.service import Service
+
+    service = Service(config.frame())
+    script = _script()
+    for _ in range(3):
+        outcome = service.step(script).outcome
+        if outcome != "ok":
+            raise RuntimeError(f"the ground-truth script failed in the bare loop: {outcome}")
+    lat = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        t = time.perf_counter()
+        service.step(script)
+        lat.append(time.perf_counter() - t)
+    total = time.perf_counter() - t0
+    return {"steps_per_s": steps / total, "latency_s": _pct(lat)}
+
+
+def _bare(config: FarmConfig, steps: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "derender.farm.bench", "bare", json.dumps(config.to_dict()),
+         str(steps)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
+    times = []
+    for _ in range(episodes):
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _NAIVE, json.dumps(config.to_dict()),
+                              _script()], capture_output=True, text=True, check=True)
+        times.append(time.perf_counter() - t0)
+        if out.stdout.strip().splitlines()[-1] != "ok":
+            raise RuntimeError(f"naive episode failed: {out.stdout[-200:]}")
+    return {"seconds_per_episode": float(np.mean(times)), "episodes": episodes}
+
+
+def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
+    from ..protocol.client import Client
+    from .local import LocalFarm
+
+    with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
+        target = client.reset(seed=0, index=0)
+        script = _script()
+        client.step_many([script] * 2 * config.workers, target)  # warm-up
+        lat = []
+        for _ in range(min(steps, 50)):  # single steps on an idle farm
+            t = time.perf_counter()
+            result = client.step(script, target)
+            lat.append(time.perf_counter() - t)
+        t0 = time.perf_counter()
+        results = client.step_many([script] * steps, target, window=4 * config.workers)
+        total = time.perf_counter() - t0
+        bad = [r.outcome for r in results if r.outcome != "ok"]
+        if bad or result.outcome != "ok":
+            raise RuntimeError(f"farm steps failed: {bad[:5]}")
+        status = farm.status()
+    return {"steps_per_s": steps / total, "latency_s": _pct(lat),
+            "loaded_latency_s": status["metrics"]["latency_s"]}
+
+
+def run(engines: Sequence[str], size: int, workers: int, steps: int,
+        episodes: int) -> dict[str, Any]:
+    """The whole benchmark; one entry per engine."""
+    report: dict[str, Any] = {"size": size, "workers": workers, "steps": steps, "engines": {}}
+    for engine in engines:
+        config = FarmConfig(workers=workers, engine=engine, size=size, metrics_interval=0)
+        bare = _bare(config, max(20, steps // 4))
+        farm = _farm(config, steps)
+        naive = _naive(config, episodes)
+        report["engines"][engine] = {
+            "bare": bare, "farm": farm, "naive": naive,
+            "efficiency": farm["steps_per_s"] / (bare["steps_per_s"] * workers),
+            "speedup_vs_naive": farm["steps_per_s"] * naive["seconds_per_episode"],
+            "added_latency_s": farm["latency_s"]["p50"] - bare["latency_s"]["p50"],
+        }
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"derender bench farm: {report['workers']} workers, {report['size']} px, "
+             f"{report['steps']} steps"]
+    for engine, r in report["engines"].items():
+        b, f, n = r["bare"], r["farm"], r["naive"]
+        lines += [
+            f"[{engine}]",
+            f"  bare loop        {b['steps_per_s']:8.2f} steps/s   p50 "
+            f"{b['latency_s']['p50'] * 1000:7.1f} ms",
+            f"  farm             {f['steps_per_s']:8.2f} steps/s   p50 "
+            f"{f['latency_s']['p50'] * 1000:7.1f} ms  p99 {f['latency_s']['p99'] * 1000:7.1f} ms"
+            " (one at a time)",
+            f"  naive process    {n['seconds_per_episode']:8.2f} s/episode",
+            f"  (a) efficiency   {r['efficiency']:8.2f}   (farm / (bare x {report['workers']}),"
+            " goal >= 0.85)",
+            f"  (b) vs naive     {r['speedup_vs_naive']:8.1f}x  (goal >= 30x)",
+            f"  (c) added p50    {r['added_latency_s'] * 1000:8.1f} ms over a bare step",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m derender.farm.bench")
+    parser.add_argument("mode", choices=["bare"])
+    parser.add_argument("config", help="FarmConfig as JSON")
+    parser.add_argument("steps", type=int)
+    args = parser.parse_args(argv)
+    print(json.dumps(bare_loop(FarmConfig.from_dict(json.loads(args.config)), args.steps)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""``derender farm``, ``derender farm status``, ``derender dataset``, ``derender bench farm``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..reward.cli import bench_targets
+
+_ENGINES = ("eevee", "workbench", "cycles")
+
+
+def _gpus(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(g) for g in text.split(",") if g.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gpus must be like 0,1 — got {text!r}") from None
+
+
+def _farm_options(p: argparse.ArgumentParser, workers: int | None) -> None:
+    p.add_argument("--workers", type=int, default=workers, help="worker processes")
+    p.add_argument("--engine", choices=_ENGINES, help="render engine (default workbench)")
+    p.add_argument("--size", type=int, help="render width and height in px (default 128)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    farm = sub.add_parser("farm", help="run a render farm: broker + N headless Blender workers")
+    _farm_options(farm, None)
+    farm.add_argument("--bind", help="client address (default tcp://127.0.0.1:5555)")
+    farm.add_argument("--gpus", type=_gpus, help="pin workers round-robin to these GPUs: 0,1")
+    farm.add_argument("--blender", help="run workers under this Blender binary")
+    farm.add_argument("--config", type=Path, help="farm.toml (keys: FarmConfig fields)")
+    farm.set_defaults(func=run_farm_command)
+    farm_sub = farm.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
+    status = farm_sub.add_parser("status", help="workers, queue, rate, latency, restarts")
+    status.add_argument("--address", default="tcp://127.0.0.1:5555", help="the farm's address")
+    status.add_argument("--json", action="store_true", help="print the raw status JSON")
+    status.add_argument("--timeout", type=float, default=5.0)
+    status.set_defaults(func=run_status)
+
+    ds = sub.add_parser("dataset", help="batch-render a target dataset through a farm")
+    ds.add_argument("--count", type=int, required=True, help="number of scenes")
+    ds.add_argument("--out", type=Path, required=True, help="output directory")
+    ds.add_argument("--seed", type=int, default=0, help="generator seed (scene i = index i)")
+    ds.add_argument("--address", help="use this running farm instead of starting one")
+    _farm_options(ds, 2)
+    ds.set_defaults(func=run_dataset)
+
+    bench = bench_targets(sub).add_parser(
+        "farm", help="farm steps/s vs bare bpy loop and vs a process per episode")
+    bench.add_argument("--engines", nargs="+", choices=_ENGINES, default=["workbench", "cycles"])
+    bench.add_argument("--size", type=int, default=64, help="render size in px (default 64)")
+    bench.add_argument("--workers", type=int, default=2)
+    bench.add_argument("--steps", type=int, default=200, help="steps per farm measurement")
+    bench.add_argument("--episodes", type=int, default=3, help="fresh-process episodes timed")
+    bench.add_argument("--json", type=Path, help="also write the report as JSON here")
+    bench.set_defaults(func=run_bench)
+
+
+def _config(args: argparse.Namespace) -> object:
+    from .config import FarmConfig
+
+    overrides = {"workers": args.workers, "engine": args.engine, "size": args.size,
+                 "bind": args.bind or (None if args.config else "tcp://127.0.0.1:5555"),
+                 "gpus": args.gpus, "blender": args.blender}
+    if args.config is not None:
+        return FarmConfig.load(args.config, **overrides)
+    return FarmConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+
+
+def run_farm_command(args: argparse.Namespace) -> int:
+    from .run import run_farm
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = _config(args)
+    except (ValueError, OSError) as exc:
+        print(f"derender farm: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_farm(config)  # type: ignore[arg-type]
+    except ValueError as exc:  # e.g. a non-loopback bind (InsecureBind)
+        print(f"derender farm: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from ..protocol.errors import ClientTimeout, ServerError
+    from .status import format_status, query_status
+
+    try:
+        status = query_status(args.address, args.timeout)
+    except (ClientTimeout, ServerError) as exc:
+        print(f"derender farm status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from .dataset import make_dataset
+
+    if args.count < 1:
+        print(f"derender dataset: --count must be >= 1, got {args.count}", file=sys.stderr)
+        return 2
+    options = {k: v for k, v in (("engine", args.engine), ("size", args.size)) if v}
+    report = make_dataset(args.out, args.count, seed=args.seed, address=args.address,
+                          workers=args.workers, **options)
+    print(json.dumps(report))
+    return 0 if not report["failed"] else 1
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from .bench import format_report, run
+
+    report = run(args.engines, args.size, args.workers, args.steps, args.episodes)
+    print(format_report(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0

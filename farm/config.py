@@ -1,0 +1,98 @@
+"""Farm configuration: one dataclass, loadable from ``farm.toml`` and overridable by flags.
+
+Every knob the broker, supervisor and workers share lives here so that ``derender farm``,
+:class:`~derender.farm.local.LocalFarm` and the tests configure the farm the same way.
+The config travels to the farm process as JSON (``to_dict``/``from_dict``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..scenes import FrameSpec
+from ..scenes.frame import ENGINES
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    """What a farm runs: how many workers, which frame, which deadlines and limits."""
+
+    workers: int = 2
+    engine: str = "workbench"
+    size: int = 128
+    samples: int | None = None  # render samples; None keeps the FrameSpec default
+    bind: str | None = None  # client frontend; None: a free loopback tcp port
+    backend: str | None = None  # worker backend; None: ipc:// in the farm's temp dir
+    remote_backend: str | None = None  # extra worker endpoint (tcp) for workers on other hosts
+    curve_secret: str | None = None  # the farm's CURVE secret key file (derender keys)
+    curve_clients: str | None = None  # directory of accepted client and worker public keys
+    gpus: tuple[int, ...] = ()  # workers are pinned round-robin; () = no pinning
+    blender: str | None = None  # run workers under this Blender binary, not the bpy module
+    # deadlines (seconds)
+    sandbox_deadline: float = 10.0  # in-process script deadline (the sandbox's)
+    hard_deadline: float = 60.0  # a job running longer kills its worker
+    request_timeout: float = 300.0  # a client request not answered by then gets `timeout`
+    heartbeat_interval: float = 0.5
+    heartbeat_timeout: float = 5.0  # no heartbeat for this long: the worker is dead
+    start_timeout: float = 120.0  # a worker that is not ready by then is killed
+    # lifecycle
+    recycle_every: int = 500  # restart a worker after this many jobs (0: never)
+    max_attempts: int = 2  # a job whose worker died is retried until this many tries
+    restart_backoff: float = 0.5  # first restart delay after an unexplained death
+    restart_backoff_max: float = 30.0
+    # limits (SPEC.md section 6)
+    max_pending: int = 1024
+    max_targets: int = 1024
+    # OS sandbox for workers
+    isolate_network: bool = True  # `unshare -n` when it works here
+    rlimit_as_mb: int = 0  # address-space limit; 0: none (GPU drivers map huge ranges)
+    rlimit_fsize_mb: int = 512
+    rlimit_nofile: int = 1024
+    # reward and metrics
+    preset: str = "seed"  # the default reward preset
+    metrics_interval: float = 5.0  # seconds between metrics log lines; 0: off
+    # extra sandbox budgets for the workers (fields of addon.sandbox.limits.Limits)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
+            raise ValueError(f"workers must be an int in 1..256, got {self.workers!r}")
+        if not isinstance(self.size, int) or not 8 <= self.size <= 4096:
+            raise ValueError(f"size must be an int in 8..4096, got {self.size!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
+        for name in ("sandbox_deadline", "hard_deadline", "heartbeat_timeout", "request_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus))
+
+    def frame(self) -> FrameSpec:
+        """The locked frame every worker renders in (and every target is made in)."""
+        base = FrameSpec(engine=self.engine).with_size(self.size)
+        return base if self.samples is None else replace(base, samples=self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FarmConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown farm config key(s) {sorted(unknown)}; "
+                             f"known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> FarmConfig:
+        """A ``farm.toml`` (top-level keys = field names), then non-None ``overrides``."""
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data)

@@ -1,0 +1,122 @@
+"""LocalFarm: a whole farm (broker, supervisor, N headless Blender workers) as subprocesses.
+
+For the Gymnasium env, the trainer adapters, benchmarks and tests::
+
+    with LocalFarm(workers=2, engine="workbench", size=64) as farm:
+        client = Client(farm.address)
+
+The farm process runs ``python -m derender.farm.run`` in its own session; its workers
+run in theirs and die with it (``PR_SET_PDEATHSIG``). ``stop`` asks politely (SIGTERM:
+the farm kills its workers and deletes their temp dirs), then kills the farm's process
+group, then deletes the run dir. A garbage-collected or forgotten LocalFarm is stopped
+at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from .config import FarmConfig
+
+
+def _cleanup(proc: subprocess.Popen, run_dir: str) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in the farm's group
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class LocalFarm:
+    """Supervisor + broker + N headless Blender workers as real subprocesses."""
+
+    def __init__(self, workers: int = 2, engine: str = "workbench", size: int = 128,
+                 bind: str | None = None, **options: Any) -> None:
+        """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
+        self.config = FarmConfig(workers=workers, engine=engine, size=size, bind=bind,
+                                 **options)
+        self.address = ""
+        self.run_dir: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def start(self, timeout: float = 300.0, log_level: str = "WARNING") -> LocalFarm:
+        """Start the farm; return when it answers and all its workers are ready."""
+        from .status import query_status
+
+        if self._proc is not None:
+            raise RuntimeError(f"this LocalFarm is already running at {self.address}")
+        run_dir = Path(tempfile.mkdtemp(prefix="derender-farm-"))
+        address_file = run_dir / "address"
+        cmd = [sys.executable, "-m", "derender.farm.run",
+               "--config", json.dumps(self.config.to_dict()), "--run-dir", str(run_dir),
+               "--address-file", str(address_file), "--log-level", log_level]
+        self._proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
+        self.run_dir = run_dir
+        self._finalizer = weakref.finalize(self, _cleanup, self._proc, str(run_dir))
+        deadline = time.monotonic() + timeout
+        try:
+            while not address_file.exists():
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the farm did not bind within {timeout:g} s")
+                time.sleep(0.05)
+            self.address = address_file.read_text()
+            while True:
+                self._check_alive()
+                status = query_status(self.address, timeout=max(0.1, deadline - time.monotonic()))
+                ready = sum(1 for w in status["workers"] if w["state"] != "starting")
+                if ready >= self.config.workers:
+                    return self
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"only {ready} of {self.config.workers} workers were "
+                                       f"ready after {timeout:g} s")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _check_alive(self) -> None:
+        assert self._proc is not None
+        if self._proc.poll() is not None:
+            raise RuntimeError(f"the farm process exited with status {self._proc.returncode}")
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The farm's ``status`` reply (workers, queue, rates, latencies, restarts)."""
+        from .status import query_status
+
+        return query_status(self.address, timeout)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def stop(self) -> None:
+        """Stop the farm and its workers, delete every temp dir; idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._proc = None
+        self._finalizer = None
+
+    def __enter__(self) -> LocalFarm:
+        return self.start() if self._proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

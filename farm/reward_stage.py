@@ -1,0 +1,131 @@
+"""The farm's batched reward stage: workers return pixels, the broker scores them together.
+
+Workers never compute rewards (a Blender process has no business loading torch). Every
+step result that arrives from a worker is queued here; once per broker loop iteration
+``flush`` scores everything queued with one :func:`derender.reward.score_batch` call per
+reward preset (one batched LPIPS forward, on the GPU when torch sees one), then hands each
+finished step-result body (SPEC.md section 4, ``step``) to its callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol.targets import Target
+from ..scenes import FrameSpec, dsl_program, scene_from_clevr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Finished:
+    """One step a worker has finished (or the farm gave up on), waiting for its reward."""
+
+    script: str
+    target: Target
+    preset: str
+    masks: bool  # the client asked for the candidate's masks
+    result: dict[str, Any]  # the worker's result members (outcome, image, masks, scene ...)
+    done: Callable[[dict[str, Any]], None]
+    queued: float = field(default_factory=time.perf_counter)
+
+
+def failed_result(outcome: str, message: str) -> dict[str, Any]:
+    """A worker-result body for a step the farm ended itself (hard deadline, poison)."""
+    return {"outcome": outcome, "message": message, "line": None, "stdout": "",
+            "image": None, "masks": None, "scene": None, "timings": {}}
+
+
+class RewardStage:
+    """Queues finished steps and scores them in batches."""
+
+    def __init__(self, frame: FrameSpec, default_preset: str) -> None:
+        from .. import reward
+
+        self._reward = reward
+        self.frame = frame
+        self.frame_hash = frame.hash()
+        self.default_preset = default_preset
+        self._specs: dict[str, Any] = {}
+        self._queue: list[Finished] = []
+        self.batches = 0
+        self.scored = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def presets(self) -> tuple[str, ...]:
+        return tuple(self._reward.PRESETS)
+
+    def warm(self, size: int) -> None:
+        """Score one dummy pair per preset now: loads torch/LPIPS before the first client."""
+        import numpy as np
+
+        blank = np.zeros((size, size, 3), np.uint8)
+        for name in self.presets():
+            self._reward.score_batch([blank], [blank], spec=self._spec(name))
+
+    def add(self, item: Finished) -> None:
+        self._queue.append(item)
+
+    def flush(self) -> int:
+        """Score everything queued (one batch per preset) and call back; returns the count."""
+        queued, self._queue = self._queue, []
+        groups: dict[str, list[Finished]] = {}
+        for item in queued:
+            groups.setdefault(item.preset, []).append(item)
+        for name, items in groups.items():
+            self._score(name, items)
+        return len(queued)
+
+    def _spec(self, name: str) -> Any:
+        if name not in self._specs:
+            self._specs[name] = self._reward.preset(name)
+        return self._specs[name]
+
+    def _score(self, name: str, items: list[Finished]) -> None:
+        t0 = time.perf_counter()
+        scenes = [None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"])
+                  for it in items]
+        rewards = self._reward.score_batch(
+            [it.result.get("image") for it in items],
+            [it.target.image for it in items],
+            spec=self._spec(name),
+            outcomes=[it.result["outcome"] for it in items],
+            render_masks=[it.result.get("masks") for it in items],
+            target_masks=[it.target.masks for it in items],
+            scenes=scenes,
+            target_scenes=[it.target.scene for it in items],
+            codes=[it.script for it in items],
+            reference_codes=[dsl_program(it.target.scene) for it in items],
+        )
+        spent = time.perf_counter() - t0
+        self.batches += 1
+        self.scored += len(items)
+        for it, scored in zip(items, rewards, strict=True):
+            res = it.result
+            timings = dict(res.get("timings") or {})
+            # the batch's time, shared out: what this step cost the reward stage
+            timings["reward"] = spent / len(items)
+            timings["reward_wait"] = t0 - it.queued
+            it.done({
+                "outcome": res["outcome"],
+                "message": res.get("message") or "",
+                "line": res.get("line"),
+                "stdout": res.get("stdout") or "",
+                "reward": scored.reward,
+                "components": dict(scored.components),
+                "unavailable": list(scored.unavailable),
+                "preset": name,
+                "spec_hash": scored.spec_hash,
+                "image": res.get("image"),
+                "masks": res.get("masks") if it.masks else None,
+                "scene": res.get("scene"),
+                "timings": timings,
+                "target_id": it.target.target_id,
+                "frame_hash": self.frame_hash,
+            })

@@ -1,0 +1,79 @@
+"""The farm process: a broker with its supervisor, in the foreground until SIGTERM/SIGINT.
+
+``derender farm`` calls :func:`run_farm` directly; :class:`.local.LocalFarm` runs
+``python -m derender.farm.run --config JSON --run-dir DIR --address-file FILE`` as a
+subprocess and reads the bound address from the file (written atomically once the farm
+listens, so a free port chosen by the OS can be handed back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..scenes import Scene
+from .config import FarmConfig
+
+log = logging.getLogger("derender.farm")
+
+
+def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
+             address_file: str | Path | None = None,
+             datasets: Mapping[str, Sequence[Scene]] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; always kills the workers and removes temp dirs."""
+    from .broker import Broker
+
+    own_dir = run_dir is None
+    root = Path(tempfile.mkdtemp(prefix="derender-farm-")) if own_dir else Path(run_dir)
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    broker = None
+    try:
+        broker = Broker(config, root, datasets)
+        broker.start()
+        if address_file is not None:
+            tmp = Path(f"{address_file}.tmp")
+            tmp.write_text(broker.address)
+            os.replace(tmp, address_file)
+        log.info("farm: %d %s workers at %d px; clients connect to %s", config.workers,
+                 config.engine, config.size, broker.address)
+        while not stopping:
+            broker.run_once(0.05)
+        log.info("farm: stopping (signal %d)", stopping[0])
+        return 0
+    finally:
+        if broker is not None:
+            broker.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if own_dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m derender.farm.run")
+    parser.add_argument("--config", required=True, help="FarmConfig as JSON")
+    parser.add_argument("--run-dir", help="directory for worker temp dirs and sockets")
+    parser.add_argument("--address-file", help="write the client address here when ready")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = FarmConfig.from_dict(json.loads(args.config))
+    return run_farm(config, args.run_dir, args.address_file)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The worker process: one headless Blender serving jobs from the farm's broker.
+
+``python -m derender.farm.worker --connect ADDR --identity ID --config JSON``. The worker
+connects a DEALER socket (identity ``ID``) to the broker's backend ROUTER, says ``ready``
+once Blender is up, then answers one job at a time with :class:`addon.service.Service`
+(the same code path as ``derender serve``). A second DEALER (identity ``ID#hb``) owned by
+a heartbeat thread says ``hb`` every ``heartbeat_interval`` seconds: a SIGSTOPped or
+wedged process stops beating and is replaced. A script that spins in Python keeps the
+heartbeat thread alive, which is why the broker also enforces a per-job hard deadline.
+
+Internal messages (codec frames, never pickled) — worker to broker:
+``{"kind": "ready", "pid", "frame_hash"}``, ``{"kind": "hb", "rss"}``,
+``{"kind": "result", "job", "ok": true, ...result members}`` or
+``{"kind": "result", "job", "ok": false, "error": {"code", "message"}}``;
+broker to worker: ``{"kind": "step", "job", "script", "seed"}``,
+``{"kind": "render", "job", "scene", "masks"}``.
+
+TEST-ONLY hook: if the environment variable ``DERENDER_FARM_TEST_POISON`` is set and a
+step's script contains its value, the worker process ``os._exit(86)``s before running it.
+The tests use it to model a script that kills every worker it lands on (the sandbox
+blocks the real ways of doing that); nothing sets it outside tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+
+from ..protocol import codec
+from ..scenes import Scene, scene_from_clevr, scene_to_clevr
+from .config import FarmConfig
+
+POISON_ENV = "DERENDER_FARM_TEST_POISON"
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (not the peak), from /proc."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _heartbeat(ctx: zmq.Context, address: str, identity: str, interval: float,
+               stop: threading.Event) -> None:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, f"{identity}#hb".encode())
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 4)  # a broker that is gone must not make beats pile up
+    sock.connect(address)
+    try:
+        while not stop.wait(interval):
+            try:
+                sock.send_multipart(codec.encode({"kind": "hb", "rss": rss_bytes()}), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+    finally:
+        sock.close(0)
+
+
+class Worker:
+    """Runs jobs against one Service; ``handle`` maps a job dict to a reply dict."""
+
+    def __init__(self, config: FarmConfig) -> None:
+        from ..addon.sandbox.limits import Limits
+        from ..addon.service import Service
+
+        self.config = config
+        limits = Limits(deadline_s=config.sandbox_deadline, **config.options)
+        self.service = Service(config.frame(), limits)
+        self.frame = self.service.frame
+        # The first render compiles shaders (seconds under software GL): do it before
+        # `ready`, so it never counts against a job's hard deadline or a benchmark.
+        self.service.render_scene(Scene(()), masks=True)
+        self.poison = os.environ.get(POISON_ENV) or None
+
+    def handle(self, job: dict[str, Any]) -> dict[str, Any]:
+        kind = job.get("kind")
+        if kind == "step":
+            return self._step(job)
+        if kind == "render":
+            res = self.service.render_scene(scene_from_clevr(job["scene"]),
+                                            masks=bool(job.get("masks", True)))
+            return {"image": res.image, "masks": res.masks, "timings": dict(res.timings)}
+        raise ValueError(f"unknown job kind {kind!r}")
+
+    def _step(self, job: dict[str, Any]) -> dict[str, Any]:
+        script = job["script"]
+        if self.poison is not None and self.poison in script:
+            os._exit(86)  # test-only, see the module docstring
+        t0 = time.perf_counter()
+        res = self.service.step(script, seed=int(job.get("seed", 0)), masks=True)
+        timings = {**res.timings, "service": time.perf_counter() - t0}
+        return {
+            "outcome": res.outcome,
+            "message": res.message or "",
+            "line": res.line,
+            "stdout": res.stdout or "",
+            "image": res.image,
+            "masks": res.masks,
+            "scene": None if res.readback is None else scene_to_clevr(res.readback, self.frame),
+            "timings": timings,
+            "recycle": bool(res.recycle),
+        }
+
+
+def serve(config: FarmConfig, address: str, identity: str) -> int:
+    """Connect, say ready, answer jobs until the broker says exit or the parent dies."""
+    parent = os.getppid()
+    ctx = zmq.Context()
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_heartbeat, args=(ctx, address, identity, config.heartbeat_interval, stop),
+        name="heartbeat", daemon=True,
+    )
+    beat.start()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, identity.encode())
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(address)
+    try:
+        worker = Worker(config)
+        sock.send_multipart(codec.encode({"kind": "ready", "pid": os.getpid(),
+                                          "frame_hash": worker.frame.hash()}))
+        while True:
+            if not sock.poll(1000):
+                if os.getppid() != parent:  # orphaned: the supervisor is gone
+                    return 0
+                continue
+            job = codec.decode(sock.recv_multipart())
+            if job.get("kind") == "exit":
+                return 0
+            try:
+                reply = {"ok": True, **worker.handle(job)}
+            except Exception as exc:  # a derender bug or a failed trusted render
+                reply = {"ok": False, "error": {"code": "render_error" if job.get("kind")
+                                                == "render" else "internal",
+                                                "message": f"{type(exc).__name__}: {exc}"}}
+            reply.update(kind="result", job=job.get("job"), rss=rss_bytes())
+            sock.send_multipart(codec.encode(reply))
+    finally:
+        stop.set()
+        beat.join(timeout=2)
+        sock.close()
+        ctx.term()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m derender.farm.worker")
+    parser.add_argument("--connect", required=True, help="the broker's backend address")
+    parser.add_argument("--identity", required=True, help="this worker's id (from the supervisor)")
+    parser.add_argument("--config", required=True, help="the FarmConfig as JSON")
+    args = parser.parse_args(argv)
+    config = FarmConfig.from_dict(json.loads(args.config))
+    return serve(config, args.connect, args.identity)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""The asyncio client: many concurrent awaits share one DEALER socket.
+
+A reader task routes each reply to the future of its request id, so
+``await asyncio.gather(*(client.step(s, t) for s in scripts))`` pipelines naturally.
+Idempotent calls are re-sent on timeout (``retries`` times) on the same socket, because
+other requests are in flight on it; ZeroMQ reconnects a DEALER by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from ..scenes import Scene
+from . import codec
+from .client import ClientBase, TargetLike, _batch_result, _items, as_target_spec, reset_spec
+from .errors import RETRYABLE, ClientTimeout, ServerError
+from .messages import Info, Ping, Render, Request, Reset, Step, StepBatch, StepItem
+from .results import RenderResult, ServerInfo, StepResult, target_from_wire
+from .targets import Target
+
+
+class AsyncClient(ClientBase):
+    """asyncio twin of :class:`derender.protocol.client.Client` (same methods, awaited)."""
+
+    def __init__(self, address: str, timeout: float = 60.0, retries: int = 2, **kw: Any) -> None:
+        super().__init__(address, timeout, retries, **kw)
+        self._ctx = zmq.asyncio.Context.instance()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._configure(self._sock)
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def _read(self) -> None:
+        while True:
+            frames = await self._sock.recv_multipart()
+            reply = self._unpack(frames)
+            fut = self._waiting.pop(str(reply.get("id")), None)
+            if fut is not None and not fut.done():  # else: a stale reply to a retried request
+                fut.set_result(reply)
+
+    async def _call(self, req: Request, idempotent: bool) -> dict[str, Any]:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            rid = self._next_id() if attempt else str(req.id)
+            wire = {**req.to_wire(), "id": rid}
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._waiting[rid] = fut
+            await self._sock.send_multipart([b"", *codec.encode(wire)])
+            try:
+                reply = await asyncio.wait_for(fut, self.timeout)
+            except TimeoutError:
+                self._waiting.pop(rid, None)
+                if attempt + 1 == attempts:
+                    raise ClientTimeout(
+                        f"no reply from {self.address} within {self.timeout:g} s"
+                    ) from None
+                continue
+            err = (reply.get("error") or {}).get("code")
+            if idempotent and err in RETRYABLE and attempt + 1 < attempts:
+                await asyncio.sleep(0.05 * 2**attempt)
+                continue
+            return self._check(reply)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def ping(self) -> float:
+        t0 = time.perf_counter()
+        await self._call(Ping(self._next_id()), idempotent=True)
+        return time.perf_counter() - t0
+
+    async def info(self) -> ServerInfo:
+        return ServerInfo.from_wire(await self._call(Info(self._next_id()), idempotent=True))
+
+    async def reset(
+        self,
+        seed: int | None = None,
+        index: int = 0,
+        *,
+        scene: Scene | None = None,
+        dataset: str | None = None,
+        masks: bool = True,
+    ) -> Target:
+        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks,
+                    self.encoding)
+        return target_from_wire(await self._call(req, idempotent=True))
+
+    async def step(
+        self,
+        script: str,
+        target: TargetLike,
+        seed: int = 0,
+        preset: str | None = None,
+        masks: bool = False,
+    ) -> StepResult:
+        item = StepItem(script, as_target_spec(target), seed)
+        req = Step(self._next_id(), item, preset, masks, self.encoding)
+        return StepResult.from_wire(await self._call(req, idempotent=False))
+
+    async def step_many(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None = None,
+        preset: str | None = None,
+        masks: bool = False,
+        return_exceptions: bool = False,
+    ) -> list[StepResult | ServerError]:
+        """Concurrent steps over the one socket; results in the order of scripts."""
+        items = _items(scripts, targets, seeds)
+        calls = [
+            self._call(Step(self._next_id(), it, preset, masks, self.encoding), False)
+            for it in items
+        ]
+        replies = await asyncio.gather(*calls, return_exceptions=return_exceptions)
+        return [r if isinstance(r, ServerError) else StepResult.from_wire(r) for r in replies]
+
+    async def step_batch(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None = None,
+        preset: str | None = None,
+        masks: bool = False,
+    ) -> list[StepResult | ServerError]:
+        req = StepBatch(self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks,
+                        self.encoding)
+        reply = await self._call(req, idempotent=False)
+        return [_batch_result(r) for r in reply["results"]]
+
+    async def render(self, scene: Scene, masks: bool = True) -> RenderResult:
+        req = Render(self._next_id(), scene, masks, self.encoding)
+        return RenderResult.from_wire(await self._call(req, idempotent=True))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        for fut in self._waiting.values():
+            fut.cancel()
+        self._waiting.clear()
+        self._sock.close(linger=0)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

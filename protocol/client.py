@@ -1,0 +1,318 @@
+"""The synchronous client: ``from derender import Client``.
+
+One DEALER socket. Idempotent calls (``ping``, ``info``, ``reset``, ``render``) follow
+the Lazy Pirate pattern: on a timeout the socket is dropped, a new one connects and the
+request is sent again, ``retries`` times, then :class:`ClientTimeout` (a TimeoutError).
+``step`` is not retried (a script may have side effects on the worker; the caller
+decides). Error replies raise :class:`ServerError` with the server's ``.code``.
+``step_many`` pipelines many ``step`` requests over the one socket and matches replies by
+id, so a farm can work on them in parallel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from ..scenes import Scene
+from . import codec
+from .errors import RETRYABLE, ClientTimeout, ServerError
+from .keys import KeyPair, load_keys
+from .messages import (
+    DatasetTarget,
+    Info,
+    Ping,
+    Render,
+    Request,
+    Reset,
+    SceneTarget,
+    SeedTarget,
+    Step,
+    StepBatch,
+    StepItem,
+    TargetSpec,
+)
+from .results import RenderResult, ServerInfo, StepResult, target_from_wire
+from .targets import Target
+
+TargetLike = TargetSpec | Target | str
+
+
+def as_target_spec(target: TargetLike) -> TargetSpec | str:
+    """A Target (from reset) is sent by its id; a Scene as a scene spec."""
+    if isinstance(target, Target):
+        return target.target_id
+    if isinstance(target, Scene):
+        return SceneTarget(target)
+    return target
+
+
+def reset_spec(
+    seed: int | None, index: int, scene: Scene | None, dataset: str | None
+) -> TargetSpec:
+    given = [x is not None for x in (seed, scene, dataset)]
+    if sum(given) != 1:
+        raise ValueError("reset needs exactly one of seed=, scene=, dataset=")
+    if seed is not None:
+        return SeedTarget(seed, index)
+    if scene is not None:
+        return SceneTarget(scene)
+    assert dataset is not None
+    return DatasetTarget(dataset, index)
+
+
+class ClientBase:
+    """Socket set-up, request ids and reply decoding shared by the sync and async clients."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 60.0,
+        retries: int = 2,
+        *,
+        server_key: bytes | str | Path | None = None,
+        client_keys: KeyPair | str | Path | None = None,
+        encoding: str = "raw",
+    ) -> None:
+        if timeout <= 0 or retries < 0:
+            raise ValueError(f"need timeout > 0 and retries >= 0, got {timeout}, {retries}")
+        if encoding not in codec.ENCODINGS:
+            raise ValueError(f"encoding must be one of {codec.ENCODINGS}, got {encoding!r}")
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self.encoding = encoding
+        self._curve = _curve_keys(server_key, client_keys)
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid():x}.{os.urandom(3).hex()}"
+
+    def _next_id(self) -> str:
+        return f"{self._prefix}.{next(self._ids)}"
+
+    def _configure(self, sock: zmq.Socket) -> None:
+        sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            server_public, mine = self._curve
+            sock.curve_serverkey = server_public
+            sock.curve_publickey = mine.public
+            sock.curve_secretkey = mine.secret
+        sock.connect(self.address)
+
+    @staticmethod
+    def _unpack(frames: Sequence[Any]) -> dict[str, Any]:
+        if frames and len(frames[0]) == 0:  # the empty delimiter we sent, echoed
+            frames = frames[1:]
+        return codec.decode(frames, codec.CodecLimits(max_frames=1 << 16))
+
+    @staticmethod
+    def _check(reply: dict[str, Any]) -> dict[str, Any]:
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            raise ServerError(str(err.get("message", "")), str(err.get("code", "internal")),
+                              reply.get("id"))
+        return reply
+
+    def _frames(self, req: Request) -> list[bytes]:
+        return [b"", *codec.encode(req.to_wire())]
+
+
+def _curve_keys(
+    server_key: bytes | str | Path | None, client_keys: KeyPair | str | Path | None
+) -> tuple[bytes, KeyPair] | None:
+    if server_key is None:
+        if client_keys is not None:
+            raise ValueError("client_keys need server_key (the server's public key)")
+        return None
+    public = server_key if isinstance(server_key, bytes) else load_keys(server_key).public
+    if client_keys is None:  # an ephemeral pair: only useful against an open allow-list
+        pub, sec = zmq.curve_keypair()
+        mine = KeyPair(pub, sec)
+    else:
+        mine = client_keys if isinstance(client_keys, KeyPair) else load_keys(client_keys)
+    if mine.secret is None:
+        raise ValueError("client_keys must include the secret key (a .key_secret file)")
+    return public, mine
+
+
+class Client(ClientBase):
+    """Blocking client for one server address; see the module docstring."""
+
+    def __init__(self, address: str, timeout: float = 60.0, retries: int = 2, **kw: Any) -> None:
+        super().__init__(address, timeout, retries, **kw)
+        self._ctx = zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._configure(self._sock)
+
+    # -- plumbing -------------------------------------------------------------------
+    def _recv(self, wanted: set[str], timeout: float) -> dict[str, Any]:
+        """The next reply whose id is in ``wanted``; stale replies are skipped."""
+        assert self._sock is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sock.poll(int(left * 1000) + 1):
+                raise ClientTimeout(f"no reply from {self.address} within {timeout:g} s")
+            reply = self._unpack(self._sock.recv_multipart())
+            if reply.get("id") in wanted:
+                return reply
+
+    def _call(self, req: Request, idempotent: bool) -> dict[str, Any]:
+        attempts = 1 + (self.retries if idempotent else 0)
+        for attempt in range(attempts):
+            assert self._sock is not None
+            self._sock.send_multipart(self._frames(req))
+            try:
+                reply = self._recv({str(req.id)}, self.timeout)
+            except ClientTimeout:
+                self._connect()  # Lazy Pirate: a fresh socket drops the stuck request
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            err = (reply.get("error") or {}).get("code")
+            if idempotent and err in RETRYABLE and attempt + 1 < attempts:
+                time.sleep(0.05 * 2**attempt)
+                continue
+            return self._check(reply)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    # -- requests -------------------------------------------------------------------
+    def ping(self) -> float:
+        """Round-trip time in seconds."""
+        t0 = time.perf_counter()
+        self._call(Ping(self._next_id()), idempotent=True)
+        return time.perf_counter() - t0
+
+    def info(self) -> ServerInfo:
+        return ServerInfo.from_wire(self._call(Info(self._next_id()), idempotent=True))
+
+    def reset(
+        self,
+        seed: int | None = None,
+        index: int = 0,
+        *,
+        scene: Scene | None = None,
+        dataset: str | None = None,
+        masks: bool = True,
+    ) -> Target:
+        """Make (render and cache) a target on the server; returns it with its id."""
+        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks,
+                    self.encoding)
+        return target_from_wire(self._call(req, idempotent=True))
+
+    def step(
+        self,
+        script: str,
+        target: TargetLike,
+        seed: int = 0,
+        preset: str | None = None,
+        masks: bool = False,
+    ) -> StepResult:
+        """Run and score one script against a target (a Target, its id, or a spec)."""
+        item = StepItem(script, as_target_spec(target), seed)
+        req = Step(self._next_id(), item, preset, masks, self.encoding)
+        return StepResult.from_wire(self._call(req, idempotent=False))
+
+    def step_many(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None = None,
+        preset: str | None = None,
+        masks: bool = False,
+        window: int = 64,
+        return_exceptions: bool = False,
+    ) -> list[StepResult | ServerError]:
+        """Pipelined steps (up to ``window`` in flight); results in the order of scripts."""
+        items = _items(scripts, targets, seeds)
+        reqs = [Step(self._next_id(), it, preset, masks, self.encoding) for it in items]
+        index = {str(r.id): i for i, r in enumerate(reqs)}
+        out: list[Any] = [None] * len(reqs)
+        sent = done = 0
+        assert self._sock is not None
+        while done < len(reqs):
+            while sent < len(reqs) and sent - done < window:
+                self._sock.send_multipart(self._frames(reqs[sent]))
+                sent += 1
+            try:
+                reply = self._recv(set(index), self.timeout)
+            except ClientTimeout:
+                self._connect()
+                raise
+            i = index.pop(reply["id"])
+            try:
+                out[i] = StepResult.from_wire(self._check(reply))
+            except ServerError as exc:
+                if not return_exceptions:
+                    self._connect()  # replies still in flight must not reach later calls
+                    raise
+                out[i] = exc
+            done += 1
+        return out
+
+    def step_batch(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None = None,
+        preset: str | None = None,
+        masks: bool = False,
+    ) -> list[StepResult | ServerError]:
+        """One ``step_batch`` message; a failed item is a ServerError in its slot."""
+        req = StepBatch(self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks,
+                        self.encoding)
+        reply = self._call(req, idempotent=False)
+        return [_batch_result(r) for r in reply["results"]]
+
+    def render(self, scene: Scene, masks: bool = True) -> RenderResult:
+        req = Render(self._next_id(), scene, masks, self.encoding)
+        return RenderResult.from_wire(self._call(req, idempotent=True))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _items(
+    scripts: Sequence[str], targets: TargetLike | Sequence[TargetLike],
+    seeds: Sequence[int] | None,
+) -> list[StepItem]:
+    """One StepItem per script; a single target applies to all of them."""
+    if isinstance(scripts, str):
+        raise TypeError("scripts must be a sequence of strings, not one string")
+    n = len(scripts)
+    tlist: list[TargetLike] = (
+        list(targets) if isinstance(targets, list | tuple) else [targets] * n  # type: ignore[list-item]
+    )
+    slist = list(seeds) if seeds is not None else [0] * n
+    if len(tlist) != n or len(slist) != n:
+        raise ValueError(f"{n} scripts need {n} targets and seeds, got {len(tlist)}, "
+                         f"{len(slist)}")
+    return [StepItem(s, as_target_spec(t), sd) for s, t, sd in zip(scripts, tlist, slist,
+                                                                        strict=True)]
+
+
+def _batch_result(data: dict[str, Any]) -> StepResult | ServerError:
+    if "error" in data:
+        err = data["error"]
+        return ServerError(str(err.get("message", "")), str(err.get("code", "internal")))
+    return StepResult.from_wire(data)
+

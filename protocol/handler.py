@@ -1,0 +1,279 @@
+"""One request in, one reply out: the transport-independent core of a derender server.
+
+``Handler.handle_frames`` takes the frames after the routing envelope and returns the
+reply frames. It never raises for bad input: every failure becomes a typed error reply
+(SPEC.md section 5). It drives any object with the ``addon.service.Service`` interface
+(``frame``, ``render_scene``, ``step``) and scores steps in-process with
+:mod:`derender.reward`; it imports neither bpy nor zmq, so it is tested and reused
+outside Blender.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from .. import __version__
+from ..scenes import (
+    GenerationError,
+    GeneratorConfig,
+    Scene,
+    dsl_program,
+    generate_scene,
+    scene_to_clevr,
+)
+from ..scenes import universe as universe_mod
+from . import codec
+from .cheatsheet import cheatsheet
+from .errors import BadRequest, ProtocolError, RenderError
+from .messages import (
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    DatasetTarget,
+    Info,
+    Limits,
+    Ping,
+    Render,
+    Request,
+    Reset,
+    SceneTarget,
+    SeedTarget,
+    Step,
+    StepBatch,
+    StepItem,
+    TargetRef,
+    TargetSpec,
+    parse_request,
+    request_id,
+)
+from .targets import Target, TargetCache, target_id
+
+log = logging.getLogger(__name__)
+
+
+class ServiceLike(Protocol):
+    """What the handler needs from ``addon.service.Service``."""
+
+    frame: Any
+
+    def render_scene(self, scene: Scene, masks: bool = True) -> Any: ...
+
+    def step(self, script: str, seed: int = 0, masks: bool = True) -> Any: ...
+
+
+def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": False, "error": exc.to_dict()}
+
+
+class Handler:
+    """Dispatches requests to a service, keeps the target cache, scores steps."""
+
+    def __init__(
+        self,
+        service: ServiceLike,
+        limits: Limits | None = None,
+        datasets: Mapping[str, Sequence[Scene]] | None = None,
+        default_preset: str = "seed",
+    ) -> None:
+        from .. import reward
+
+        self.service = service
+        self.limits = limits or Limits()
+        self.datasets = {k: list(v) for k, v in (datasets or {}).items()}
+        self.targets = TargetCache(self.limits.max_targets)
+        self._reward = reward
+        self.presets = tuple(reward.PRESETS)
+        if default_preset not in self.presets:
+            raise ValueError(f"default_preset {default_preset!r} is not one of {self.presets}")
+        self.default_preset = default_preset
+        self.frame_hash: str = service.frame.hash()
+        self._generator = GeneratorConfig(frame=service.frame)
+
+    # -- entry points -------------------------------------------------------------
+    def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
+        """Reply frames for request frames (header first); never raises on bad input."""
+        rid: object = None
+        kind = "error"
+        encoding = "raw"
+        limits = self.limits.codec()
+        try:
+            if not frames:
+                raise BadRequest("empty message: no header frame")
+            header = codec.decode_header(frames[0], limits)
+            rid = request_id(header, self.limits)
+            if isinstance(header.get("type"), str) and len(header["type"]) <= 32:
+                kind = header["type"]
+            if header.get("encoding") in codec.ENCODINGS:
+                encoding = header["encoding"]
+            header = codec.attach_arrays(header, frames[1:], limits)
+            reply = self.handle(parse_request(header, self.limits))
+        except ProtocolError as exc:
+            reply = error_reply(rid, kind, exc)
+        except Exception as exc:  # a bug must not stop the loop; the client learns what
+            log.exception("internal error handling request %r", rid)
+            reply = error_reply(rid, kind, ProtocolError(f"{type(exc).__name__}: {exc}"))
+        return codec.encode(reply, encoding)
+
+    def handle(self, req: Request) -> dict[str, Any]:
+        """The reply header (arrays inline) for a parsed request."""
+        body: dict[str, Any]
+        if isinstance(req, Ping):
+            body = {"time": time.time()}
+        elif isinstance(req, Info):
+            body = self.info()
+        elif isinstance(req, Reset):
+            target = self.resolve(req.target)
+            body = self._target_body(target, req.masks)
+        elif isinstance(req, Step):
+            body = self.step(req.item, req.preset, req.masks)
+        elif isinstance(req, StepBatch):
+            body = {"results": self.step_batch(req.items, req.preset, req.masks)}
+        elif isinstance(req, Render):
+            body = self.render(req.scene, req.masks)
+        else:  # parse_request only makes the types above
+            raise BadRequest(f"unhandled request type {req.type!r}")
+        return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
+
+    # -- requests -----------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        frame = self.service.frame
+        return {
+            "server": {"name": "derender", "version": __version__},
+            "protocol": {"versions": list(SUPPORTED_VERSIONS), "limits": self.limits.to_dict()},
+            "frame": frame.to_dict(),
+            "frame_hash": self.frame_hash,
+            "engine": frame.engine,
+            "universe": universe_mod.describe(),
+            "reward_presets": list(self.presets),
+            "default_preset": self.default_preset,
+            "datasets": {k: len(v) for k, v in self.datasets.items()},
+            "cheatsheet": cheatsheet(),
+        }
+
+    def resolve(self, spec: TargetSpec) -> Target:
+        """The target for a spec, from the cache or rendered now (and cached)."""
+        if isinstance(spec, TargetRef):
+            return self.targets.get(spec.target_id)
+        scene = self._scene_for(spec)
+        tid = target_id(scene, self.frame_hash)
+        if tid in self.targets:
+            return self.targets.get(tid)
+        result = self._render(scene, masks=True)
+        return self.targets.put(Target(tid, scene, result.image, result.masks, self.frame_hash))
+
+    def step(self, item: StepItem, preset: str | None, masks: bool) -> dict[str, Any]:
+        return self.step_batch([item], preset, masks)[0]
+
+    def step_batch(
+        self, items: Sequence[StepItem], preset: str | None, masks: bool
+    ) -> list[dict[str, Any]]:
+        """Run every script, then score all of them in one batched reward call.
+
+        With more than one item, an item that cannot run (e.g. an unknown target id) gets
+        an ``error`` entry instead of sinking the batch; a single step raises it instead.
+        """
+        name = preset or self.default_preset
+        spec = self._preset(name)
+        runs: list[tuple[Target, Any, float] | ProtocolError] = []
+        for item in items:
+            try:
+                target = self.resolve(item.target)
+                t0 = time.perf_counter()
+                res = self.service.step(item.script, seed=item.seed, masks=True)
+                runs.append((target, res, time.perf_counter() - t0))
+            except ProtocolError as exc:
+                if len(items) == 1:
+                    raise
+                runs.append(exc)
+        ok = [(i, r) for i, r in enumerate(runs) if not isinstance(r, ProtocolError)]
+        t1 = time.perf_counter()
+        scored = self._reward.score_batch(
+            [res.image for _, (_, res, _) in ok],
+            [t.image for _, (t, _, _) in ok],
+            spec,
+            outcomes=[res.outcome for _, (_, res, _) in ok],
+            render_masks=[res.masks for _, (_, res, _) in ok],
+            target_masks=[t.masks for _, (t, _, _) in ok],
+            scenes=[res.readback for _, (_, res, _) in ok],
+            target_scenes=[t.scene for _, (t, _, _) in ok],
+            codes=[items[i].script for i, _ in ok],
+            reference_codes=[dsl_program(t.scene) for _, (t, _, _) in ok],
+        ) if ok else []
+        reward_s = (time.perf_counter() - t1) / max(len(ok), 1)
+        out: list[dict[str, Any]] = [
+            {"error": r.to_dict()} if isinstance(r, ProtocolError) else {} for r in runs
+        ]
+        for (i, (target, res, service_s)), sc in zip(ok, scored, strict=True):
+            out[i] = {
+                "outcome": res.outcome,
+                "message": res.message or "",
+                "line": res.line,
+                "stdout": res.stdout or "",
+                "reward": sc.reward,
+                "components": dict(sc.components),
+                "unavailable": list(sc.unavailable),
+                "preset": name,
+                "spec_hash": sc.spec_hash,
+                "image": res.image,
+                "masks": res.masks if masks else None,
+                "scene": None if res.readback is None
+                else scene_to_clevr(res.readback, self.service.frame),
+                "timings": {**res.timings, "service": service_s, "reward": reward_s},
+                "target_id": target.target_id,
+                "frame_hash": self.frame_hash,
+            }
+        return out
+
+    def render(self, scene: Scene, masks: bool) -> dict[str, Any]:
+        result = self._render(scene, masks)
+        return {
+            "image": result.image,
+            "masks": result.masks if masks else None,
+            "timings": dict(result.timings),
+            "frame_hash": self.frame_hash,
+        }
+
+    # -- helpers ------------------------------------------------------------------
+    def _preset(self, name: str) -> Any:
+        if name not in self.presets:
+            raise BadRequest(f"reward preset {name!r} is not one of {list(self.presets)}")
+        return self._reward.preset(name)
+
+    def _scene_for(self, spec: TargetSpec) -> Scene:
+        if isinstance(spec, SceneTarget):
+            return spec.scene
+        if isinstance(spec, SeedTarget):
+            try:
+                return generate_scene(spec.seed, spec.index, self._generator)
+            except GenerationError as exc:
+                raise BadRequest(str(exc)) from exc
+        assert isinstance(spec, DatasetTarget)
+        scenes = self.datasets.get(spec.dataset)
+        if scenes is None:
+            raise BadRequest(f"dataset {spec.dataset!r} is not loaded; this server has "
+                             f"{sorted(self.datasets)}")
+        if spec.index >= len(scenes):
+            raise BadRequest(f"dataset {spec.dataset!r} has {len(scenes)} scenes; "
+                             f"index {spec.index} is out of range")
+        return scenes[spec.index]
+
+    def _render(self, scene: Scene, masks: bool) -> Any:
+        try:
+            return self.service.render_scene(scene, masks=masks)
+        except ProtocolError:
+            raise
+        except Exception as exc:  # Blender failures arrive as assorted exception types
+            raise RenderError(f"rendering the scene failed: {type(exc).__name__}: {exc}") from exc
+
+    def _target_body(self, target: Target, masks: bool) -> dict[str, Any]:
+        return {
+            "target_id": target.target_id,
+            "frame_hash": target.frame_hash,
+            "frame": self.service.frame.to_dict(),
+            "scene": scene_to_clevr(target.scene, self.service.frame),
+            "image": target.image,
+            "masks": target.masks if masks else None,
+        }
+

@@ -1,0 +1,262 @@
+"""Scoring: N (render, target) pairs in one pass, one pair through the same path.
+
+The image metrics run in numpy over the whole batch at once; LPIPS runs as one batched torch
+forward (CUDA when available). Without torch, or without the LPIPS weights, LPIPS is
+reported unavailable (logged once) and the spec's other terms are rescaled (see ``spec``).
+
+A failed step (render None) scores the validity floor: every term but ``valid`` is 0, so
+the reward is w_valid · validity (rescaled like any other result when a term of the spec is
+unavailable on this machine), and ``components`` holds only ``valid``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from ..scenes.model import Scene
+from . import image, program
+from .edges import soft_edge_l2, soft_edges
+from .scene_graph import SceneGraphScore, scene_graph_score
+from .spec import RewardSpec, preset, term
+from .ssim import ssim
+
+log = logging.getLogger(__name__)
+_IMAGE_METRICS = ("lpips", "ssim", "mse", "edge_l2")
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """One scored step: the reward, its measured components and the spec that made it."""
+
+    reward: float
+    components: MappingProxyType[str, float]
+    spec_hash: str
+    unavailable: tuple[str, ...]
+    scene_graph: SceneGraphScore | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (the scene-graph details reduced to their numbers)."""
+        out: dict[str, Any] = {
+            "reward": self.reward,
+            "components": dict(self.components),
+            "spec_hash": self.spec_hash,
+            "unavailable": list(self.unavailable),
+        }
+        if self.scene_graph is not None:
+            sg = self.scene_graph
+            out["scene_graph"] = {
+                "precision": sg.precision,
+                "recall": sg.recall,
+                "f1": sg.f1,
+                "attribute_accuracy": sg.attribute_accuracy,
+                "mean_position_error": sg.mean_position_error,
+                "score": sg.score,
+            }
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_missing() -> str | None:
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        log.warning("LPIPS unavailable, scoring without it: torch cannot be imported (%s)", exc)
+        return str(exc)
+    return None
+
+
+def lpips_model(spec: RewardSpec) -> Any:
+    """The spec's LPIPS model, or None (the reason logged once) when it cannot be had."""
+    if _torch_missing() is not None:
+        return None
+    from . import lpips
+
+    return lpips.cached(spec.lpips_trunk)
+
+
+def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
+    if values is None:
+        return [None] * n
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} entries for {n} targets")
+    return values
+
+
+def _content_key(img: np.ndarray) -> tuple[Any, ...]:
+    arr = np.ascontiguousarray(img)
+    return (arr.shape, arr.dtype.str, hashlib.blake2b(memoryview(arr), digest_size=16).digest())
+
+
+def _image_metrics(
+    spec: RewardSpec, renders: np.ndarray, targets: np.ndarray, index: np.ndarray, model: Any
+) -> dict[str, np.ndarray]:
+    """The weighted image metrics of renders[i] against targets[index[i]] (0..1 floats)."""
+    a, b = renders, targets[index]
+    out: dict[str, np.ndarray] = {}
+    wanted = set(spec.weights)
+    if "mse" in wanted:
+        out["mse"] = image.mse(a, b)
+    if wanted & {"ssim", "edge_l2"}:
+        la, lb = image.luminance(a), image.luminance(targets)
+        if "ssim" in wanted:
+            out["ssim"] = ssim(la, lb[index])
+        if "edge_l2" in wanted:  # Canny once per distinct target
+            out["edge_l2"] = soft_edge_l2(soft_edges(la), soft_edges(lb)[index])
+    if "lpips" in wanted and model is not None:
+        from .lpips import distance
+
+        # Distinct targets only: the trunk runs once per target, not once per candidate.
+        out["lpips"] = distance(model, a, targets, index)
+    return out
+
+
+def score_batch(
+    renders: Sequence[np.ndarray | None],
+    targets: Sequence[np.ndarray],
+    spec: RewardSpec | None = None,
+    outcomes: Sequence[str] | None = None,
+    render_masks: Sequence[np.ndarray | None] | None = None,
+    target_masks: Sequence[np.ndarray | None] | None = None,
+    scenes: Sequence[Scene | None] | None = None,
+    target_scenes: Sequence[Scene | None] | None = None,
+    codes: Sequence[str | None] | None = None,
+    reference_codes: Sequence[str | None] | None = None,
+    backgrounds: Sequence[np.ndarray | None] | None = None,
+) -> list[RewardResult]:
+    """Score N pairs; ``spec`` defaults to ``preset("seed")``, ``outcomes`` to all "ok".
+
+    Foreground IoU uses the instance masks when both are given, else a background-difference
+    mask against ``backgrounds[i]`` (the empty-frame render), else it is unavailable.
+    """
+    spec = preset("seed") if spec is None else spec
+    n = len(targets)
+    renders = _column(renders, n, "renders")
+    outcomes = ["ok"] * n if outcomes is None else _column(outcomes, n, "outcomes")
+    cols = {
+        name: _column(values, n, name)
+        for name, values in (
+            ("render_masks", render_masks),
+            ("target_masks", target_masks),
+            ("backgrounds", backgrounds),
+            ("scenes", scenes),
+            ("target_scenes", target_scenes),
+            ("codes", codes),
+            ("reference_codes", reference_codes),
+        )
+    }
+    model = lpips_model(spec) if "lpips" in spec.weights else None
+    spec_missing = ("lpips",) if "lpips" in spec.weights and model is None else ()
+    spec_hash = spec.hash()
+
+    # Resample (each distinct target once), then group by shape for batched metrics; there
+    # is one group unless size is None and the pairs come at several resolutions.
+    comps: list[dict[str, float]] = [{} for _ in range(n)]
+    groups: dict[tuple[int, ...], list[int]] = {}
+    prepared: dict[int, np.ndarray] = {}
+    target_of: dict[int, int] = {}
+    distinct: dict[tuple[Any, ...], int] = {}
+    uniq: list[np.ndarray] = []
+    for i, (r, t) in enumerate(zip(renders, targets, strict=True)):
+        if r is None:
+            continue
+        key = _content_key(t)
+        if key not in distinct:
+            distinct[key] = len(uniq)
+            uniq.append(image.resize(image.as_float(t), spec.size))
+        fr, j = image.resize(image.as_float(r), spec.size), distinct[key]
+        if fr.shape != uniq[j].shape:
+            raise ValueError(
+                f"pair {i}: render {fr.shape} and target {uniq[j].shape} differ in shape"
+            )
+        prepared[i], target_of[i] = fr, j
+        groups.setdefault(fr.shape, []).append(i)
+    if set(spec.weights) & set(_IMAGE_METRICS):
+        for idx in groups.values():
+            used = sorted({target_of[i] for i in idx})
+            local = {j: k for k, j in enumerate(used)}
+            metrics = _image_metrics(
+                spec,
+                np.stack([prepared[i] for i in idx]),
+                np.stack([uniq[j] for j in used]),
+                np.array([local[target_of[i]] for i in idx]),
+                model,
+            )
+            for name, values in metrics.items():
+                for k, i in enumerate(idx):
+                    comps[i][name] = float(values[k])
+
+    results = []
+    for i in range(n):
+        rendered = renders[i] is not None
+        c = comps[i] if rendered else {}
+        sg = None
+        if rendered:
+            extra = {k: v[i] for k, v in cols.items()}
+            sg = _pair_components(spec, c, renders[i], targets[i], extra)
+        c["valid"] = program.validity(outcomes[i], rendered)
+        missing = spec_missing + tuple(
+            k for k in spec.weights if rendered and k not in c and k not in spec_missing
+        )
+        avail = [k for k in spec.weights if k not in missing]
+        w_avail = sum(spec.weights[k] for k in avail)
+        # A term with no component (a failed step's image terms) scores 0, not term(0).
+        total = sum(spec.weights[k] * term(k, c[k]) for k in avail if k in c)
+        reward = total * spec.total_weight / w_avail if w_avail > 0 else 0.0
+        results.append(
+            RewardResult(float(reward), MappingProxyType(c), spec_hash, tuple(sorted(missing)), sg)
+        )
+    return results
+
+
+def _pair_components(
+    spec: RewardSpec, c: dict[str, float], render: np.ndarray, target: np.ndarray, extra: dict
+) -> SceneGraphScore | None:
+    """Adds the per-pair components (IoU, scene graph, code length) to ``c``."""
+    sg = None
+    if "iou" in spec.weights:
+        rm, tm, bg = extra["render_masks"], extra["target_masks"], extra["backgrounds"]
+        if rm is not None and tm is not None:
+            c["iou"] = float(image.iou(image.mask_foreground(rm), image.mask_foreground(tm)))
+        elif bg is not None:
+            b = image.as_float(bg)
+            fr = image.foreground(image.as_float(render), b)
+            c["iou"] = float(image.iou(fr, image.foreground(image.as_float(target), b)))
+    if "scene_graph" in spec.weights:
+        pred, goal = extra["scenes"], extra["target_scenes"]
+        if pred is not None and goal is not None:
+            sg = scene_graph_score(pred, goal)
+            c["scene_graph"] = sg.score
+    if "code_length" in spec.weights:
+        code, ref = extra["codes"], extra["reference_codes"]
+        if code is not None and ref is not None:
+            c["code_length"] = program.code_length_reward(code, ref)
+    return sg
+
+
+def score(
+    render: np.ndarray | None,
+    target: np.ndarray,
+    spec: RewardSpec | None = None,
+    outcome: str = "ok",
+    render_masks: np.ndarray | None = None,
+    target_masks: np.ndarray | None = None,
+    scene: Scene | None = None,
+    target_scene: Scene | None = None,
+    code: str | None = None,
+    reference_code: str | None = None,
+    background: np.ndarray | None = None,
+) -> RewardResult:
+    """Score one pair: ``score_batch`` with N = 1, so single and batch agree."""
+    return score_batch(
+        [render], [target], spec, [outcome], [render_masks], [target_masks],
+        [scene], [target_scene], [code], [reference_code], [background],
+    )[0]  # fmt: skip

@@ -1,0 +1,237 @@
+"""The locked frame: built from the spec, checked by value, reset without leaks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import bpy
+import numpy as np
+import pytest
+from derender.addon import assets, build, frame, render
+from derender.scenes import universe
+from derender.scenes.generator import generate_scene
+from derender.scenes.model import Scene, SceneObject
+from derender.scenes.programs import bpy_program
+
+
+@pytest.mark.parametrize("engine", ["workbench", "cycles", "eevee"])
+def test_built_frame_matches_its_spec(engine, spec_for):
+    spec = spec_for(engine)
+    frame.reset(spec)
+    assert frame.frame_differences(spec) == []
+    scene = bpy.context.scene
+    assert scene.render.engine == {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES",
+                                   "eevee": "BLENDER_EEVEE"}[engine]
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (64, 64)
+    cam = scene.camera
+    assert tuple(round(v, 4) for v in cam.location) == (7.4811, -6.5076, 5.3437)
+    assert (cam.data.lens, cam.data.sensor_width, cam.data.sensor_height) == (35, 32, 18)
+    names = {o.name for o in scene.objects}
+    assert names == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
+    # another spec is a different frame
+    other = replace(spec, width=32)
+    assert any("resolution_x" in d for d in frame.frame_differences(other))
+
+
+def test_camera_matches_framespec_projection(wb_frame):
+    """Blender draws each object where FrameSpec.project (used for CLEVR's pixel_coords)
+    says: the mask centroid of an isolated object is within 1.5 px of pixel_coords."""
+    spec = wb_frame.with_size(160, 120)
+    frame.reset(spec)
+    placements = [(-2.0, -2.0), (2.5, 0.5), (0.0, 2.5), (-2.5, 1.5)]
+    scene = Scene(tuple(SceneObject("sphere", "small", "rubber", "red", x, y)
+                        for x, y in placements))
+    masks = render.render_masks(build.build(scene), spec)
+    for i, obj in enumerate(scene.objects, start=1):
+        ys, xs = np.nonzero(masks == i)
+        px, py, _ = spec.pixel_coords(obj.position)
+        assert abs(xs.mean() + 0.5 - px) < 1.5 and abs(ys.mean() + 0.5 - py) < 1.5
+    frame.reset(wb_frame)
+
+
+def _tamper_camera_location():
+    bpy.data.objects["Camera"].location.x += 0.5
+
+
+def _tamper_lens():
+    bpy.data.objects["Camera"].data.lens = 50.0
+
+
+def _tamper_light_energy():
+    bpy.data.objects["Key"].data.energy *= 3
+
+
+def _tamper_light_deleted():
+    bpy.data.objects.remove(bpy.data.objects["Fill"])
+
+
+def _tamper_light_hidden():
+    bpy.data.objects["Back"].hide_render = True
+
+
+def _tamper_ground_color():
+    bpy.data.materials["Ground"].node_tree.nodes["Principled BSDF"].inputs[
+        "Base Color"].default_value = (1, 0, 0, 1)
+
+
+def _tamper_world():
+    bpy.context.scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 9
+
+
+def _tamper_engine():
+    bpy.context.scene.render.engine = "CYCLES"
+
+
+def _tamper_resolution():
+    bpy.context.scene.render.resolution_x = 640
+
+
+def _tamper_samples():
+    bpy.context.scene.display.render_aa = "32"
+
+
+def _tamper_scene_camera():
+    cam = bpy.data.objects.new("Spy", bpy.data.cameras.new("Spy"))
+    bpy.context.scene.collection.objects.link(cam)
+    bpy.context.scene.camera = cam
+
+
+def _tamper_view_transform():
+    bpy.context.scene.view_settings.view_transform = "AgX"
+
+
+def _tamper_parented_camera():
+    bpy.ops.mesh.primitive_cube_add(location=(1, 1, 1))
+    bpy.data.objects["Camera"].parent = bpy.context.object
+
+
+def _tamper_rename():
+    bpy.data.objects["Camera"].name = "Agent"
+
+
+def _tamper_stamp():
+    bpy.context.scene.render.use_stamp = True  # burns text into the image
+
+
+def _tamper_bounces():
+    bpy.context.scene.cycles.max_bounces = 0  # not a spec field: caught by the snapshot
+
+
+@pytest.mark.parametrize(
+    ("tamper", "needle"),
+    [
+        (_tamper_camera_location, "camera matrix"),
+        (_tamper_lens, "camera lens"),
+        (_tamper_light_energy, "light:Key energy"),
+        (_tamper_light_deleted, "light:Fill is missing"),
+        (_tamper_light_hidden, "light:Back hide_render"),
+        (_tamper_ground_color, "ground base color"),
+        (_tamper_world, "world strength"),
+        (_tamper_engine, "render.engine"),
+        (_tamper_resolution, "render.resolution_x"),
+        (_tamper_samples, "display.render_aa"),
+        (_tamper_scene_camera, "scene.camera"),
+        (_tamper_view_transform, "view_settings.view_transform"),
+        (_tamper_parented_camera, "camera has a parent"),
+        (_tamper_stamp, "render.use_stamp"),
+        (_tamper_rename, "camera is named 'Agent'"),
+        (_tamper_bounces, "cycles.max_bounces"),
+    ],
+)
+def test_tampering_is_reported_and_reset_repairs_it(tamper, needle, wb_frame):
+    empty = render.render_image(wb_frame)
+    tamper()
+    diffs = frame.frame_differences(wb_frame)
+    assert any(needle in d for d in diffs), diffs
+    frame.reset(wb_frame)
+    assert frame.frame_differences(wb_frame) == []
+    assert np.array_equal(render.render_image(wb_frame), empty)
+
+
+def test_first_build_clears_the_startup_scene(spec_for):
+    """Headless ``import bpy`` starts with a cube, a light and a camera: not in the frame."""
+    bpy.ops.wm.read_factory_settings(use_empty=False)
+    assert "Cube" in bpy.data.objects
+    spec = spec_for("workbench")
+    frame.reset(spec)
+    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun",
+                                                  "Ground"}
+    assert "Cube" not in bpy.data.meshes and "Material" not in bpy.data.materials
+    assert not bpy.context.scene.collection.children
+    assert frame.frame_differences(spec) == []
+
+
+def _agent_litter() -> None:
+    """What an agent script can leave behind: objects, data, images, texts, groups."""
+    bpy.ops.mesh.primitive_monkey_add()
+    mat = bpy.data.materials.new("agent")
+    bpy.context.object.data.materials.append(mat)
+    bpy.data.images.new("agent", 8, 8)
+    bpy.data.texts.new("agent")
+    bpy.data.node_groups.new("agent", "ShaderNodeTree")
+    bpy.data.collections.new("agent")
+    bpy.data.meshes.new("orphan")
+    bpy.data.curves.new("agent", "CURVE")
+    bpy.data.scenes.new("agent")
+    light = bpy.data.objects.new("lamp", bpy.data.lights.new("lamp", "POINT"))
+    bpy.context.scene.collection.objects.link(light)
+    bpy.context.scene.view_layers.new("extra")
+
+
+def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
+    build.add_object("cube", "large", "metal", "red", 0.0, 0.0)
+    mesh, mat = assets.shape_mesh("cube"), assets.material("metal", "red")
+    _agent_litter()
+    foreign = [idb for name in ("objects", "materials", "images", "texts", "node_groups",
+                                "collections", "meshes", "curves", "scenes", "lights")
+               for idb in getattr(bpy.data, name) if not frame.is_frame_datablock(idb)]
+    assert len(foreign) >= 12
+    assert frame.is_frame_datablock(mesh) and frame.is_frame_datablock(mat)
+    assert frame.is_frame_datablock(bpy.data.objects["Camera"])
+    frame.reset(wb_frame)
+    assert frame.frame_differences(wb_frame) == []
+    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun",
+                                                  "Ground"}
+    assert len(bpy.data.images) <= 1 and not bpy.data.texts and not bpy.data.node_groups
+    assert not bpy.data.collections and not bpy.data.curves and len(bpy.data.scenes) == 1
+    assert len(bpy.context.scene.view_layers) == 1
+    assert assets.shape_mesh("cube") == mesh and assets.material("metal", "red") == mat
+
+
+def test_edited_cached_material_does_not_leak(wb_frame):
+    spec = wb_frame
+    obj = build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
+    before = render.render_image(spec)
+    obj.active_material.diffuse_color = (1.0, 0.0, 0.0, 1.0)
+    assert not np.array_equal(render.render_image(spec), before)
+    frame.reset(spec)
+    build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
+    assert np.array_equal(render.render_image(spec), before)
+
+
+def _datablock_counts() -> dict[str, int]:
+    return {name: len(getattr(bpy.data, name)) for name in frame._ID_COLLECTIONS}
+
+
+def test_no_leak_after_100_scenes(wb_frame):
+    """The empty frame after 100 different scenes (trusted builds and bpy programs) is
+    pixel-identical to the first one, with the same datablock counts."""
+    spec = wb_frame
+    for shape in universe.SHAPES:  # cached assets stay by design: make them all first
+        assets.shape_mesh(shape)
+    for material in universe.MATERIALS:
+        for color in universe.COLORS:
+            assets.material(material, color)
+    render.render_image(spec)  # let Blender make its Render Result image first
+    empty, counts = render.render_image(spec), _datablock_counts()
+    for i in range(100):
+        scene = generate_scene(1234, i)
+        if i % 2:
+            exec(bpy_program(scene), {"bpy": bpy})
+        else:
+            build.build(scene)
+        if i % 10 == 0:
+            render.render_image(spec)
+        frame.reset(spec)
+    assert _datablock_counts() == counts
+    assert np.array_equal(render.render_image(spec), empty)

@@ -1,0 +1,210 @@
+"""The panel's operators, headless in the bpy module, through ``bpy.ops.derender.*``.
+
+They run the real service (sandbox, render) and the real reward, through the same protocol
+handler a remote client gets; the server test talks to it over a real ZeroMQ socket. An
+operator that reports ERROR makes ``bpy.ops`` raise RuntimeError with its message.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from derender.addon import frame as frame_mod
+from derender.addon.operators import COMPARE_IMAGE, TARGET_IMAGE
+from derender.addon.session import SCENE_NAME, SESSION
+from derender.scenes import dsl_program, load_scenes
+
+SAMPLE_JSON = Path(__file__).parent.parent / "data" / "clevr_scene_sample.json"
+
+
+def _pixels(img) -> np.ndarray:
+    w, h = img.size
+    buf = np.empty(w * h * 4, np.float32)
+    img.pixels.foreach_get(buf)
+    return np.round(buf.reshape(h, w, 4)[::-1, :, :3] * 255).astype(np.uint8)
+
+
+def _image_editor(bpy):
+    area = bpy.context.screen.areas[0]
+    area.type = "IMAGE_EDITOR"
+    return area.spaces.active
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _assert_binds_again(endpoint: str, within_s: float = 5.0) -> None:
+    # ZeroMQ releases a closed socket's port from its I/O thread, shortly after close().
+    deadline = time.monotonic() + within_s
+    with zmq.Context.instance().socket(zmq.ROUTER) as sock:
+        while True:
+            try:
+                sock.bind(endpoint)
+                return
+            except zmq.ZMQError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
+def test_build_frame_makes_the_locked_frame_in_its_own_scene(derender_addon):
+    bpy = derender_addon
+    user_scene = bpy.context.scene
+    cube = bpy.data.objects.new("UserThing", None)
+    user_scene.collection.objects.link(cube)
+    assert bpy.ops.derender.build_frame() == {"FINISHED"}
+    spec = SESSION.frame
+    assert (spec.engine, spec.width, spec.height) == ("workbench", 64, 64)
+    assert bpy.context.scene.name == SCENE_NAME
+    assert bpy.context.scene.derender.frame_spec() == spec  # the panel shows what was built
+    assert frame_mod.frame_differences(spec) == []
+    assert "UserThing" in user_scene.objects and "UserThing" not in bpy.context.scene.objects
+
+
+def test_failed_build_leaves_no_half_built_frame(derender_addon, monkeypatch):
+    bpy = derender_addon
+
+    def broken(scene, spec):
+        raise RuntimeError("injected render-settings failure")
+
+    monkeypatch.setattr(frame_mod, "apply_render_settings", broken)
+    before = {(type(i).__name__, i.name) for i in bpy.data.objects} | {
+        ("Scene", s.name) for s in bpy.data.scenes
+    }
+    with pytest.raises(RuntimeError, match="Build frame failed: injected render-settings"):
+        bpy.ops.derender.build_frame()
+    after = {(type(i).__name__, i.name) for i in bpy.data.objects} | {
+        ("Scene", s.name) for s in bpy.data.scenes
+    }
+    assert after == before  # camera, lights, ground and the derender scene were removed
+    assert not bpy.data.cameras and not bpy.data.lights
+    assert SESSION.handler is None
+
+
+def test_load_target_from_seed_and_json_shows_it(derender_addon):
+    bpy = derender_addon
+    space = _image_editor(bpy)
+    props = bpy.context.scene.derender
+    props.seed, props.index = 3, 0
+    assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
+    target = SESSION.target
+    assert target["image"].shape == (64, 64, 3)
+    assert target["image"].std() > 0  # objects on a ground, not a blank frame
+    img = bpy.data.images[TARGET_IMAGE]
+    assert space.image == img
+    np.testing.assert_array_equal(_pixels(img), target["image"])
+
+    props = bpy.context.scene.derender  # now the derender scene's settings
+    props.scene_json = str(SAMPLE_JSON)
+    assert bpy.ops.derender.load_target(source="JSON") == {"FINISHED"}
+    expected = load_scenes(SAMPLE_JSON)[0]
+    assert len(SESSION.target["scene"]["objects"]) == len(expected.objects)
+    assert SESSION.target["target_id"] != target["target_id"]
+
+    props.json_index = 5
+    with pytest.raises(RuntimeError, match="index 5 is out of range"):
+        bpy.ops.derender.load_target(source="JSON")
+    props.scene_json = "/nonexistent/scene.json"
+    with pytest.raises(RuntimeError, match="nonexistent"):
+        bpy.ops.derender.load_target(source="JSON")
+
+
+def test_random_target_picks_a_seed_and_loads_it(derender_addon):
+    bpy = derender_addon
+    assert bpy.ops.derender.random_target() == {"FINISHED"}
+    props = bpy.context.scene.derender
+    first = (props.seed, SESSION.target["target_id"])
+    assert bpy.ops.derender.random_target() == {"FINISHED"}
+    assert (props.seed, SESSION.target["target_id"]) != first
+
+
+def test_run_script_scores_the_ground_truth_and_keeps_the_text(derender_addon):
+    bpy = derender_addon
+    with pytest.raises(RuntimeError, match="choose a Text"):
+        bpy.ops.derender.run_script()
+    bpy.context.scene.derender.script = bpy.data.texts.new("early.py")
+    with pytest.raises(RuntimeError, match="load a target first"):
+        bpy.ops.derender.run_script()
+    assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
+    props = bpy.context.scene.derender
+    text = bpy.data.texts.new("agent.py")  # made after the frame: the reset must spare it
+    scene = SESSION.handler.targets.get(SESSION.target["target_id"]).scene
+    text.from_string(dsl_program(scene) + "print('hello from the agent')\n")
+    props.script = text
+    space = _image_editor(bpy)
+    assert bpy.ops.derender.run_script() == {"FINISHED"}
+    result = SESSION.result
+    assert result["outcome"] == "ok", result["message"]
+    assert result["stdout"].strip() == "hello from the agent"
+    assert result["components"] and 0.0 <= result["reward"]
+    assert result["preset"] == "seed"
+    # target | render side by side; the ground truth reproduces the target.
+    shown = _pixels(bpy.data.images[COMPARE_IMAGE])
+    assert space.image.name == COMPARE_IMAGE and shown.shape == (64, 128, 3)
+    np.testing.assert_array_equal(shown[:, :64], SESSION.target["image"])
+    np.testing.assert_array_equal(shown[:, 64:], result["image"])
+    assert np.abs(shown[:, 64:].astype(int) - shown[:, :64].astype(int)).mean() < 1.0
+    kept = bpy.context.scene.derender.script
+    assert kept is not None and "hello from the agent" in kept.as_string()
+
+    kept.from_string("add_object(shape='cube',\n")
+    assert bpy.ops.derender.run_script() == {"FINISHED"}  # a failed script is a result
+    assert SESSION.result["outcome"] == "syntax_error"
+    assert SESSION.result["line"] is not None
+
+
+def test_server_start_serves_from_its_timer_and_stops(derender_addon):
+    from derender.protocol.client import Client
+
+    bpy = derender_addon
+    prefs = bpy.context.preferences.addons["derender"].preferences
+    prefs.port = _free_port()
+    assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
+    panel_target = SESSION.target["target_id"]
+    assert bpy.ops.derender.server_start() == {"FINISHED"}
+    server = SESSION.server
+    tick = server._timer
+    assert bpy.app.timers.is_registered(tick)
+    with pytest.raises(RuntimeError, match="already serving"):
+        bpy.ops.derender.server_start()
+
+    replies = {}
+
+    def client() -> None:
+        with Client(f"tcp://127.0.0.1:{prefs.port}", timeout=60) as c:
+            replies["target"] = c.reset(seed=0)
+            replies["step"] = c.step("print(1)", replies["target"])
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    while thread.is_alive():  # headless Blender never fires timers: call it as Blender would
+        tick()
+        thread.join(0.01)
+    assert replies["target"].target_id == panel_target  # one handler: panel and server
+    assert replies["step"].outcome == "ok" and replies["step"].stdout.strip() == "1"
+    assert server.handled == 2
+
+    assert bpy.ops.derender.server_stop() == {"FINISHED"}
+    assert SESSION.server is None and not bpy.app.timers.is_registered(tick)
+    _assert_binds_again(f"tcp://127.0.0.1:{prefs.port}")
+    with pytest.raises(RuntimeError, match="not running"):
+        bpy.ops.derender.server_stop()
+
+
+def test_server_refuses_a_public_address_without_online_access(derender_addon):
+    bpy = derender_addon
+    assert not bpy.app.online_access  # headless default
+    prefs = bpy.context.preferences.addons["derender"].preferences
+    prefs.address = "0.0.0.0"
+    with pytest.raises(RuntimeError, match="online access is disabled"):
+        bpy.ops.derender.server_start()
+    assert SESSION.server is None

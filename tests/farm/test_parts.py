@@ -1,0 +1,82 @@
+"""The farm's parts without Blender: config, the batched reward stage, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from derender.farm.config import FarmConfig
+from derender.farm.metrics import Metrics
+from derender.farm.reward_stage import Finished, RewardStage, failed_result
+from derender.farm.supervisor import Supervisor
+from derender.protocol.targets import Target
+from derender.scenes import generate_scene, scene_to_clevr
+
+
+def test_config_loads_toml_and_flags_override(tmp_path):
+    path = tmp_path / "farm.toml"
+    path.write_text('workers = 3\nengine = "cycles"\nsize = 64\ngpus = [0, 1]\n'
+                    'hard_deadline = 9.5\n')
+    cfg = FarmConfig.load(path, workers=5, engine=None)
+    assert (cfg.workers, cfg.engine, cfg.size, cfg.gpus, cfg.hard_deadline) == (
+        5, "cycles", 64, (0, 1), 9.5)
+    assert cfg.frame().engine == "cycles" and cfg.frame().width == 64
+    assert FarmConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown farm config key"):
+        FarmConfig.from_dict({"wokers": 2})
+    with pytest.raises(ValueError, match="engine"):
+        FarmConfig(engine="povray")
+
+
+def test_supervisor_pins_gpus_round_robin_and_isolates_temp(tmp_path):
+    sup = Supervisor(FarmConfig(gpus=(2, 5)), tmp_path, "ipc:///nonexistent")
+    envs = [sup._env(slot, tmp_path / f"w{slot}") for slot in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
+    assert all(e["TMPDIR"] == e["HOME"] == str(tmp_path / f"w{i}") for i, e in enumerate(envs))
+    cmd = sup._command("w0-1")
+    assert "derender.farm.worker" in cmd and cmd[cmd.index("--identity") + 1] == "w0-1"
+    blender = Supervisor(FarmConfig(blender="/opt/blender/blender", isolate_network=False),
+                         tmp_path, "ipc:///x")._command("w1-2")
+    assert blender[:4] == ["/opt/blender/blender", "-b", "--factory-startup", "--python-expr"]
+
+
+def _target(size: int = 32) -> Target:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return Target("t-1", generate_scene(1, 0), image, None, "f" * 16)
+
+
+def test_reward_stage_scores_everything_queued_in_one_batch_per_preset():
+    from derender.scenes import FrameSpec
+
+    stage = RewardStage(FrameSpec(engine="workbench").with_size(32), "seed")
+    target = _target()
+    noisy = np.clip(target.image.astype(int) + 40, 0, 255).astype(np.uint8)
+    bodies: dict[int, dict] = {}
+    renders = [target.image, noisy, None]
+    for i, image in enumerate(renders):
+        result = failed_result("syntax_error", "bad") if image is None else {
+            "outcome": "ok", "message": "", "line": None, "stdout": "", "image": image,
+            "masks": None, "scene": scene_to_clevr(target.scene), "timings": {"render": 0.01}}
+        stage.add(Finished("pass", target, "seed", False, result,
+                           lambda body, i=i: bodies.__setitem__(i, body)))
+    stage.add(Finished("pass", target, "scene", False, {**failed_result("ok", ""),
+              "image": target.image, "scene": scene_to_clevr(target.scene)},
+              lambda body: bodies.__setitem__(3, body)))
+    assert stage.flush() == 4 and stage.batches == 2 and len(stage) == 0
+    assert bodies[0]["reward"] > bodies[1]["reward"] > bodies[2]["reward"] == 0.0
+    assert bodies[0]["components"]["mse"] == 0.0 and bodies[1]["components"]["mse"] > 0
+    assert bodies[2]["outcome"] == "syntax_error" and bodies[2]["image"] is None
+    assert bodies[3]["preset"] == "scene" and bodies[3]["components"]["scene_graph"] == 1.0
+    assert bodies[0]["spec_hash"] != bodies[3]["spec_hash"]
+    assert {"render", "reward", "reward_wait"} <= set(bodies[0]["timings"])
+
+
+def test_metrics_percentiles_and_rate():
+    m = Metrics(window=100)
+    assert m.percentiles() == {"p50": None, "p99": None}
+    for k in range(1, 101):
+        m.answered("step", k / 1000)
+    m.answered("ping", 5.0)  # pings are not latency samples
+    lat = m.percentiles()
+    assert lat["p50"] == pytest.approx(0.0505) and lat["p99"] == pytest.approx(0.09901)
+    assert m.rate() > 0 and m.snapshot()["replies"] == {"step": 100, "ping": 1}
