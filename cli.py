@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     ".addon.extension_cli",
     ".addon.serve_cli",
     ".addon.render_cli",
+    ".addon.exec_cli",
     ".protocol.keys",
     ".reward.cli",
     ".farm.cli",

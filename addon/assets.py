@@ -73,7 +73,9 @@ def _mesh_print(mesh: bpy.types.Mesh) -> tuple:
     mesh.vertices.foreach_get("co", co)
     smooth = np.empty(len(mesh.polygons), dtype=bool)
     mesh.polygons.foreach_get("use_smooth", smooth)
-    return (co.tobytes(), smooth.tobytes(), len(mesh.loops), len(mesh.materials))
+    attributes = tuple(sorted(a.name for a in mesh.attributes))  # e.g. an added sharp_edge
+    return (mesh.name, co.tobytes(), smooth.tobytes(), len(mesh.loops), attributes,
+            tuple(m.name if m else None for m in mesh.materials))  # fmt: skip
 
 
 def _material_print(mat: bpy.types.Material) -> tuple:
@@ -84,7 +86,8 @@ def _material_print(mat: bpy.types.Material) -> tuple:
         else bsdf.inputs[name].default_value
         for name in ("Base Color", "Metallic", "Roughness")
     )
-    return (tuple(mat.diffuse_color), mat.metallic, mat.roughness, inputs, len(mat.node_tree.nodes))
+    nodes = (len(mat.node_tree.nodes), len(mat.node_tree.links))
+    return (mat.name, tuple(mat.diffuse_color), mat.metallic, mat.roughness, inputs, nodes)
 
 
 def shape_mesh(shape: str) -> bpy.types.Mesh:

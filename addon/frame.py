@@ -43,7 +43,7 @@ class _Frame:
     objects: dict[str, bpy.types.Object]  # "camera", "ground", "light:<name>"
     world: bpy.types.World
     ground_material: bpy.types.Material
-    ids: frozenset[int]  # pointers of every datablock present right after the build
+    ids: frozenset[tuple[int, str, str]]  # _key() of every datablock right after the build
     render: dict[str, Any]  # every render property as built (settings.snapshot)
     names: dict[str, str]  # key of `objects` -> the name it was built with
 
@@ -130,6 +130,7 @@ def build_frame(spec: FrameSpec) -> None:
     global _frame
     if _frame is not None and assets.alive(_frame.scene):
         bpy.data.batch_remove(_foreign())
+        settings.apply(_frame.scene, _frame.render)  # undo tampering before the new snapshot
     _remove_frame()
     scene = bpy.context.scene
     _clear_scene(scene)
@@ -164,8 +165,8 @@ def build_frame(spec: FrameSpec) -> None:
     scene.world = world
 
     apply_render_settings(scene, spec)
-    ids = frozenset(idb.as_pointer() for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
-    names = {key: obj.name for key, obj in objects.items()}
+    ids = frozenset(_key(idb) for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
+    names = {key: obj.name for key, obj in objects.items()} | {"scene": scene.name}
     _frame = _Frame(
         spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names
     )
@@ -344,12 +345,18 @@ def frame_differences(spec: FrameSpec) -> list[str]:
 
 
 # -- identity and reset -------------------------------------------------------------------
+def _key(idb: bpy.types.ID) -> tuple[int, str, str]:
+    """Identity of a datablock. The pointer alone is not enough: one the agent frees can
+    be reused by malloc for the agent's next datablock; type and name must match too."""
+    return (idb.as_pointer(), type(idb).__name__, idb.name)
+
+
 def is_frame_datablock(idb: bpy.types.ID) -> bool:
     """True for the frame's own datablocks (camera, lights, ground, world, the scene and
     its UI data), cached assets, and the images Blender keeps for render results."""
     if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
         return True
-    if _frame is not None and idb.as_pointer() in _frame.ids:
+    if _frame is not None and _key(idb) in _frame.ids:
         return True
     return assets.is_asset(idb)
 
@@ -357,11 +364,13 @@ def is_frame_datablock(idb: bpy.types.ID) -> bool:
 def _foreign() -> list[bpy.types.ID]:
     """Every removable datablock that is not part of the frame."""
     assert _frame is not None
-    keep = set(_frame.ids) | {a.as_pointer() for a in assets.cached()}
+    assets_kept = {a.as_pointer() for a in assets.cached()}
     out = []
     for name in _ID_COLLECTIONS:
         for idb in getattr(bpy.data, name):
-            if idb.as_pointer() in keep:
+            if _key(idb) in _frame.ids or idb.as_pointer() in assets_kept:
+                continue
+            if idb == _frame.scene:  # renamed by the agent: restored by reset, never removed
                 continue
             if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
                 continue
@@ -379,6 +388,8 @@ def reset(spec: FrameSpec) -> None:
         return
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:
         bpy.context.window.scene = _frame.scene
+    if _frame.scene.name != _frame.names["scene"]:
+        _frame.scene.name = _frame.names["scene"]
     foreign = _foreign()
     if foreign:
         bpy.data.batch_remove(foreign)

@@ -72,14 +72,24 @@ def set_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
 
 
 def show_image(context: bpy.types.Context, img: bpy.types.Image) -> bool:
-    """Show ``img`` in the first Image Editor of the window; False if there is none."""
+    """Show ``img`` in the window's Image Editor, splitting one off the largest 3D Viewport
+    if there is none; False if the screen has neither."""
     screen = context.screen
-    for area in screen.areas if screen is not None else ():
-        if area.type == "IMAGE_EDITOR":
-            area.spaces.active.image = img
-            area.tag_redraw()
-            return True
-    return False
+    areas = list(screen.areas) if screen is not None else []
+    editor = next((a for a in areas if a.type == "IMAGE_EDITOR"), None)
+    if editor is None:
+        views = sorted((a for a in areas if a.type == "VIEW_3D"), key=lambda a: a.width)
+        if not views:
+            return False
+        with context.temp_override(window=context.window, screen=screen, area=views[-1]):
+            bpy.ops.screen.area_split(direction="VERTICAL", factor=0.5)
+        editor = next(
+            a for a in screen.areas if a.as_pointer() not in {b.as_pointer() for b in areas}
+        )
+        editor.type = "IMAGE_EDITOR"
+    editor.spaces.active.image = img
+    editor.tag_redraw()
+    return True
 
 
 def _compare_array() -> np.ndarray:
@@ -106,7 +116,7 @@ class _Operator:
     def _show(self, context: bpy.types.Context, name: str, rgb: np.ndarray) -> None:
         img = set_image(name, rgb)
         if not show_image(context, img):
-            self.report({"INFO"}, f"open an Image Editor to see {img.name!r}")
+            self.report({"INFO"}, f"no Image Editor or 3D Viewport to show {img.name!r} in")
 
 
 class DERENDER_OT_build_frame(_Operator, bpy.types.Operator):
@@ -123,8 +133,9 @@ class DERENDER_OT_build_frame(_Operator, bpy.types.Operator):
         except Exception:
             SESSION.close()  # the old frame may be gone too: keep no handler to a dead frame
             raise
-        self.report({"INFO"}, f"built frame {spec.hash()} ({spec.engine} {spec.width}x"
-                              f"{spec.height})")
+        self.report(
+            {"INFO"}, f"built frame {spec.hash()} ({spec.engine} {spec.width}x{spec.height})"
+        )
         return {"FINISHED"}
 
 
@@ -148,8 +159,10 @@ class DERENDER_OT_load_target(_Operator, bpy.types.Operator):
     bl_label = "Load target"
 
     source: EnumProperty(  # type: ignore[valid-type]
-        items=[("SEED", "Seed", "the generator's scene at seed/index"),
-               ("JSON", "JSON", "a scene from a CLEVR scene JSON file")],
+        items=[
+            ("SEED", "Seed", "the generator's scene at seed/index"),
+            ("JSON", "JSON", "a scene from a CLEVR scene JSON file"),
+        ],
         default="SEED",
     )
 
@@ -161,15 +174,18 @@ class DERENDER_OT_load_target(_Operator, bpy.types.Operator):
                 raise ValueError("choose a CLEVR scene JSON file first")
             scenes = load_scenes(bpy.path.abspath(props.scene_json))
             if props.json_index >= len(scenes):
-                raise ValueError(f"{props.scene_json!r} has {len(scenes)} scene(s); "
-                                 f"index {props.json_index} is out of range")
+                raise ValueError(
+                    f"{props.scene_json!r} has {len(scenes)} scene(s); "
+                    f"index {props.json_index} is out of range"
+                )
             target = scenes[props.json_index]
         else:
             target = (props.seed, props.index)
         reply = SESSION.load_target(spec, settings(context), target)
         self._show(context, TARGET_IMAGE, reply["image"])
-        self.report({"INFO"}, f"target {reply['target_id']} "
-                              f"({len(reply['scene']['objects'])} objects)")
+        self.report(
+            {"INFO"}, f"target {reply['target_id']} ({len(reply['scene']['objects'])} objects)"
+        )
         return {"FINISHED"}
 
 
@@ -226,8 +242,11 @@ class DERENDER_OT_run_script(_Operator, bpy.types.Operator):
         self._show(context, COMPARE_IMAGE, _compare_array())
         level = "INFO" if result["outcome"] == "ok" else "WARNING"
         where = f" (line {result['line']})" if result["line"] is not None else ""
-        self.report({level}, f"{result['outcome']}{where}: reward {result['reward']:.4f}"
-                             + (f"; {result['message']}" if result["message"] else ""))
+        self.report(
+            {level},
+            f"{result['outcome']}{where}: reward {result['reward']:.4f}"
+            + (f"; {result['message']}" if result["message"] else ""),
+        )
         return {"FINISHED"}
 
 

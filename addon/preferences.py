@@ -38,7 +38,7 @@ class Settings:
     @property
     def endpoint(self) -> str:
         host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"tcp://{host}:{self.port}"
+        return f"tcp://{host}:{self.port or '*'}"  # port 0: ZeroMQ picks a free one
 
 
 # Blender keeps only weak references to enum item strings: hold them here.
@@ -64,7 +64,11 @@ class DerenderPreferences(bpy.types.AddonPreferences):
         default=DEFAULT_ADDRESS,
     )
     port: IntProperty(  # type: ignore[valid-type]
-        name="Port", default=DEFAULT_PORT, min=1, max=65535
+        name="Port",
+        description="TCP port; 0 picks a free one",
+        default=DEFAULT_PORT,
+        min=0,
+        max=65535,
     )
     curve_dir: StringProperty(  # type: ignore[valid-type]
         name="CURVE key directory",

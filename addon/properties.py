@@ -26,8 +26,11 @@ class DerenderSceneSettings(bpy.types.PropertyGroup):
         name="Height", default=_DEFAULT.height, min=16, max=4096
     )
     samples: IntProperty(  # type: ignore[valid-type]
-        name="Samples", description="EEVEE and Cycles samples", default=_DEFAULT.samples,
-        min=1, max=4096,
+        name="Samples",
+        description="EEVEE and Cycles samples",
+        default=_DEFAULT.samples,
+        min=1,
+        max=4096,
     )
     seed: IntProperty(  # type: ignore[valid-type]
         name="Seed", description="Seed of the scene generator stream", default=0, min=0
@@ -36,7 +39,8 @@ class DerenderSceneSettings(bpy.types.PropertyGroup):
         name="Index", description="Scene index within the seed's stream", default=0, min=0
     )
     scene_json: StringProperty(  # type: ignore[valid-type]
-        name="Scene JSON", description="A CLEVR scene JSON file (one scene or a scenes file)",
+        name="Scene JSON",
+        description="A CLEVR scene JSON file (one scene or a scenes file)",
         subtype="FILE_PATH",
     )
     json_index: IntProperty(  # type: ignore[valid-type]

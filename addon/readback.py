@@ -59,6 +59,8 @@ def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
     if abs(rx) > _TILT_TOL or abs(ry) > _TILT_TOL or obj.rotation_mode != "XYZ":
         return f"{name!r}: tilted (rotation {tuple(round(a, 4) for a in obj.rotation_euler)})"
     dims = tuple(obj.dimensions)
+    if not all(math.isfinite(d) for d in dims):
+        return f"{name!r}: non-finite dimensions"
     if min(dims) <= 0 or (max(dims) - min(dims)) > _SCALE_TOL * max(dims):
         return f"{name!r}: non-uniform dimensions {tuple(round(d, 4) for d in dims)}"
     mat = obj.active_material

@@ -52,14 +52,16 @@ def _render_png(scene: bpy.types.Scene, mode: str) -> np.ndarray:
     path = _output_path()
     if scene.render.filepath != path:
         scene.render.filepath = path
-    if os.path.exists(path):
-        os.remove(path)  # a failed render must not return the previous image
+    if os.path.exists(path):  # left by a failed decode: must not pass for a new render
+        os.remove(path)
     bpy.ops.render.render(write_still=True, scene=scene.name)
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
+            pixels = np.asarray(im.convert(mode))
     except FileNotFoundError:
         raise RenderError(f"the {scene.render.engine} render wrote no image to {path}") from None
+    os.remove(path)  # a worker killed at its hard deadline leaves at most an empty dir
+    return pixels
 
 
 def render_image(spec: FrameSpec) -> np.ndarray:
@@ -150,6 +152,8 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
         overrides.set(scene.render, "resolution_percentage", 100)
         for obj in scene.objects:
             overrides.set(obj, "color", _id_color(ids.get(obj.as_pointer(), 0)))
+            if obj.display_type in {"WIRE", "BOUNDS"}:  # Workbench would draw only edges
+                overrides.set(obj, "display_type", "TEXTURED")
         rgba = _render_png(scene, "RGBA")
     finally:
         overrides.restore()

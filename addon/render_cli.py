@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a CLEVR scene JSON file with Blender")
     p.add_argument("scene", type=Path, nargs="?", help="CLEVR scene JSON (one scene)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
-    p.add_argument("--engine", choices=ENGINES, default="eevee", help="default eevee")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="default: eevee where a GPU is present, else workbench")
     p.add_argument("--size", type=int, default=128, help="width and height in pixels")
     p.add_argument("--samples", type=int, help="render samples (default per engine)")
     p.add_argument("--masks", action="store_true", help="also write OUT.masks.png (ids)")
@@ -40,22 +41,26 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.scene is None) == (args.sheet is None):
         return _fail("give either a SCENE.json or --sheet N")
-    samples = args.samples or _DEFAULT_SAMPLES[args.engine]
+    if args.sheet is not None and not 1 <= args.sheet <= 256:
+        return _fail(f"--sheet must be in 1..256, got {args.sheet}")
+    scene = None
+    if args.scene is not None:  # bad input fails before Blender is even imported
+        try:
+            scene = scene_from_json(args.scene.read_text())
+        except OSError as exc:
+            return _fail(f"cannot read {args.scene}: {exc.strerror or exc}")
+        except (ValueError, json.JSONDecodeError) as exc:
+            return _fail(f"{args.scene} is not a CLEVR scene: {exc}")
+    if args.engine is None:  # EEVEE through software GL takes tens of seconds a frame
+        from . import compat
+
+        args.engine = "eevee" if compat.cycles_device() == "GPU" else "workbench"
     try:
+        samples = args.samples or _DEFAULT_SAMPLES[args.engine]
         spec = FrameSpec(width=args.size, height=args.size, engine=args.engine, samples=samples)
     except ValueError as exc:
         return _fail(str(exc))
-    if args.sheet is not None:
-        if not 1 <= args.sheet <= 256:
-            return _fail(f"--sheet must be in 1..256, got {args.sheet}")
-        return _sheet(spec, args)
-    try:
-        scene = scene_from_json(args.scene.read_text())
-    except OSError as exc:
-        return _fail(f"cannot read {args.scene}: {exc.strerror or exc}")
-    except (ValueError, json.JSONDecodeError) as exc:
-        return _fail(f"{args.scene} is not a CLEVR scene: {exc}")
-    return _render_one(spec, scene, args)
+    return _sheet(spec, args) if scene is None else _render_one(spec, scene, args)
 
 
 def _render_one(spec: FrameSpec, scene: Scene, args: argparse.Namespace) -> int:

@@ -19,20 +19,42 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the derender protocol from a headless Blender")
-    p.add_argument("--address", action="append", metavar="ENDPOINT",
-                   help=f"ZeroMQ endpoint to bind, repeatable (default {DEFAULT_ADDRESS}; "
-                        "tcp://127.0.0.1:* picks a free port)")
+    p.add_argument(
+        "--address",
+        action="append",
+        metavar="ENDPOINT",
+        help=f"ZeroMQ endpoint to bind, repeatable (default {DEFAULT_ADDRESS}; "
+        "tcp://127.0.0.1:* picks a free port)",
+    )
     p.add_argument("--engine", default="eevee", choices=("eevee", "workbench", "cycles"))
     p.add_argument("--size", default="320x240", help="WIDTHxHEIGHT or N for NxN")
     p.add_argument("--samples", type=int, default=16, help="render samples (EEVEE, Cycles)")
-    p.add_argument("--curve-secret", type=Path, metavar="FILE",
-                   help="the server's .key_secret file (from `derender keys`)")
-    p.add_argument("--curve-clients", type=Path, metavar="DIR",
-                   help="directory of the accepted clients' public .key files")
-    p.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
-                   help="a CLEVR scenes file clients can reset to by name, repeatable")
-    p.add_argument("--deadline", type=float, default=None, metavar="S",
-                   help="an agent script's time budget in seconds (sandbox default if unset)")
+    p.add_argument(
+        "--curve-secret",
+        type=Path,
+        metavar="FILE",
+        help="the server's .key_secret file (from `derender keys`)",
+    )
+    p.add_argument(
+        "--curve-clients",
+        type=Path,
+        metavar="DIR",
+        help="directory of the accepted clients' public .key files",
+    )
+    p.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a CLEVR scenes file clients can reset to by name, repeatable",
+    )
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="an agent script's time budget in seconds (sandbox default if unset)",
+    )
     p.add_argument("--preset", default="seed", help="default reward preset (default seed)")
     p.add_argument("--verbose", action="store_true", help="log each request's errors")
     p.set_defaults(func=run)
@@ -54,16 +76,21 @@ def run(args: argparse.Namespace) -> int:
     from ..scenes import FrameSpec, load_scenes
     from .server import CurveConfig, InsecureBind, Server
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="derender serve: %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="derender serve: %(levelname)s %(message)s",
+    )
     addresses = args.address or [DEFAULT_ADDRESS]
     try:
         width, height = _size(args.size)
         frame = FrameSpec(width=width, height=height, engine=args.engine, samples=args.samples)
         if (args.curve_secret is None) != (args.curve_clients is None):
             raise ValueError("--curve-secret and --curve-clients go together")
-        curve = (CurveConfig(args.curve_secret, args.curve_clients)
-                 if args.curve_secret is not None else None)
+        curve = (
+            CurveConfig(args.curve_secret, args.curve_clients)
+            if args.curve_secret is not None
+            else None
+        )
         datasets = {}
         for spec in args.dataset:
             name, sep, path = spec.partition("=")
@@ -96,17 +123,17 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with Server(handler, addresses, curve) as server:
-        print(f"derender serve: listening on {' '.join(server.endpoints)} "
-              f"(engine {frame.engine}, {width}x{height}, frame {handler.frame_hash}, "
-              f"curve {'on' if curve else 'off'})", flush=True)
+        print(
+            f"derender serve: listening on {' '.join(server.endpoints)} "
+            f"(engine {frame.engine}, {width}x{height}, frame {handler.frame_hash}, "
+            f"curve {'on' if curve else 'off'})",
+            flush=True,
+        )
         server.serve_forever(lambda: stop["now"])
     return 0
 
 
-
-def spawn(
-    args: list[str], log: Path, timeout: float = 120.0
-) -> tuple[subprocess.Popen, list[str]]:
+def spawn(args: list[str], log: Path, timeout: float = 120.0) -> tuple[subprocess.Popen, list[str]]:
     """Start ``derender serve ARGS`` in a child process; return it and its endpoints.
 
     The child's stdout and stderr go to the file ``log`` (a pipe nobody drains could fill
@@ -114,8 +141,11 @@ def spawn(
     seconds); raises RuntimeError with the log if the child exits or stays silent.
     """
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "derender.cli", "serve", *args],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "derender.cli", "serve", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = Path(log).read_text(errors="replace")
@@ -127,5 +157,6 @@ def spawn(
         time.sleep(0.05)
     proc.kill()
     proc.wait()
-    raise RuntimeError(f"derender serve did not start within {timeout} s:\n"
-                       f"{Path(log).read_text(errors='replace')}")
+    raise RuntimeError(
+        f"derender serve did not start within {timeout} s:\n{Path(log).read_text(errors='replace')}"
+    )

@@ -58,8 +58,9 @@ class CurveConfig:
 
     def __post_init__(self) -> None:
         if not Path(self.clients_dir).is_dir():
-            raise FileNotFoundError(f"CURVE clients directory {str(self.clients_dir)!r} "
-                                    "does not exist")
+            raise FileNotFoundError(
+                f"CURVE clients directory {str(self.clients_dir)!r} does not exist"
+            )
 
 
 class Server:

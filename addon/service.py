@@ -123,4 +123,3 @@ class Service:
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
             recycle=False, unmapped=back.skipped, unmapped_reasons=back.reasons,
         )  # fmt: skip
-

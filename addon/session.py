@@ -48,6 +48,7 @@ class Session:
     def build(self, spec: FrameSpec, preset: str) -> Handler:
         """The handler for ``spec``, building the frame into the ``derender`` scene."""
         if self.handler is not None and self.handler.frame_hash == spec.hash():
+            ensure_scene()  # the service's next reset restores anything changed in it
             self.handler.default_preset = preset
             return self.handler
         if self.server is not None:

@@ -147,11 +147,15 @@ def differences(scene: bpy.types.Scene, expected: dict[str, Any]) -> list[str]:
 
 
 def apply(scene: bpy.types.Scene, expected: dict[str, Any]) -> None:
-    """Set each path that differs (setting an unchanged value still re-syncs engines)."""
+    """Set each path that differs (setting an unchanged value still re-syncs engines).
+    A value Blender refuses is left as it is: :func:`differences` then reports it."""
     for path, value in expected.items():
         owner, attr = resolve_path(scene, path)
         if not values_close(_plain(getattr(owner, attr)), value):
-            setattr(owner, attr, set(value) if isinstance(value, frozenset) else value)
+            try:
+                setattr(owner, attr, set(value) if isinstance(value, frozenset) else value)
+            except (TypeError, ValueError, AttributeError):
+                continue
 
 
 def snapshot(scene: bpy.types.Scene) -> dict[str, Any]:

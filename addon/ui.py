@@ -36,8 +36,9 @@ class DERENDER_PT_frame(_Base, bpy.types.Panel):
         row.operator("derender.defaults_from_preferences", text="", icon="PREFERENCES")
         frame = SESSION.frame
         if frame is not None:
-            col.label(text=f"Built: {frame.engine} {frame.width}x{frame.height}, "
-                           f"frame {frame.hash()}")
+            col.label(
+                text=f"Built: {frame.engine} {frame.width}x{frame.height}, frame {frame.hash()}"
+            )
 
 
 class DERENDER_PT_target(_Base, bpy.types.Panel):
@@ -76,8 +77,10 @@ class DERENDER_PT_script(_Base, bpy.types.Panel):
         if result is None:
             return
         box = col.box()
-        box.label(text=f"Outcome: {result['outcome']}",
-                  icon="CHECKMARK" if result["outcome"] == "ok" else "ERROR")
+        box.label(
+            text=f"Outcome: {result['outcome']}",
+            icon="CHECKMARK" if result["outcome"] == "ok" else "ERROR",
+        )
         if result["line"] is not None:
             box.label(text=f"Line {result['line']}")
         _lines(box, result["message"])
@@ -91,8 +94,9 @@ class DERENDER_PT_script(_Base, bpy.types.Panel):
         if result["stdout"]:
             box.label(text="stdout:")
             _lines(box, result["stdout"])
-        box.operator("derender.show_image", text="Show target | render",
-                     icon="IMAGE").which = "COMPARE"
+        box.operator(
+            "derender.show_image", text="Show target | render", icon="IMAGE"
+        ).which = "COMPARE"
 
 
 class DERENDER_PT_server(_Base, bpy.types.Panel):

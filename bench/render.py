@@ -3,9 +3,10 @@
 For each (engine, size) it renders ``--scenes`` generated scenes (after one discarded
 warm-up render) and times each stage of a request: reset to the frame, build the scene,
 render_image (of which: Blender's render alone, measured separately with a plain
-``bpy.ops.render.render()``; the rest is readback = PNG write + decode; decode is also
-timed alone), and the mask pass. renders/s counts reset + build + render_image; "cpu" is
-the process CPU time of those three (steadier than wall time on a shared machine).
+``bpy.ops.render.render()``; the rest is readback = PNG write + decode; decoding the
+same pixels as an uncompressed PNG is also timed alone), and the mask pass. renders/s
+counts reset + build + render_image; "cpu" is the process CPU time of those three
+(steadier than wall time on a shared machine).
 ``--readback`` also compares the image formats Blender can write for the readback (the
 compositor's Viewer node is not evaluated headless, so a file in tmpfs is the only pixel
 path).
@@ -18,6 +19,7 @@ path).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -59,13 +61,14 @@ def bench_config(spec: FrameSpec, scenes: int, seed: int) -> dict[str, float]:
         stages.setdefault(stage + "_cpu", []).append((time.process_time() - c) * 1000.0)
         return result
 
-    png = render._output_path()
     for i in range(scenes):
         scene = generate_scene(seed, i)
         lap("reset", frame.reset, spec)
         objects = lap("build", build.build, scene)
-        lap("render_image", render.render_image, spec)
-        lap("decode", lambda: np.asarray(Image.open(png).convert("RGB")))
+        image = lap("render_image", render.render_image, spec)
+        png = io.BytesIO()  # the same pixels as an uncompressed PNG, as Blender writes it
+        Image.fromarray(image).save(png, format="PNG", compress_level=0)
+        lap("decode", lambda data=png: np.asarray(Image.open(data).convert("RGB")))
         lap("render_only", bpy.ops.render.render)
         lap("masks", render.render_masks, objects, spec)
     frame.reset(spec)

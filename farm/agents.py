@@ -19,12 +19,14 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from ..protocol.client import Client
 from ..protocol.results import StepResult
 from ..protocol.targets import Target
 from ..scenes import GeneratorConfig, Scene, SceneObject, dsl_program, generate_scene
+
+if TYPE_CHECKING:  # agents take any connected client; importing it would load zmq
+    from ..protocol.client import Client
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,13 @@ Move = Callable[[random.Random, list[SceneObject], GeneratorConfig], None]
 
 def _random_object(rng: random.Random, cfg: GeneratorConfig) -> SceneObject:
     return SceneObject(
-        rng.choice(cfg.shapes), rng.choice(cfg.sizes), rng.choice(cfg.materials),
-        rng.choice(cfg.colors), rng.uniform(-cfg.bounds, cfg.bounds),
-        rng.uniform(-cfg.bounds, cfg.bounds), rng.uniform(0.0, 2.0 * math.pi),
+        rng.choice(cfg.shapes),
+        rng.choice(cfg.sizes),
+        rng.choice(cfg.materials),
+        rng.choice(cfg.colors),
+        rng.uniform(-cfg.bounds, cfg.bounds),
+        rng.uniform(-cfg.bounds, cfg.bounds),
+        rng.uniform(0.0, 2.0 * math.pi),
     )
 
 
@@ -108,7 +114,8 @@ def _attribute(name: str, choices: Callable[[GeneratorConfig], tuple[str, ...]])
     def move(rng: random.Random, objs: list[SceneObject], cfg: GeneratorConfig) -> None:
         i = rng.randrange(len(objs))
         # z=None: the resting height follows the (possibly new) shape and size
-        objs[i] = replace(objs[i], **{name: rng.choice(choices(cfg))}, z=None, pixel_coords=None)
+        changes: dict[str, Any] = {name: rng.choice(choices(cfg)), "z": None, "pixel_coords": None}
+        objs[i] = replace(objs[i], **changes)
 
     return move
 
@@ -193,21 +200,24 @@ class SearchAgent:
             )
             used += n
             r, i = max((res.reward, k) for k, res in enumerate(results))
-            if current is None or r >= current[0] or rng.random() < math.exp(
-                (r - current[0]) / max(self.temperature, 1e-12)
+            if (
+                current is None
+                or r >= current[0]
+                or rng.random() < math.exp((r - current[0]) / max(self.temperature, 1e-12))
             ):
                 current = (r, scenes[i])
             if best is None or r > best[0]:
                 best = (r, scenes[i], results[i])
             curve.append((used, best[0]))
         assert best is not None
-        return Attempt(self.name, dsl_program(best[1]), best[2], used,
-                       time.perf_counter() - t0, tuple(curve))
+        return Attempt(
+            self.name, dsl_program(best[1]), best[2], used, time.perf_counter() - t0, tuple(curve)
+        )
 
 
 def default_agents(
-    budget: int = 128, seed: int = 0, config: GeneratorConfig | None = None
+    budget: int = 128, batch: int = 16, seed: int = 0, config: GeneratorConfig | None = None
 ) -> list[Agent]:
-    """The three baselines with a shared prior."""
+    """The three baselines; random and search share the prior ``config``."""
     cfg = config or GeneratorConfig()
-    return [OracleAgent(), RandomAgent(seed, cfg), SearchAgent(budget, seed=seed, config=cfg)]
+    return [OracleAgent(), RandomAgent(seed, cfg), SearchAgent(budget, batch, seed, cfg)]

@@ -4,14 +4,12 @@ Clients speak protocol v1 unchanged (SPEC.md), plus the farm-only ``status`` req
 Request meaning (validation, target specs, ``info``, target bodies) comes from
 :class:`derender.protocol.handler.Handler`; the broker adds what a farm needs around it:
 
-- load balancing: jobs go to idle workers in arrival order; a ``step_batch`` fans out
-  over all workers; at most ``max_pending`` jobs wait, beyond that ``overloaded``;
-- deadlines: a request unanswered after ``request_timeout`` gets ``timeout``; a job
-  running longer than ``hard_deadline`` gets its worker killed (outcome ``timeout``);
-  a worker silent for ``heartbeat_timeout`` (e.g. SIGSTOPped) is killed and replaced;
-- delivery: a job whose worker died is retried on another worker up to ``max_attempts``
-  times in all, then its step is answered with outcome ``poisoned``; results are accepted
-  only from the job's current worker and each request is answered exactly once;
+- fan-out: a request becomes jobs for :class:`.pool.WorkerPool` (which owns workers,
+  dispatch, deadlines, retries); a ``step_batch`` spreads over all workers; at most
+  ``max_pending`` jobs wait, beyond that the reply is ``overloaded``;
+- deadlines: a request unanswered after ``request_timeout`` gets ``timeout``;
+- delivery: each request is answered exactly once; a duplicate (same client, same id) of
+  a request still open is dropped; replies to vanished clients are dropped, never block;
 - targets: rendered once per farm (cached by scene + frame hash, concurrent resets of
   one scene share one render);
 - rewards: scored in batches by :class:`.reward_stage.RewardStage`.
@@ -22,14 +20,13 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from ..addon.server import CurveConfig, Server, _split_envelope, is_loopback
+from ..addon.server import CurveConfig, InsecureBind, Server, _split_envelope, is_loopback
 from ..protocol import codec
 from ..protocol.errors import Overloaded, ProtocolError, UnknownTarget
 from ..protocol.handler import Handler, error_reply
@@ -52,10 +49,11 @@ from ..protocol.messages import (
 from ..protocol.targets import Target, target_id
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
-from .jobs import Finish, Job, Pending, WorkerState
+from .jobs import Finish, Job, Pending
 from .metrics import Metrics, log_line
-from .reward_stage import Finished, RewardStage, failed_result
-from .supervisor import Supervisor, WorkerProcess
+from .pool import WorkerPool
+from .reward_stage import Finished, RewardStage
+from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +86,15 @@ class Broker:
         if config.curve_secret is not None:
             curve = CurveConfig(Path(config.curve_secret), Path(config.curve_clients or ""))
         remote = [config.remote_backend] if config.remote_backend else []
-        Server.check_addresses([bind, backend, *remote], curve)
+        if not is_loopback(backend):  # it is never CURVE-protected: see _bind
+            raise InsecureBind(f"backend {backend!r} is not loopback; local workers use it "
+                               "without keys: put workers on other hosts on remote_backend")
+        Server.check_addresses([bind, *remote], curve)
         self._ctx = context or zmq.Context.instance()
         self._auth: Any = None
         self.frontend = self._router(self.limits.max_frame_bytes)
-        self._bind(self.frontend, bind, curve)
+        # clients on loopback need no keys (as with `derender serve`); anyone else does
+        self._bind(self.frontend, bind, None if is_loopback(bind) else curve)
         self.backend = self._router(-1)
         self.backend.bind(backend)  # local workers: ipc, no CURVE (bound before CURVE is on)
         if remote:
@@ -101,10 +103,9 @@ class Broker:
         self.backend_address = backend if not backend.endswith("*") else \
             self.backend.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_address)
-        self.workers: dict[str, WorkerState] = {}
-        self.queue: deque[Job] = deque()
+        self.pool = WorkerPool(config, self.backend, self.supervisor, self.metrics,
+                               self.frame_hash)
         self.pending: dict[tuple[bytes, Any], Pending] = {}
-        self._idle: deque[str] = deque()
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
         self._jids = itertools.count(1)
         self._poller = zmq.Poller()
@@ -120,13 +121,12 @@ class Broker:
         return sock
 
     def _bind(self, sock: zmq.Socket, address: str, curve: CurveConfig | None) -> None:
-        """Bind; with CURVE keys, this endpoint (and later ones) require them.
+        """Bind; with ``curve``, this endpoint (and later ones) require CURVE keys.
 
         libzmq copies security options into an endpoint when it is bound, so endpoints
         bound before CURVE is switched on (the local workers' ipc) stay plain.
         """
-        if curve is not None and not is_loopback(address) or (
-                curve is not None and sock is self.backend):
+        if curve is not None:
             keys = load_keys(curve.secret_file)
             if keys.secret is None:
                 raise ValueError(f"{str(curve.secret_file)!r} holds no secret key")
@@ -142,9 +142,7 @@ class Broker:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        self.supervisor.start()
-        for wp in self.supervisor.workers.values():
-            self._register(wp)
+        self.pool.start()
         self.rewards.warm(self.frame.width)  # while the workers start up
 
     def close(self) -> None:
@@ -157,20 +155,18 @@ class Broker:
             if address.startswith("ipc://"):  # zmq leaves the socket file behind
                 Path(address.removeprefix("ipc://")).unlink(missing_ok=True)
 
-    def _register(self, wp: WorkerProcess) -> None:
-        self.workers[wp.identity] = WorkerState(wp.identity, wp.slot)
-
     def run_once(self, wait_s: float = 0.05) -> None:
         """One loop iteration: receive, dispatch, score, reply, supervise."""
         events = dict(self._poller.poll(int(wait_s * 1000)))
         if self.backend in events:
-            self._drain(self.backend, self._on_worker)
-        self._dispatch()
+            self._drain(self.backend, self.pool.on_message)
+        self.pool.dispatch()
         self.rewards.flush()
         if self.frontend in events:
             self._drain(self.frontend, self._on_client)
-        self._supervise()
-        self._dispatch()
+        self.pool.supervise()
+        self._expire()
+        self.pool.dispatch()
         if self.config.metrics_interval > 0 and time.monotonic() >= self._next_log:
             self._next_log = time.monotonic() + self.config.metrics_interval
             log.info("%s", log_line(self.status()))
@@ -202,6 +198,11 @@ class Broker:
         except ProtocolError as exc:
             self._reply(envelope, error_reply(rid, kind[:32], exc), encoding)
             self.metrics.answered(kind[:32], 0.0, exc.code)
+        except Exception as exc:  # a bug must not stop the farm; the client learns what
+            log.exception("internal error handling request %r", rid)
+            err = ProtocolError(f"{type(exc).__name__}: {exc}")
+            self._reply(envelope, error_reply(rid, kind[:32], err), encoding)
+            self.metrics.answered(kind[:32], 0.0, err.code)
 
     def _request(self, envelope: list[bytes], req: Any, encoding: str) -> None:
         if isinstance(req, Ping | Info):
@@ -214,9 +215,9 @@ class Broker:
         elif isinstance(req, Step):
             items = (req.item,)
         needed = max(1, len(items))
-        if len(self.queue) + needed > self.config.max_pending:
+        if len(self.pool.queue) + needed > self.config.max_pending:
             self.metrics.rejected += 1
-            raise Overloaded(f"{len(self.queue)} jobs are queued (limit "
+            raise Overloaded(f"{len(self.pool.queue)} jobs are queued (limit "
                              f"{self.config.max_pending}); retry later")
         if isinstance(req, Step | StepBatch):
             self.handler._preset(req.preset or self.config.preset)  # BadRequest if unknown
@@ -231,7 +232,7 @@ class Broker:
                               lambda t: self._done(p, 0, self.handler._target_body(t, masks)),
                               lambda e: self._done(p, 0, e))
         elif isinstance(req, Render):
-            self._submit(Job(next(self._jids), {"kind": "render", "masks": req.masks,
+            self.pool.submit(Job(next(self._jids), {"kind": "render", "masks": req.masks,
                              "scene": scene_to_clevr(req.scene)},
                              self._render_finish(p, req.masks), owner=p))
         else:
@@ -260,7 +261,7 @@ class Broker:
                                           lambda body: self._done(p, index, body)))
 
             body = {"kind": "step", "script": item.script, "seed": item.seed}
-            self._submit(Job(next(self._jids), body, finish, owner=p))
+            self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         self._with_target(item.target, p, run, lambda e: self._done(p, index, e))
 
@@ -292,7 +293,7 @@ class Broker:
                                                      result.get("masks"), self.frame_hash))
                     ok(target)
 
-        self._submit(Job(next(self._jids), {"kind": "render", "masks": True,
+        self.pool.submit(Job(next(self._jids), {"kind": "render", "masks": True,
                                             "scene": scene_to_clevr(scene)}, finish))
 
     def _done(self, p: Pending, index: int, value: dict[str, Any] | ProtocolError) -> None:
@@ -333,129 +334,9 @@ class Broker:
                 raise
             self.metrics.dropped += 1
 
-    # -- jobs and workers -------------------------------------------------------------
-    def _submit(self, job: Job, front: bool = False) -> None:
-        if job.owner is not None:
-            job.owner.jobs.append(job)
-        (self.queue.appendleft if front else self.queue.append)(job)
-
-    def _dispatch(self) -> None:
-        while self.queue and self._idle:
-            ws = self.workers.get(self._idle.popleft())
-            if ws is None or ws.state != "idle":
-                continue
-            job = self.queue.popleft()
-            while job.cancelled and self.queue:
-                job = self.queue.popleft()
-            if job.cancelled:
-                self._idle.appendleft(ws.identity)
-                return
-            job.attempts += 1
-            job.worker, job.started = ws.identity, time.monotonic()
-            ws.state, ws.job = "busy", job
-            self.metrics.jobs += 1
-            try:
-                self.backend.send_multipart(
-                    [ws.identity.encode(), *codec.encode({**job.body, "job": job.jid})])
-            except zmq.ZMQError:  # gone between its last message and now
-                job.attempts -= 1
-                self._lost(ws, "unreachable")
-
-    def _on_worker(self, frames: list[Any]) -> None:
-        ident = frames[0].decode(errors="replace")
-        try:
-            msg = codec.decode(frames[1:], codec.CodecLimits(max_frames=64))
-        except ProtocolError as exc:
-            log.warning("unreadable message from worker %s: %s", ident, exc)
-            return
-        base = ident.removesuffix("#hb")
-        ws = self.workers.get(base)
-        kind = msg.get("kind")
-        if ws is None:
-            if kind != "ready":
-                return  # a killed worker's last words, or a stranger
-            ws = self.workers[base] = WorkerState(base, None)  # a remote worker joined
-        ws.last_beat = time.monotonic()
-        if "rss" in msg:
-            ws.rss = int(msg["rss"])
-        if kind == "ready" and ws.state == "starting":
-            ws.state, ws.pid = "idle", int(msg.get("pid", 0))
-            if msg.get("frame_hash") != self.frame_hash:
-                log.error("worker %s renders frame %s, the farm's is %s: dropping it",
-                          base, msg.get("frame_hash"), self.frame_hash)
-                self._lost(ws, "wrong frame")
-                return
-            self._idle.append(base)
-        elif kind == "result":
-            self._on_result(ws, msg)
-
-    def _on_result(self, ws: WorkerState, msg: dict[str, Any]) -> None:
-        job = ws.job
-        if job is None or job.jid != msg.get("job"):
-            return  # not this worker's current job (it was reassigned): drop
-        ws.job, ws.state = None, "idle"
-        ws.jobs_done += 1
-        if ws.slot is not None:
-            self.supervisor.healthy(ws.slot)
-        recycle = bool(msg.get("recycle")) or (
-            self.config.recycle_every > 0 and ws.jobs_done >= self.config.recycle_every)
-        if recycle:
-            self._retire(ws)
-        else:
-            self._idle.append(ws.identity)
-        if msg.get("ok"):
-            job.finish({k: v for k, v in msg.items() if k not in ("kind", "job", "ok")}, None)
-        else:
-            err = msg.get("error") or {}
-            code = err.get("code") if err.get("code") in ("render_error", "internal") else None
-            job.finish(None, ProtocolError(str(err.get("message", "")), code or "internal"))
-
-    def _retire(self, ws: WorkerState) -> None:
-        """Replace a worker on purpose (recycling, hard deadline): no backoff."""
-        self.workers.pop(ws.identity, None)
-        if ws.slot is not None:
-            self.supervisor.restart(ws.slot, blame=False)
-
-    def _lost(self, ws: WorkerState, why: str) -> None:
-        """A worker died or went silent: replace it, retry or fail its job."""
-        job, ws.job = ws.job, None
-        log.warning("worker %s lost (%s)%s", ws.identity, why,
-                    f" running job {job.jid}" if job else "")
-        self.workers.pop(ws.identity, None)
-        if ws.slot is not None:  # a death during a job may be the job's fault: no blame
-            self.supervisor.restart(ws.slot, blame=job is None)
-        if job is None:
-            return
-        job.worker = None
-        if job.attempts < self.config.max_attempts:
-            self.metrics.retries += 1
-            self.queue.appendleft(job)
-        elif job.kind == "step":
-            job.finish(failed_result("poisoned", f"the script's worker died on each of "
-                                     f"{job.attempts} attempts ({why})"), None)
-        else:
-            job.finish(None, ProtocolError(f"the render's worker died {job.attempts} times "
-                                           f"({why})", "worker_lost"))
-
-    def _supervise(self) -> None:
+    def _expire(self) -> None:
+        """Answer ``timeout`` for what is still open past ``request_timeout``."""
         now = time.monotonic()
-        exited = {wp.identity for wp in self.supervisor.exited()}
-        for ws in list(self.workers.values()):
-            if ws.identity in exited:
-                self._lost(ws, "process exited")
-            elif ws.state == "starting":
-                if now - ws.started > self.config.start_timeout:
-                    self._lost(ws, f"not ready after {self.config.start_timeout:g} s")
-            elif now - ws.last_beat > self.config.heartbeat_timeout:
-                self._lost(ws, f"no heartbeat for {self.config.heartbeat_timeout:g} s")
-            elif ws.job is not None and now - ws.job.started > self.config.hard_deadline:
-                job, ws.job = ws.job, None
-                self._retire(ws)
-                msg = f"killed at the farm's hard deadline of {self.config.hard_deadline:g} s"
-                if job.kind == "step":
-                    job.finish(failed_result("timeout", msg), None)
-                else:
-                    job.finish(None, ProtocolError(msg, "timeout"))
         for p in [p for p in self.pending.values() if now > p.expires]:
             exc = ProtocolError(f"not answered within {self.config.request_timeout:g} s",
                                 "timeout")
@@ -463,15 +344,13 @@ class Broker:
                 if v is None:
                     p.fill(i, exc)
             self._answer(p)
-        for wp in self.supervisor.spawn_due():
-            self._register(wp)
 
     def status(self) -> dict[str, Any]:
         """The ``status`` reply body (and the metrics log line's source)."""
         return {
-            "workers": [ws.to_dict() for ws in self.workers.values()],
-            "queue": len(self.queue),
-            "inflight": sum(1 for ws in self.workers.values() if ws.job is not None),
+            "workers": [ws.to_dict() for ws in self.pool.workers.values()],
+            "queue": len(self.pool.queue),
+            "inflight": self.pool.inflight,
             "pending": len(self.pending),
             "targets": len(self.targets),
             "restarts": self.supervisor.restarts,

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..reward.cli import bench_targets
 
 _ENGINES = ("eevee", "workbench", "cycles")
+DEFAULT_BIND = "tcp://127.0.0.1:5555"
 
 
 def _gpus(text: str) -> tuple[int, ...]:
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     farm.set_defaults(func=run_farm_command)
     farm_sub = farm.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
     status = farm_sub.add_parser("status", help="workers, queue, rate, latency, restarts")
-    status.add_argument("--address", default="tcp://127.0.0.1:5555", help="the farm's address")
+    status.add_argument("--address", default=DEFAULT_BIND, help="the farm's address")
     status.add_argument("--json", action="store_true", help="print the raw status JSON")
     status.add_argument("--timeout", type=float, default=5.0)
     status.set_defaults(func=run_status)
@@ -56,19 +57,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--workers", type=int, default=2)
     bench.add_argument("--steps", type=int, default=200, help="steps per farm measurement")
     bench.add_argument("--episodes", type=int, default=3, help="fresh-process episodes timed")
+    bench.add_argument("--repeat", type=int, default=2,
+                       help="best of N interleaved runs per measurement (default 2)")
     bench.add_argument("--json", type=Path, help="also write the report as JSON here")
     bench.set_defaults(func=run_bench)
 
 
 def _config(args: argparse.Namespace) -> object:
+    """Flags over ``--config`` over defaults; the client address defaults to port 5555."""
+    from dataclasses import replace
+
     from .config import FarmConfig
 
     overrides = {"workers": args.workers, "engine": args.engine, "size": args.size,
-                 "bind": args.bind or (None if args.config else "tcp://127.0.0.1:5555"),
-                 "gpus": args.gpus, "blender": args.blender}
+                 "bind": args.bind, "gpus": args.gpus, "blender": args.blender}
     if args.config is not None:
-        return FarmConfig.load(args.config, **overrides)
-    return FarmConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+        config = FarmConfig.load(args.config, **overrides)
+    else:
+        config = FarmConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    return config if config.bind else replace(config, bind=DEFAULT_BIND)
 
 
 def run_farm_command(args: argparse.Namespace) -> int:
@@ -117,7 +124,7 @@ def run_dataset(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from .bench import format_report, run
 
-    report = run(args.engines, args.size, args.workers, args.steps, args.episodes)
+    report = run(args.engines, args.size, args.workers, args.steps, args.episodes, args.repeat)
     print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -33,11 +33,11 @@ class FarmConfig:
     gpus: tuple[int, ...] = ()  # workers are pinned round-robin; () = no pinning
     blender: str | None = None  # run workers under this Blender binary, not the bpy module
     # deadlines (seconds)
-    sandbox_deadline: float = 10.0  # in-process script deadline (the sandbox's)
+    sandbox_deadline: float = 5.0  # in-process script deadline (the sandbox's)
     hard_deadline: float = 60.0  # a job running longer kills its worker
     request_timeout: float = 300.0  # a client request not answered by then gets `timeout`
     heartbeat_interval: float = 0.5
-    heartbeat_timeout: float = 5.0  # no heartbeat for this long: the worker is dead
+    heartbeat_timeout: float = 10.0  # no heartbeat for this long: the worker is dead
     start_timeout: float = 120.0  # a worker that is not ready by then is killed
     # lifecycle
     recycle_every: int = 500  # restart a worker after this many jobs (0: never)

@@ -14,16 +14,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from ..protocol.client import Client
 from ..protocol.results import ServerInfo, StepResult
 from ..protocol.targets import Target
-from ..reward import scene_graph_score
 from ..scenes import GeneratorConfig, generate_scene
-from .agents import Agent, Attempt, OracleAgent, RandomAgent, SearchAgent
+from .agents import Attempt, SearchAgent, default_agents
+
+if TYPE_CHECKING:
+    from ..protocol.client import Client
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class DemoConfig:
     agent_seed: int = 0
     engine: str = "workbench"
     size: int = 128
+    samples: int | None = None  # render samples (Cycles, EEVEE); None: the frame's default
     workers: int = 2
     timeout: float = 300.0
 
@@ -82,29 +84,24 @@ class DemoResult:
     def search_curve(self) -> list[tuple[int, float]]:
         """(budget, mean over targets of the search agent's best reward within it)."""
         attempts = self.row(SearchAgent.name).attempts
-        return [(b, float(np.mean([a.best_at(b) for a in attempts])))
-                for b in self.config.budgets]
-
-
-def _agents(cfg: DemoConfig, gen: GeneratorConfig) -> list[Agent]:
-    return [
-        OracleAgent(),
-        RandomAgent(cfg.agent_seed, gen),
-        SearchAgent(max(cfg.budgets), cfg.batch, cfg.agent_seed, gen),
-    ]
+        return [(b, float(np.mean([a.best_at(b) for a in attempts]))) for b in self.config.budgets]
 
 
 def run_demo(
     cfg: DemoConfig, address: str | None = None, log: Callable[[str], None] = print
 ) -> DemoResult:
     """Run the agents; with no ``address``, on an embedded farm that is stopped after."""
+    from ..protocol.client import Client
+
     t0 = time.perf_counter()
     farm = None
     if address is None:
         from .local import LocalFarm
 
         log(f"starting a local farm: {cfg.workers} {cfg.engine} workers at {cfg.size} px")
-        farm = LocalFarm(workers=cfg.workers, engine=cfg.engine, size=cfg.size).start()
+        farm = LocalFarm(
+            workers=cfg.workers, engine=cfg.engine, size=cfg.size, samples=cfg.samples
+        ).start()
         address = farm.address
     try:
         with Client(address, timeout=cfg.timeout) as client:
@@ -115,13 +112,18 @@ def run_demo(
 
 
 def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float) -> DemoResult:
+    from ..reward import scene_graph_score
+
     info = client.info()
-    gen = GeneratorConfig(min_objects=cfg.min_objects, max_objects=cfg.max_objects,
-                          frame=info.frame)
-    targets = [client.reset(scene=generate_scene(cfg.scene_seed, i, gen), masks=False)
-               for i in range(cfg.targets)]
+    gen = GeneratorConfig(
+        min_objects=cfg.min_objects, max_objects=cfg.max_objects, frame=info.frame
+    )
+    targets = [
+        client.reset(scene=generate_scene(cfg.scene_seed, i, gen), masks=False)
+        for i in range(cfg.targets)
+    ]
     rows = []
-    for agent in _agents(cfg, gen):
+    for agent in default_agents(max(cfg.budgets), cfg.batch, cfg.agent_seed, gen):
         row = AgentRow(agent.name)
         for k, target in enumerate(targets):
             attempt = agent.solve(client, target)
@@ -130,14 +132,20 @@ def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float)
             row.seconds += attempt.seconds
             got = attempt.result.scene
             row.f1.append(scene_graph_score(got, target.scene).f1 if got is not None else 0.0)
-            log(f"  {agent.name:7s} target {k}: reward {attempt.result.reward:.3f} "
-                f"({attempt.result.outcome}, {attempt.renders} renders)")
+            log(
+                f"  {agent.name:7s} target {k}: reward {attempt.result.reward:.3f} "
+                f"({attempt.result.outcome}, {attempt.renders} renders)"
+            )
         rows.append(row)
     for preset in info.reward_presets:  # every final program under every preset
         for row in rows:
             # step_many raises on a failed request, so every item is a StepResult
-            results = cast(list[StepResult], client.step_many(
-                [a.script for a in row.attempts], [t.target_id for t in targets], preset=preset))
+            results = cast(
+                list[StepResult],
+                client.step_many(
+                    [a.script for a in row.attempts], [t.target_id for t in targets], preset=preset
+                ),
+            )
             row.rewards[preset] = [float(r.reward) for r in results]
     return DemoResult(cfg, info, targets, rows, time.perf_counter() - t0)
 
@@ -175,8 +183,7 @@ def _labelled(sheet: np.ndarray, labels: Sequence[str], tile_w: int, gap: int = 
 def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -> str:
     cfg, info = result.config, result.info
     presets = list(info.reward_presets)
-    head = ["agent", *[f"reward ({p})" for p in presets], "scene-graph F1", "renders",
-            "steps/s"]
+    head = ["agent", *[f"reward ({p})" for p in presets], "scene-graph F1", "renders", "steps/s"]
     lines = [
         "# derender demo",
         "",
@@ -189,8 +196,13 @@ def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -
         "|" + "---|" * len(head),
     ]
     for row in result.rows:
-        cells = [row.agent, *[f"{row.mean(p):.3f}" for p in presets],
-                 f"{np.mean(row.f1):.3f}", str(row.renders), f"{row.steps_per_s:.1f}"]
+        cells = [
+            row.agent,
+            *[f"{row.mean(p):.3f}" for p in presets],
+            f"{np.mean(row.f1):.3f}",
+            str(row.renders),
+            f"{row.steps_per_s:.1f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -207,13 +219,21 @@ def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -
         "|---|---|",
     ]
     lines += [f"| {b} | {r:.3f} |" for b, r in result.search_curve()]
-    unavailable = sorted({u for row in result.rows for a in row.attempts
-                          for u in a.result.unavailable})
+    unavailable = sorted(
+        {u for row in result.rows for a in row.attempts for u in a.result.unavailable}
+    )
     if unavailable:
-        lines += ["", f"Components unavailable on this machine: {', '.join(unavailable)} "
-                      "(dropped from the presets, the other terms scaled up)."]
-    lines += ["", f"![contact sheet]({sheet_name})", "",
-              "Columns: target, " + ", ".join(r.agent for r in result.rows) + "."]
+        lines += [
+            "",
+            f"Components unavailable on this machine: {', '.join(unavailable)} "
+            "(dropped from the presets, the other terms scaled up).",
+        ]
+    lines += [
+        "",
+        f"![contact sheet]({sheet_name})",
+        "",
+        "Columns: target, " + ", ".join(r.agent for r in result.rows) + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .demo import DemoConfig
+from .demo import DemoConfig  # light: the demo imports zmq and the reward inside functions
 
 
 def _budgets(text: str) -> tuple[int, ...]:
@@ -23,8 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("demo"), help="output directory (demo/)")
     p.add_argument("--address", help="use a running farm instead of starting one")
     p.add_argument("--targets", type=int, default=d.targets, help="number of target scenes")
-    p.add_argument("--budgets", type=_budgets, default=d.budgets,
-                   help="search budgets in renders, comma-separated (default 32,128,512)")
+    p.add_argument(
+        "--budgets",
+        type=_budgets,
+        default=d.budgets,
+        help="search budgets in renders, comma-separated (default 32,128,512)",
+    )
     p.add_argument("--batch", type=int, default=d.batch, help="search proposals per round")
     p.add_argument("--min-objects", type=int, default=d.min_objects)
     p.add_argument("--max-objects", type=int, default=d.max_objects)
@@ -32,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.agent_seed, help="agents' random seed")
     p.add_argument("--engine", default=d.engine, choices=("workbench", "cycles", "eevee"))
     p.add_argument("--size", type=int, default=d.size, help="image size in px (square)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=d.samples,
+        help="render samples for cycles/eevee (default: the frame's)",
+    )
     p.add_argument("--workers", type=int, default=d.workers)
     p.set_defaults(func=run)
 
@@ -41,10 +51,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         cfg = DemoConfig(
-            targets=args.targets, budgets=args.budgets, batch=args.batch,
-            min_objects=args.min_objects, max_objects=args.max_objects,
-            scene_seed=args.scene_seed, agent_seed=args.seed, engine=args.engine,
-            size=args.size, workers=args.workers,
+            targets=args.targets,
+            budgets=args.budgets,
+            batch=args.batch,
+            min_objects=args.min_objects,
+            max_objects=args.max_objects,
+            scene_seed=args.scene_seed,
+            agent_seed=args.seed,
+            engine=args.engine,
+            size=args.size,
+            samples=args.samples,
+            workers=args.workers,
         )
     except ValueError as exc:
         print(f"derender demo: {exc}", file=sys.stderr)

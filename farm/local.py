@@ -9,7 +9,8 @@ The farm process runs ``python -m derender.farm.run`` in its own session; its wo
 run in theirs and die with it (``PR_SET_PDEATHSIG``). ``stop`` asks politely (SIGTERM:
 the farm kills its workers and deletes their temp dirs), then kills the farm's process
 group, then deletes the run dir. A garbage-collected or forgotten LocalFarm is stopped
-at interpreter exit.
+at interpreter exit, and a farm whose starting process died (even by SIGKILL) stops
+itself.
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ def _cleanup(proc: subprocess.Popen, run_dir: str) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
-    shutil.rmtree(run_dir, ignore_errors=True)
+    # Workers die with the farm (PR_SET_PDEATHSIG) but asynchronously: one may still be
+    # writing into the run dir while it is deleted, so delete until it stays gone.
+    for _ in range(50):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if not os.path.exists(run_dir):
+            return
+        time.sleep(0.1)
 
 
 class LocalFarm:
@@ -67,8 +74,11 @@ class LocalFarm:
         address_file = run_dir / "address"
         cmd = [sys.executable, "-m", "derender.farm.run",
                "--config", json.dumps(self.config.to_dict()), "--run-dir", str(run_dir),
-               "--address-file", str(address_file), "--log-level", log_level]
-        self._proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
+               "--address-file", str(address_file), "--log-level", log_level,
+               "--exit-with-parent"]
+        # the farm logs to stderr; stdout would only carry library chatter (torch hub)
+        self._proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL)
         self.run_dir = run_dir
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, str(run_dir))
         deadline = time.monotonic() + timeout

@@ -68,15 +68,16 @@ class Metrics:
         }
 
 
+def ms(seconds: float | None) -> str:
+    """A latency for people: ``12.3 ms``, or ``-`` when there is none yet."""
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
 def log_line(status: dict[str, Any]) -> str:
     """One line for the periodic metrics log, from a ``status`` body."""
     m = status["metrics"]
     states = Counter(w["state"] for w in status["workers"])
     lat = m["latency_s"]
-
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v * 1000:.0f}ms"
-
     return (
         f"workers {dict(states)} queue {status['queue']} inflight {status['inflight']} "
         f"rate {m['requests_per_s']:.1f}/s p50 {ms(lat['p50'])} p99 {ms(lat['p99'])} "

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..protocol.errors import ProtocolError
 from ..protocol.targets import Target
 from ..scenes import FrameSpec, dsl_program, scene_from_clevr
 
@@ -30,7 +31,7 @@ class Finished:
     preset: str
     masks: bool  # the client asked for the candidate's masks
     result: dict[str, Any]  # the worker's result members (outcome, image, masks, scene ...)
-    done: Callable[[dict[str, Any]], None]
+    done: Callable[[dict[str, Any] | ProtocolError], None]  # the step body, or why not
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -88,6 +89,14 @@ class RewardStage:
         return self._specs[name]
 
     def _score(self, name: str, items: list[Finished]) -> None:
+        try:
+            self._score_batch(name, items)
+        except Exception as exc:  # a bug in scoring must fail these steps, not the farm
+            log.exception("scoring %d steps with preset %r failed", len(items), name)
+            for it in items:
+                it.done(ProtocolError(f"reward failed: {type(exc).__name__}: {exc}"))
+
+    def _score_batch(self, name: str, items: list[Finished]) -> None:
         t0 = time.perf_counter()
         scenes = [None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"])
                   for it in items]

@@ -27,8 +27,10 @@ log = logging.getLogger("derender.farm")
 
 def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
              address_file: str | Path | None = None,
-             datasets: Mapping[str, Sequence[Scene]] | None = None) -> int:
-    """Serve until SIGTERM or SIGINT; always kills the workers and removes temp dirs."""
+             datasets: Mapping[str, Sequence[Scene]] | None = None,
+             exit_with_parent: bool = False) -> int:
+    """Serve until SIGTERM or SIGINT (or, with ``exit_with_parent``, until the process
+    that started this one is gone); always kills the workers and removes temp dirs."""
     from .broker import Broker
 
     own_dir = run_dir is None
@@ -49,8 +51,11 @@ def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
             os.replace(tmp, address_file)
         log.info("farm: %d %s workers at %d px; clients connect to %s", config.workers,
                  config.engine, config.size, broker.address)
+        parent = os.getppid()
         while not stopping:
             broker.run_once(0.05)
+            if exit_with_parent and os.getppid() != parent:  # orphaned: nobody to serve
+                stopping.append(signal.SIGHUP)
         log.info("farm: stopping (signal %d)", stopping[0])
         return 0
     finally:
@@ -58,7 +63,7 @@ def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
             broker.close()
         for s, handler in old.items():
             signal.signal(s, handler)
-        if own_dir:
+        if own_dir or stopping[:1] == [signal.SIGHUP]:  # an orphan cleans up for its owner
             shutil.rmtree(root, ignore_errors=True)
 
 
@@ -68,11 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="directory for worker temp dirs and sockets")
     parser.add_argument("--address-file", help="write the client address here when ready")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the starting process dies (LocalFarm uses this)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = FarmConfig.from_dict(json.loads(args.config))
-    return run_farm(config, args.run_dir, args.address_file)
+    return run_farm(config, args.run_dir, args.address_file,
+                    exit_with_parent=args.exit_with_parent)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Any
 from ..protocol import codec
 from ..protocol.errors import ClientTimeout, ServerError
 from ..protocol.messages import PROTOCOL_VERSION
+from .metrics import ms
 
 
 def query_status(address: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -42,10 +43,6 @@ def format_status(status: dict[str, Any]) -> str:
     """Human-readable status: one summary block, then one line per worker."""
     m = status["metrics"]
     lat = m["latency_s"]
-
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v * 1000:.1f} ms"
-
     lines = [
         f"engine {status['engine']}  frame {status['frame_hash']}  "
         f"network isolated: {status['network_isolated']}",

@@ -1,6 +1,9 @@
 """The worker process: one headless Blender serving jobs from the farm's broker.
 
-``python -m derender.farm.worker --connect ADDR --identity ID --config JSON``. The worker
+``python -m derender.farm.worker --connect ADDR --identity ID --config JSON`` (a worker on
+another host adds ``--server-key farm.key --keys worker.key_secret``: the farm's
+``remote_backend`` endpoint requires CURVE, and the worker's public key must be in the
+farm's ``curve_clients`` directory; the farm then adopts it like its own). The worker
 connects a DEALER socket (identity ``ID``) to the broker's backend ROUTER, says ``ready``
 once Blender is up, then answers one job at a time with :class:`addon.service.Service`
 (the same code path as ``derender serve``). A second DEALER (identity ``ID#hb``) owned by
@@ -29,11 +32,13 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import zmq
 
 from ..protocol import codec
+from ..protocol.keys import KeyPair, load_keys
 from ..scenes import Scene, scene_from_clevr, scene_to_clevr
 from .config import FarmConfig
 
@@ -49,13 +54,31 @@ def rss_bytes() -> int:
         return 0
 
 
-def _heartbeat(ctx: zmq.Context, address: str, identity: str, interval: float,
+@dataclass(frozen=True)
+class Connection:
+    """Where the broker is, and the CURVE keys a remote worker needs to reach it."""
+
+    address: str
+    identity: str
+    server_key: bytes | None = None  # the farm's public key
+    keys: KeyPair | None = None  # this worker's key pair (its public key in curve_clients)
+
+    def socket(self, ctx: zmq.Context, identity: str) -> zmq.Socket:
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity.encode())
+        if self.server_key is not None and self.keys is not None:
+            sock.curve_serverkey = self.server_key
+            sock.curve_publickey = self.keys.public
+            sock.curve_secretkey = self.keys.secret
+        return sock
+
+
+def _heartbeat(ctx: zmq.Context, conn: Connection, interval: float,
                stop: threading.Event) -> None:
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, f"{identity}#hb".encode())
+    sock = conn.socket(ctx, f"{conn.identity}#hb")
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 4)  # a broker that is gone must not make beats pile up
-    sock.connect(address)
+    sock.connect(conn.address)
     try:
         while not stop.wait(interval):
             try:
@@ -112,20 +135,17 @@ class Worker:
         }
 
 
-def serve(config: FarmConfig, address: str, identity: str) -> int:
+def serve(config: FarmConfig, conn: Connection) -> int:
     """Connect, say ready, answer jobs until the broker says exit or the parent dies."""
     parent = os.getppid()
     ctx = zmq.Context()
     stop = threading.Event()
-    beat = threading.Thread(
-        target=_heartbeat, args=(ctx, address, identity, config.heartbeat_interval, stop),
-        name="heartbeat", daemon=True,
-    )
+    beat = threading.Thread(target=_heartbeat, args=(ctx, conn, config.heartbeat_interval, stop),
+                            name="heartbeat", daemon=True)
     beat.start()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, identity.encode())
+    sock = conn.socket(ctx, conn.identity)
     sock.setsockopt(zmq.LINGER, 1000)
-    sock.connect(address)
+    sock.connect(conn.address)
     try:
         worker = Worker(config)
         sock.send_multipart(codec.encode({"kind": "ready", "pid": os.getpid(),
@@ -158,9 +178,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connect", required=True, help="the broker's backend address")
     parser.add_argument("--identity", required=True, help="this worker's id (from the supervisor)")
     parser.add_argument("--config", required=True, help="the FarmConfig as JSON")
+    parser.add_argument("--server-key", help="remote workers: the farm's public key file")
+    parser.add_argument("--keys", help="remote workers: this worker's secret key file")
     args = parser.parse_args(argv)
     config = FarmConfig.from_dict(json.loads(args.config))
-    return serve(config, args.connect, args.identity)
+    conn = Connection(args.connect, args.identity)
+    if args.server_key or args.keys:
+        if not (args.server_key and args.keys):
+            parser.error("--server-key and --keys go together")
+        conn = Connection(args.connect, args.identity, load_keys(args.server_key).public,
+                          load_keys(args.keys))
+    return serve(config, conn)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import zmq.asyncio
 from ..scenes import Scene
 from . import codec
 from .client import ClientBase, TargetLike, _batch_result, _items, as_target_spec, reset_spec
-from .errors import RETRYABLE, ClientTimeout, ServerError
+from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerError
 from .messages import Info, Ping, Render, Request, Reset, Step, StepBatch, StepItem
 from .results import RenderResult, ServerInfo, StepResult, target_from_wire
 from .targets import Target
@@ -40,7 +40,10 @@ class AsyncClient(ClientBase):
     async def _read(self) -> None:
         while True:
             frames = await self._sock.recv_multipart()
-            reply = self._unpack(frames)
+            try:
+                reply = self._unpack(frames)
+            except ProtocolError:  # an unreadable reply answers nobody; keep reading
+                continue
             fut = self._waiting.pop(str(reply.get("id")), None)
             if fut is not None and not fut.done():  # else: a stale reply to a retried request
                 fut.set_result(reply)
@@ -88,8 +91,7 @@ class AsyncClient(ClientBase):
         dataset: str | None = None,
         masks: bool = True,
     ) -> Target:
-        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks,
-                    self.encoding)
+        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
         return target_from_wire(await self._call(req, idempotent=True))
 
     async def step(
@@ -130,8 +132,9 @@ class AsyncClient(ClientBase):
         preset: str | None = None,
         masks: bool = False,
     ) -> list[StepResult | ServerError]:
-        req = StepBatch(self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks,
-                        self.encoding)
+        req = StepBatch(
+            self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks, self.encoding
+        )
         reply = await self._call(req, idempotent=False)
         return [_batch_result(r) for r in reply["results"]]
 

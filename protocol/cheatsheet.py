@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from ..scenes import universe
 
+# Runs as it stands in the sandbox (a test steps it), so the prompt never shows dead code.
+EXAMPLE_DSL = """\
+add_object(shape='cube', size='large', material='metal', color='red', x=1.2, y=-0.5,
+           rotation=0.3)
+add_object(shape='sphere', size='small', material='rubber', color='cyan',
+           x=-1.0, y=1.5)
+"""
+
 
 def cheatsheet() -> str:
     """Plain text, about 40 lines: the task, the DSL, the bpy subset, the rules."""
@@ -32,12 +40,12 @@ size: {sizes}; a cube's half-edge is its size / sqrt(2)
 material: {", ".join(repr(m) for m in u.MATERIALS)}
 color: {", ".join(repr(c) for c in u.COLORS)}
 
-## CLEVR DSL (preferred)
+## CLEVR DSL (preferred; no import needed)
 add_object(shape=..., size=..., material=..., color=..., x=..., y=..., rotation=0.0)
-  One call per object; the object rests on the ground. Example:
-  add_object(shape='cube', size='large', material='metal', color='red', x=1.2, y=-0.5,
-             rotation=0.3)
-
+  One call per object; the object rests on the ground. clear() removes your objects.
+  Constants: SHAPES, SIZES, MATERIALS, COLORS, PLACEMENT_BOUNDS, MIN_DIST, MARGIN.
+Example:
+{EXAMPLE_DSL}
 ## bpy subset (for full control)
 import bpy
 bpy.ops.mesh.primitive_cube_add(size=2.0, location=(x, y, z), rotation=(0, 0, r))
@@ -57,6 +65,7 @@ obj.data.materials.append(mat)
 Materials: {pbr}.
 
 ## Rules
-No imports other than bpy and math; no file, network or OS access; no cameras, lights
-or world edits. Time, object and vertex budgets apply. print() output is returned.
+Imports: only bpy, math, random (seeded per request) and mathutils. No file, network or
+OS access; no camera, light, world or render-settings edits. Time, object and vertex
+budgets apply. print() output is returned to you.
 """

@@ -114,8 +114,9 @@ class ClientBase:
     def _check(reply: dict[str, Any]) -> dict[str, Any]:
         if not reply.get("ok"):
             err = reply.get("error") or {}
-            raise ServerError(str(err.get("message", "")), str(err.get("code", "internal")),
-                              reply.get("id"))
+            raise ServerError(
+                str(err.get("message", "")), str(err.get("code", "internal")), reply.get("id")
+            )
         return reply
 
     def _frames(self, req: Request) -> list[bytes]:
@@ -207,8 +208,7 @@ class Client(ClientBase):
         masks: bool = True,
     ) -> Target:
         """Make (render and cache) a target on the server; returns it with its id."""
-        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks,
-                    self.encoding)
+        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
         return target_from_wire(self._call(req, idempotent=True))
 
     def step(
@@ -270,8 +270,9 @@ class Client(ClientBase):
         masks: bool = False,
     ) -> list[StepResult | ServerError]:
         """One ``step_batch`` message; a failed item is a ServerError in its slot."""
-        req = StepBatch(self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks,
-                        self.encoding)
+        req = StepBatch(
+            self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks, self.encoding
+        )
         reply = self._call(req, idempotent=False)
         return [_batch_result(r) for r in reply["results"]]
 
@@ -292,7 +293,8 @@ class Client(ClientBase):
 
 
 def _items(
-    scripts: Sequence[str], targets: TargetLike | Sequence[TargetLike],
+    scripts: Sequence[str],
+    targets: TargetLike | Sequence[TargetLike],
     seeds: Sequence[int] | None,
 ) -> list[StepItem]:
     """One StepItem per script; a single target applies to all of them."""
@@ -304,10 +306,10 @@ def _items(
     )
     slist = list(seeds) if seeds is not None else [0] * n
     if len(tlist) != n or len(slist) != n:
-        raise ValueError(f"{n} scripts need {n} targets and seeds, got {len(tlist)}, "
-                         f"{len(slist)}")
-    return [StepItem(s, as_target_spec(t), sd) for s, t, sd in zip(scripts, tlist, slist,
-                                                                        strict=True)]
+        raise ValueError(f"{n} scripts need {n} targets and seeds, got {len(tlist)}, {len(slist)}")
+    return [
+        StepItem(s, as_target_spec(t), sd) for s, t, sd in zip(scripts, tlist, slist, strict=True)
+    ]
 
 
 def _batch_result(data: dict[str, Any]) -> StepResult | ServerError:
@@ -315,4 +317,3 @@ def _batch_result(data: dict[str, Any]) -> StepResult | ServerError:
         err = data["error"]
         return ServerError(str(err.get("message", "")), str(err.get("code", "internal")))
     return StepResult.from_wire(data)
-

@@ -17,7 +17,7 @@ timings stay out of it so that steps are reproducible.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -31,6 +31,7 @@ from ..scenes import (
     universe,
     write_program,
 )
+from ..scenes.programs import Dialect
 from .messages import Limits
 from .prompt import CHARSET, frame_text
 
@@ -59,14 +60,18 @@ def curriculum(
     """
     kw: dict[str, Any] = {"min_objects": min_objects, "max_objects": max_objects}
     for name, value in (
-        ("shapes", shapes), ("colors", colors), ("materials", materials), ("sizes", sizes)
+        ("shapes", shapes),
+        ("colors", colors),
+        ("materials", materials),
+        ("sizes", sizes),
     ):
         if value is not None:
             kw[name] = tuple(value)
     if isinstance(holdout, str):
         if holdout not in _HOLDOUTS:
-            raise ValueError(f"holdout must be one of {tuple(_HOLDOUTS)} or a mapping, "
-                             f"got {holdout!r}")
+            raise ValueError(
+                f"holdout must be one of {tuple(_HOLDOUTS)} or a mapping, got {holdout!r}"
+            )
         kw["shape_colors"] = _HOLDOUTS[holdout]
     elif holdout is not None:
         kw["shape_colors"] = {k: tuple(v) for k, v in holdout.items()}
@@ -75,10 +80,11 @@ def curriculum(
 
 class DerenderEnv(gym.Env[dict[str, Any], str]):
     """See the module docstring. Observation keys: ``target`` (uint8 H×W×3), ``frame``
-    (text); with ``max_turns > 1`` also ``render`` (uint8 H×W×3, black before the first
-    program) and ``heatmap`` (uint8 H×W×3, from :func:`derender.reward.heatmap`)."""
+    (text); with ``max_turns > 1`` also ``render`` and ``heatmap`` (uint8 H×W×3, from
+    :func:`derender.reward.heatmap`; both black before the first program)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    # Gymnasium declares ``metadata`` as an instance attribute, and gym.make reads the class's
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
 
     def __init__(
         self,
@@ -105,8 +111,9 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self._knobs = curriculum(min_objects, max_objects, shapes, colors, materials, sizes,
-                                 holdout)
+        self._knobs = curriculum(
+            min_objects, max_objects, shapes, colors, materials, sizes, holdout
+        )
         GeneratorConfig(**self._knobs)  # fail now, naming the bad knob, not at reset
         self.max_turns = max_turns
         self.reward_threshold = reward_threshold
@@ -172,9 +179,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         blank = np.zeros_like(self._target.image)
         return self._observation(blank, blank), self._info()
 
-    def step(
-        self, action: str
-    ) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self._target is None:
             raise RuntimeError("call reset() before step()")
         if not isinstance(action, str):
@@ -235,10 +240,10 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("call reset() first")
         return self._target.scene
 
-    def oracle_program(self, dialect: str = "dsl") -> str:
+    def oracle_program(self, dialect: Dialect = "dsl") -> str:
         """The ground-truth program of the current target (``dsl`` or ``bpy``): for baselines,
         warm-start data and checks; a plain string, so ``VectorEnv.call`` can fetch it."""
-        return write_program(self.target_scene, dialect)  # type: ignore[arg-type]
+        return write_program(self.target_scene, dialect)
 
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the target and the last render side by side."""
@@ -248,9 +253,9 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         return np.concatenate([self._target.image, last], axis=1)
 
     def close(self) -> None:
-        client, self._client = getattr(self, "_client", None), None
+        client = getattr(self, "_client", None)
         if client is not None:
-            client.close()
+            client.close()  # idempotent
         farm, self.farm = getattr(self, "farm", None), None
         if farm is not None:
             farm.stop()
@@ -258,10 +263,11 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
 
 
 def register() -> None:
-    """Register ``derender/CLEVR-v0`` (idempotent; the entry point calls it too)."""
+    """Register ``derender/CLEVR-v0`` (idempotent). Gymnasium 1.x loads no plugin entry
+    points, so the id exists once this module is imported, which
+    ``gym.make("derender.protocol.env:derender/CLEVR-v0")`` also does."""
     if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point=f"{__name__}:DerenderEnv",
-                     disable_env_checker=False)
+        gym.register(id=ENV_ID, entry_point=f"{__name__}:DerenderEnv")
 
 
 register()

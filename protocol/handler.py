@@ -114,7 +114,11 @@ class Handler:
         except Exception as exc:  # a bug must not stop the loop; the client learns what
             log.exception("internal error handling request %r", rid)
             reply = error_reply(rid, kind, ProtocolError(f"{type(exc).__name__}: {exc}"))
-        return codec.encode(reply, encoding)
+        try:
+            return codec.encode(reply, encoding)
+        except (ValueError, TypeError) as exc:  # a reply member the wire cannot carry: a bug
+            log.exception("cannot encode the reply to request %r", rid)
+            return codec.encode(error_reply(rid, kind, ProtocolError(f"unencodable reply: {exc}")))
 
     def handle(self, req: Request) -> dict[str, Any]:
         """The reply header (arrays inline) for a parsed request."""
@@ -152,8 +156,10 @@ class Handler:
             "cheatsheet": cheatsheet(),
         }
 
-    def resolve(self, spec: TargetSpec) -> Target:
-        """The target for a spec, from the cache or rendered now (and cached)."""
+    def resolve(self, spec: TargetSpec | str) -> Target:
+        """The target for a spec (a str is a target id), from the cache or rendered now."""
+        if isinstance(spec, str):
+            return self.targets.get(spec)
         if isinstance(spec, TargetRef):
             return self.targets.get(spec.target_id)
         scene = self._scene_for(spec)
@@ -164,15 +170,19 @@ class Handler:
         return self.targets.put(Target(tid, scene, result.image, result.masks, self.frame_hash))
 
     def step(self, item: StepItem, preset: str | None, masks: bool) -> dict[str, Any]:
-        return self.step_batch([item], preset, masks)[0]
+        return self.step_batch([item], preset, masks, item_errors=False)[0]
 
     def step_batch(
-        self, items: Sequence[StepItem], preset: str | None, masks: bool
+        self,
+        items: Sequence[StepItem],
+        preset: str | None,
+        masks: bool,
+        item_errors: bool = True,
     ) -> list[dict[str, Any]]:
         """Run every script, then score all of them in one batched reward call.
 
-        With more than one item, an item that cannot run (e.g. an unknown target id) gets
-        an ``error`` entry instead of sinking the batch; a single step raises it instead.
+        An item that cannot run (e.g. an unknown target id) gets an ``error`` entry instead
+        of sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
         """
         name = preset or self.default_preset
         spec = self._preset(name)
@@ -184,23 +194,27 @@ class Handler:
                 res = self.service.step(item.script, seed=item.seed, masks=True)
                 runs.append((target, res, time.perf_counter() - t0))
             except ProtocolError as exc:
-                if len(items) == 1:
+                if not item_errors:
                     raise
                 runs.append(exc)
         ok = [(i, r) for i, r in enumerate(runs) if not isinstance(r, ProtocolError)]
+        targets = [t for _, (t, _, _) in ok]
+        results = [res for _, (_, res, _) in ok]
         t1 = time.perf_counter()
-        scored = self._reward.score_batch(
-            [res.image for _, (_, res, _) in ok],
-            [t.image for _, (t, _, _) in ok],
-            spec,
-            outcomes=[res.outcome for _, (_, res, _) in ok],
-            render_masks=[res.masks for _, (_, res, _) in ok],
-            target_masks=[t.masks for _, (t, _, _) in ok],
-            scenes=[res.readback for _, (_, res, _) in ok],
-            target_scenes=[t.scene for _, (t, _, _) in ok],
-            codes=[items[i].script for i, _ in ok],
-            reference_codes=[dsl_program(t.scene) for _, (t, _, _) in ok],
-        ) if ok else []
+        scored = []
+        if ok:
+            scored = self._reward.score_batch(
+                [r.image for r in results],
+                [t.image for t in targets],
+                spec,
+                outcomes=[r.outcome for r in results],
+                render_masks=[r.masks for r in results],
+                target_masks=[t.masks for t in targets],
+                scenes=[r.readback for r in results],
+                target_scenes=[t.scene for t in targets],
+                codes=[items[i].script for i, _ in ok],
+                reference_codes=[dsl_program(t.scene) for t in targets],
+            )
         reward_s = (time.perf_counter() - t1) / max(len(ok), 1)
         out: list[dict[str, Any]] = [
             {"error": r.to_dict()} if isinstance(r, ProtocolError) else {} for r in runs
@@ -218,7 +232,8 @@ class Handler:
                 "spec_hash": sc.spec_hash,
                 "image": res.image,
                 "masks": res.masks if masks else None,
-                "scene": None if res.readback is None
+                "scene": None
+                if res.readback is None
                 else scene_to_clevr(res.readback, self.service.frame),
                 "timings": {**res.timings, "service": service_s, "reward": reward_s},
                 "target_id": target.target_id,
@@ -252,11 +267,14 @@ class Handler:
         assert isinstance(spec, DatasetTarget)
         scenes = self.datasets.get(spec.dataset)
         if scenes is None:
-            raise BadRequest(f"dataset {spec.dataset!r} is not loaded; this server has "
-                             f"{sorted(self.datasets)}")
+            raise BadRequest(
+                f"dataset {spec.dataset!r} is not loaded; this server has {sorted(self.datasets)}"
+            )
         if spec.index >= len(scenes):
-            raise BadRequest(f"dataset {spec.dataset!r} has {len(scenes)} scenes; "
-                             f"index {spec.index} is out of range")
+            raise BadRequest(
+                f"dataset {spec.dataset!r} has {len(scenes)} scenes; "
+                f"index {spec.index} is out of range"
+            )
         return scenes[spec.index]
 
     def _render(self, scene: Scene, masks: bool) -> Any:
@@ -276,4 +294,3 @@ class Handler:
             "image": target.image,
             "masks": target.masks if masks else None,
         }
-

@@ -101,8 +101,9 @@ def _bool(obj: Mapping[str, Any], key: str, default: bool) -> bool:
 def _str(obj: Mapping[str, Any], key: str, where: str, max_len: int) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not 0 < len(value) <= max_len:
-        raise BadRequest(f"{where}.{key} must be a string of 1..{max_len} characters, "
-                         f"got {value!r:.60}")
+        raise BadRequest(
+            f"{where}.{key} must be a string of 1..{max_len} characters, got {value!r:.60}"
+        )
     return value
 
 
@@ -124,8 +125,10 @@ def parse_target(data: Any, where: str, limits: Limits, allow_ref: bool = True) 
         raise BadRequest(f"{where} must be a target spec object, got {type(data).__name__}")
     kinds = [k for k in ("seed", "scene", "dataset", "target_id") if k in data]
     if len(kinds) != 1:
-        raise BadRequest(f"{where} must have exactly one of seed, scene, dataset, target_id; "
-                         f"got {sorted(data)[:8]}")
+        raise BadRequest(
+            f"{where} must have exactly one of seed, scene, dataset, target_id; "
+            f"got {sorted(data)[:8]}"
+        )
     kind = kinds[0]
     if kind == "seed":
         return SeedTarget(_int(data, "seed", where), _int(data, "index", where, 0))
@@ -174,8 +177,11 @@ class Reset(Request):
     encoding: str = "raw"
 
     def _members(self) -> dict[str, Any]:
-        return {"target": target_to_wire(self.target), "masks": self.masks,
-                "encoding": self.encoding}
+        return {
+            "target": target_to_wire(self.target),
+            "masks": self.masks,
+            "encoding": self.encoding,
+        }
 
 
 @dataclass(frozen=True)
@@ -209,8 +215,10 @@ class StepBatch(Request):
     encoding: str = "raw"
 
     def _members(self) -> dict[str, Any]:
-        return {"items": [i.to_wire() for i in self.items],
-                **_options(self.preset, self.masks, self.encoding)}
+        return {
+            "items": [i.to_wire() for i in self.items],
+            **_options(self.preset, self.masks, self.encoding),
+        }
 
 
 @dataclass(frozen=True)
@@ -221,8 +229,7 @@ class Render(Request):
     encoding: str = "raw"
 
     def _members(self) -> dict[str, Any]:
-        return {"scene": scene_to_clevr(self.scene), "masks": self.masks,
-                "encoding": self.encoding}
+        return {"scene": scene_to_clevr(self.scene), "masks": self.masks, "encoding": self.encoding}
 
 
 def _options(preset: str | None, masks: bool, encoding: str) -> dict[str, Any]:
@@ -251,8 +258,9 @@ def _item(data: Any, where: str, limits: Limits) -> StepItem:
     if not isinstance(script, str):
         raise BadRequest(f"{where}.script must be a string, got {type(script).__name__}")
     if len(script) > limits.max_script_chars:
-        raise BadRequest(f"{where}.script has {len(script)} characters; the limit is "
-                         f"{limits.max_script_chars}")
+        raise BadRequest(
+            f"{where}.script has {len(script)} characters; the limit is {limits.max_script_chars}"
+        )
     target = parse_target(data.get("target"), f"{where}.target", limits)
     return StepItem(script, target, _int(data, "seed", where, 0))
 
@@ -261,12 +269,16 @@ def parse_request(header: Mapping[str, Any], limits: Limits = Limits()) -> Reque
     """The typed request for a decoded header; BadRequest/UnsupportedVersion otherwise."""
     version = header.get("v")
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
-        raise UnsupportedVersion(f"protocol version {version!r:.40} is not supported; "
-                                 f"this server speaks {list(SUPPORTED_VERSIONS)}")
+        raise UnsupportedVersion(
+            f"protocol version {version!r:.40} is not supported; "
+            f"this server speaks {list(SUPPORTED_VERSIONS)}"
+        )
     rid = request_id(header, limits)
     if rid is None:
-        raise BadRequest(f"id must be a string of 1..{limits.max_id_chars} characters or an "
-                         f"integer, got {header.get('id')!r:.60}")
+        raise BadRequest(
+            f"id must be a string of 1..{limits.max_id_chars} characters or an "
+            f"integer, got {header.get('id')!r:.60}"
+        )
     kind = header.get("type")
     if kind not in REQUEST_TYPES:
         raise BadRequest(f"type must be one of {REQUEST_TYPES}, got {kind!r:.40}")

@@ -22,9 +22,13 @@ from .score import lpips_model, score_batch
 from .spec import preset
 
 
-def _pairs(size: int, n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _pairs(
+    size: int, n: int, group: int = 1, seed: int = 0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """n (render, target) pairs; each run of ``group`` consecutive pairs shares a target."""
     rng = np.random.default_rng(seed)
-    targets = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    distinct = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]
+    targets = [distinct[i // group] for i in range(n)]
     renders = []
     for t in targets:
         r = t.copy()
@@ -40,14 +44,22 @@ def run(
     preset_name: str = "seed",
     trunk: str = "random:0",
     seconds: float = 2.0,
+    group: int = 1,
 ) -> dict[str, Any]:
-    """Time every (size, batch) cell; returns a JSON-ready report."""
+    """Time every (size, batch) cell; returns a JSON-ready report.
+
+    ``group``: candidates per target (1: all targets distinct, the worst case; an RL group,
+    e.g. GRPO's 8 rollouts of one prompt, shares its target, whose LPIPS features, resize and
+    edges are then computed once).
+    """
+    if group < 1:
+        raise ValueError(f"group must be >= 1, got {group!r}")
     spec = preset(preset_name, lpips_trunk=trunk)
     model = lpips_model(spec) if "lpips" in spec.weights else None
     cells = []
     for size in sizes:
         for batch in batches:
-            renders, targets = _pairs(size, batch)
+            renders, targets = _pairs(size, batch, group)
             score_batch(renders, targets, spec)  # warm-up: caches, oneDNN kernels
             calls, start, cpu_start = 0, time.perf_counter(), time.process_time()
             while True:
@@ -63,11 +75,12 @@ def run(
             )  # fmt: skip
     return {
         "preset": preset_name,
+        "group": group,
         "spec": spec.to_dict(),
         "scoring_size": spec.size,
         "lpips": "unavailable (not timed)" if model is None and "lpips" in spec.weights
         else spec.lpips_identity(),
-        "random_trunk": trunk.startswith("random:"),
+        "random_trunk": "lpips" in spec.weights and trunk.startswith("random:"),
         "device": str(model.shift.device) if model is not None else "numpy",
         "cells": cells,
     }
@@ -77,7 +90,8 @@ def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of a :func:`run` report."""
     lines = [
         f"derender bench reward: preset={report['preset']} "
-        f"(scored at {report['scoring_size']} px), device={report['device']}",
+        f"(scored at {report['scoring_size']} px), device={report['device']}, "
+        f"{report['group']} candidate(s) per target",
         f"LPIPS: {report['lpips']}",
     ]
     if report["random_trunk"]:

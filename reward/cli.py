@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "default random:0, since real weights are often absent)",
     )
     p.add_argument("--seconds", type=float, default=2.0, help="time per cell (default 2)")
+    p.add_argument(
+        "--group", type=int, default=1,
+        help="candidates per target, as in an RL group (default 1: all targets distinct)",
+    )  # fmt: skip
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
     p.set_defaults(func=run)
 
@@ -49,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print("derender bench reward: sizes must be >= 16 and batches >= 1", file=sys.stderr)
         return 2
     try:
-        report = bench.run(args.sizes, args.batches, args.preset, args.trunk, args.seconds)
+        report = bench.run(
+            args.sizes, args.batches, args.preset, args.trunk, args.seconds, args.group
+        )
     except ValueError as exc:
         print(f"derender bench reward: {exc}", file=sys.stderr)
         return 2

@@ -36,13 +36,13 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+def _area_matrix(n_in: int, n_out: int, dtype: str = "float64") -> np.ndarray:
     """(n_out, n_in) weights: each output pixel averages the input interval it covers."""
     edges = np.linspace(0.0, n_in, n_out + 1)
     lo, hi = edges[:-1, None], edges[1:, None]
     cells = np.arange(n_in, dtype=np.float64)[None, :]
     overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
-    m = overlap / overlap.sum(axis=1, keepdims=True)
+    m = (overlap / overlap.sum(axis=1, keepdims=True)).astype(dtype)
     m.setflags(write=False)
     return m
 
@@ -58,12 +58,25 @@ def resize(rgb: np.ndarray, size: int | None) -> np.ndarray:
     h, w = rgb.shape[-3:-1]
     if (h, w) == (size, size):
         return rgb
-    lead, c = rgb.shape[:-3], rgb.shape[-1]
+    lead, c, dt = rgb.shape[:-3], rgb.shape[-1], rgb.dtype.name
     # Two plain 2-D matrix products (BLAS) rather than einsum: 5–10× faster at these sizes.
-    rows = np.matmul(_area_matrix(h, size), rgb.reshape(*lead, h, w * c))
+    rows = np.matmul(_area_matrix(h, size, dt), rgb.reshape(*lead, h, w * c))
     cols = np.swapaxes(rows.reshape(*lead, size, w, c), -1, -2).reshape(-1, w)
-    out = (cols @ _area_matrix(w, size).T).reshape(*lead, size, c, size)
+    out = (cols @ _area_matrix(w, size, dt).T).reshape(*lead, size, c, size)
     return np.swapaxes(out, -1, -2)
+
+
+def prepare(img: np.ndarray, size: int | None) -> np.ndarray:
+    """:func:`as_float` then :func:`resize`, resampling in float32 (twice as fast; errors
+    ~1e-7, far below 8-bit quantisation) and returning float64 for the metrics."""
+    if size is None:
+        return as_float(img)
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8 and arr.ndim >= 3 and arr.shape[-1] in (3, 4):
+        rgb = arr[..., :3].astype(np.float32) * np.float32(1 / 255)
+    else:
+        rgb = as_float(arr).astype(np.float32)
+    return resize(rgb, size).astype(np.float64)
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 # After these indices of torchvision's ``alexnet().features`` lpips taps relu1..relu5.
 TAPS = (1, 4, 7, 9, 11)
+MIN_SIDE = 31  # smaller inputs leave nothing for the second max-pool
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +154,9 @@ def _load_trunk(model: AlexLPIPS) -> str:
         state = torch.hub.load_state_dict_from_url(
             ALEXNET_URL, map_location="cpu", progress=False, weights_only=True
         )
-    except Exception as exc:  # URLError, HTTPError, timeouts: all mean "not available"
+    except Exception as exc:  # offline, HTTP errors, a truncated file: all "not available"
         raise LPIPSUnavailable(
-            f"AlexNet trunk weights {ALEXNET_FILE} are missing and could not be downloaded "
+            f"AlexNet trunk weights {ALEXNET_FILE} could not be loaded or downloaded "
             f"({type(exc).__name__}: {exc}); provide the file at {path} (torchvision's "
             f"published checkpoint {ALEXNET_URL}) or set TORCH_HOME to a directory whose "
             f"hub/checkpoints/ holds it"
@@ -201,6 +202,8 @@ def distance(
     """LPIPS distances between (N, H, W, 3) float stacks in 0..1: a[i] vs b[index[i]]."""
     if a.ndim != 4 or b.ndim != 4 or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"need two (N, H, W, 3) stacks of one size, got {a.shape}, {b.shape}")
+    if min(a.shape[1:3]) < MIN_SIDE:
+        raise ValueError(f"LPIPS-Alex needs images of at least {MIN_SIDE} px, got {a.shape[1:3]}")
     if index is None and len(a) != len(b):
         raise ValueError(f"{len(a)} renders for {len(b)} targets need an index")
     device = model.shift.device

@@ -171,8 +171,8 @@ def score_batch(
         key = _content_key(t)
         if key not in distinct:
             distinct[key] = len(uniq)
-            uniq.append(image.resize(image.as_float(t), spec.size))
-        fr, j = image.resize(image.as_float(r), spec.size), distinct[key]
+            uniq.append(image.prepare(t, spec.size))
+        fr, j = image.prepare(r, spec.size), distinct[key]
         if fr.shape != uniq[j].shape:
             raise ValueError(
                 f"pair {i}: render {fr.shape} and target {uniq[j].shape} differ in shape"

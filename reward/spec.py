@@ -36,6 +36,8 @@ from typing import Any
 COMPONENTS: tuple[str, ...] = (
     "lpips", "ssim", "mse", "iou", "edge_l2", "code_length", "valid", "scene_graph",
 )  # fmt: skip
+# The smallest side AlexNet's three max-pools leave a pixel of (31; SSIM needs 11).
+MIN_SIZE = 32
 # Bump when a formula changes so that old and new rewards never share a hash.
 FORMULA_VERSION = 1
 
@@ -94,11 +96,14 @@ class RewardSpec:
                 raise ValueError(f"weight of {name!r} must be >= 0, got {w!r}")
         if not any(w > 0 for w in weights.values()):
             raise ValueError(f"at least one weight must be > 0, got {weights!r}")
-        if self.size is not None and (
-            isinstance(self.size, bool) or not isinstance(self.size, int) or not 16 <= self.size
+        size = self.size
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE
         ):
-            # 16 px: the smallest input AlexNet's five stages and the 11-tap SSIM accept.
-            raise ValueError(f"size must be an int >= 16 or None, got {self.size!r}")
+            raise ValueError(f"size must be an int >= {MIN_SIZE} or None, got {self.size!r}")
+        trunk = self.lpips_trunk
+        if trunk != "torchvision" and not (trunk.startswith("random:") and trunk[7:].isdigit()):
+            raise ValueError(f"lpips_trunk must be 'torchvision' or 'random:<seed>', got {trunk!r}")
         clean = {k: float(v) for k, v in sorted(weights.items()) if v > 0}
         object.__setattr__(self, "weights", MappingProxyType(clean))
 

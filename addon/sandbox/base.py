@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import bpy
+
 from .session import Session
 
 
@@ -112,3 +114,18 @@ class _Lazy:
 
 def lazy(make: Callable[[], Any]) -> Any:
     return _Lazy(make)
+
+
+def plain(value: Any) -> Any:
+    """bpy arrays as tuples (they have no safe attributes of their own)."""
+    if isinstance(value, bpy.types.bpy_prop_array):
+        return tuple(value)
+    return value
+
+
+def owned(session: Session, idb: Any, what: str) -> None:
+    if not session.data.owns(idb):
+        raise ValueError(
+            f"{what} {idb.name!r} is a shared CLEVR asset and read-only; "
+            "create your own with bpy.ops.mesh.primitive_*_add / bpy.data.materials.new"
+        )

@@ -14,7 +14,7 @@ import bpy
 from ...scenes import universe
 from ..build import add_object as build_object
 from .errors import ResourceLimit
-from .objects import ObjectProxy, check_vertices
+from .objects import ObjectProxy, check_vertices, object_vertices
 from .session import Session
 
 # Evaluated vertices of one DSL object (the cube's bevel dominates): a safe upper bound.
@@ -41,7 +41,7 @@ def dsl_namespace(session: Session) -> dict[str, Any]:
             )
         check_vertices(session, added=_DSL_VERTICES)
         obj = build_object(shape, size, material, color, x, y, rotation)
-        session.data.add_object(obj, shape)
+        session.data.add_object(obj, shape, object_vertices(obj))
         return ObjectProxy(session, f"Object({obj.name!r})", obj)
 
     def clear() -> None:

@@ -31,7 +31,7 @@ PRIMITIVES: Mapping[str, tuple[str | None, dict[str, tuple[type, float, float]]]
     "primitive_cylinder_add": (
         "cylinder",
         {
-            "vertices": (int, 3, 10_000_000),
+            "vertices": (int, 3, 1000),  # the n-gon caps are quadratic
             "radius": (float, 0.0, 1e6),
             "depth": (float, 0.0, 1e6),
             "end_fill_type": (str, 0, 0),
@@ -40,7 +40,7 @@ PRIMITIVES: Mapping[str, tuple[str | None, dict[str, tuple[type, float, float]]]
     "primitive_cone_add": (
         None,
         {
-            "vertices": (int, 3, 10_000_000),
+            "vertices": (int, 3, 1000),  # the n-gon caps are quadratic
             "radius1": (float, 0.0, 1e6),
             "radius2": (float, 0.0, 1e6),
             "depth": (float, 0.0, 1e6),
@@ -84,10 +84,11 @@ def check_primitive_args(op: str, kwargs: Mapping[str, Any]) -> tuple[str, str] 
             return "value", f"{key} must be a number, got {value!r}"
         elif kind is int and not isinstance(value, int):
             return "value", f"{key} must be an int, got {value!r}"
-        elif value < lo:
-            return "value", f"{key} must be at least {lo}, got {value!r}"
-        elif value > hi:
-            return "limit", f"{key}={value!r} is above the sandbox maximum {hi}"
+        # int()/float(): a subclass may lie in its comparison methods, not in its value
+        elif (plain := int(value) if kind is int else float(value)) < lo:
+            return "value", f"{key} must be at least {lo}, got {plain!r}"
+        elif plain > hi:
+            return "limit", f"{key}={plain!r} is above the sandbox maximum {hi}"
     return None
 
 
@@ -112,8 +113,17 @@ def primitive_vertices(op: str, kwargs: Mapping[str, Any]) -> int:
 # Modifier type -> settings an agent may write (beyond name/show_viewport/show_render).
 MODIFIER_SETTINGS: Mapping[str, frozenset[str]] = {
     "BEVEL": frozenset(
-        {"width", "segments", "limit_method", "angle_limit", "affect", "offset_type",
-         "profile", "harden_normals", "use_clamp_overlap"}
+        {
+            "width",
+            "segments",
+            "limit_method",
+            "angle_limit",
+            "affect",
+            "offset_type",
+            "profile",
+            "harden_normals",
+            "use_clamp_overlap",
+        }
     ),
     "SUBSURF": frozenset({"levels", "render_levels", "quality", "subdivision_type"}),
     "SOLIDIFY": frozenset({"thickness", "offset", "use_even_offset"}),

@@ -11,18 +11,17 @@ from __future__ import annotations
 import _string
 import builtins
 import math
-import re
 import string
 import types
 from collections.abc import Callable
 from typing import Any
 
+import bpy
 import mathutils
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from .base import Namespace, Proxy
-from .errors import ResourceLimit
 from .session import Session
 
 ALLOWED_MODULES: tuple[str, ...] = ("bpy", "math", "random", "mathutils")
@@ -31,16 +30,21 @@ _MATHUTILS_TYPES = (
 )  # fmt: skip
 # ``owner`` leads from a wrapped Vector back to the raw bpy struct; the constructors and
 # resize take a length and would allocate it in C before any check.
-_MATHUTILS_BLOCKED = frozenset({"owner", "Fill", "Range", "Linspace", "Repeat", "resize"})
+_MATHUTILS_BLOCKED = frozenset(
+    {"owner", "Fill", "Range", "Linspace", "Repeat", "resize", "resized"}
+)
 # math functions whose cost grows without bound in C on integer arguments.
 _MATH_BLOCKED = frozenset({"factorial", "comb", "perm", "prod", "lcm"})
 _RANDOM_MEMBERS = (
     "random", "uniform", "randint", "randrange", "choice", "shuffle", "sample", "gauss",
     "normalvariate", "triangular", "expovariate", "betavariate", "seed",
 )  # fmt: skip
-_NEVER = (types.ModuleType, types.FrameType, types.CodeType, types.TracebackType)
-_FORMAT_WIDTH = re.compile(r"\d+")
-_MAX_FORMAT_WIDTH = 10_000
+# Never handed out; refused anyway should a proxy leak one (defence in depth).
+_NEVER = (
+    types.ModuleType, types.FrameType, types.CodeType, types.TracebackType,
+    bpy.types.bpy_struct, bpy.types.bpy_prop_collection, bpy.types.bpy_prop_array,
+    type(bpy.data.objects.new),  # bpy_func: a bound method of raw Blender data
+)  # fmt: skip
 
 _BUILTIN_NAMES = (
     "None", "False", "True", "abs", "all", "any", "bool", "callable", "chr", "complex",
@@ -145,9 +149,7 @@ class Guards:
     ) -> Any:
         top = str(name).partition(".")[0]
         if level != 0 or top not in self.modules:
-            why = (
-                " (bmesh builds geometry outside the vertex budget)" if top == "bmesh" else ""
-            )
+            why = " (bmesh builds geometry outside the vertex budget)" if top == "bmesh" else ""
             self.s.violation(
                 f"import of module {name!r} is not allowed{why}; "
                 f"allowed: {', '.join(ALLOWED_MODULES)}"
@@ -191,6 +193,8 @@ class Guards:
             "_pow_": b.pow,
             "_mul_": b.mul,
             "_lshift_": b.lshift,
+            "_mod_": b.mod,
+            "_format_": b.format_value,
             **extra,
         }
 
@@ -226,11 +230,7 @@ class _SafeFormatter(string.Formatter):
         return obj, first
 
     def format_field(self, value: Any, format_spec: str) -> Any:
-        widths = [int(w) for w in _FORMAT_WIDTH.findall(format_spec)]
-        if widths and max(widths) > _MAX_FORMAT_WIDTH:
-            budget = self.g.s.budget
-            raise budget.abort(ResourceLimit(f"format width {max(widths)} is too large"))
-        return super().format_field(value, format_spec)
+        return super().format_field(value, self.g.s.budget.format_spec(format_spec))
 
 
 def std_modules(session: Session) -> dict[str, Any]:

@@ -12,12 +12,17 @@ remains the backstop for anything this layer misses.
 from __future__ import annotations
 
 import operator
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .errors import ResourceLimit, SandboxAbort, Timeout
+
+_SPEC_NUMBER = re.compile(r"\d+")
+_PRINTF = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_CONVERSIONS: dict[int, Callable[[Any], str]] = {115: str, 114: repr, 97: ascii}
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,14 @@ class Limits:
     max_script_bytes: int = 100_000
     max_output_bytes: int = 16_384
     max_objects: int = 100
-    max_vertices: int = 1_000_000  # evaluated vertices of all agent objects together
+    max_vertices: int = 200_000  # evaluated vertices of all agent objects together
+    # One operator call cannot be interrupted and Blender's primitives scale badly (a
+    # UV sphere of 8k vertices takes ~1.5 s here), so each call is capped on its own.
+    max_primitive_vertices: int = 10_000
     max_subdiv_levels: int = 4
     max_int_bits: int = 100_000  # largest integer a script may build (~30k digits)
-    max_sequence: int = 10_000_000  # longest range / repeated sequence
+    max_sequence: int = 1_000_000  # longest range / repeated sequence
+    max_format_width: int = 10_000  # widths/precisions in format specs and %-formatting
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -88,8 +97,11 @@ class Budget:
 
     def pow(self, base: Any, exp: Any, mod: Any = None) -> Any:
         """``base ** exp`` refusing integer results beyond ``max_int_bits`` before computing."""
-        if mod is None and _is_int(base) and _is_int(exp) and exp > 0 and abs(base) > 1:
-            self._int_bits(abs(base).bit_length() * exp, f"{base} ** {exp}")
+        if mod is None and _is_int(base) and _is_int(exp):
+            # int(): an int subclass may lie in its comparison methods, not in its value
+            b, e = int(base), int(exp)
+            if e > 0 and abs(b) > 1:
+                self._int_bits(abs(b).bit_length() * e, f"{b} ** {e}")
         return pow(base, exp) if mod is None else pow(base, exp, mod)
 
     def mul(self, a: Any, b: Any) -> Any:
@@ -103,9 +115,43 @@ class Budget:
         return a * b
 
     def lshift(self, a: Any, b: Any) -> Any:
-        if _is_int(a) and _is_int(b) and b > 0:
-            self._int_bits(abs(a).bit_length() + b, f"{a} << {b}")
+        if _is_int(a) and _is_int(b) and int(b) > 0:
+            self._int_bits(abs(int(a)).bit_length() + int(b), f"{int(a)} << {int(b)}")
         return a << b
+
+    def _width(self, width: int) -> None:
+        if width > self.limits.max_format_width:
+            limit = self.limits.max_format_width
+            raise self.abort(ResourceLimit(f"format width {width} is too large (limit {limit})"))
+
+    def format_spec(self, spec: str) -> str:
+        """Refuse format specs whose width or precision would allocate a huge string."""
+        for number in _SPEC_NUMBER.findall(spec):
+            self._width(int(number))
+        return spec
+
+    def format_value(self, value: Any, conversion: int, spec: str) -> str:
+        """An f-string field ``{value!conversion:spec}`` with the spec checked."""
+        if conversion in _CONVERSIONS:
+            value = _CONVERSIONS[conversion](value)
+        return format(value, self.format_spec(spec))
+
+    def mod(self, a: Any, b: Any) -> Any:
+        """``a % b``; for %-formatting, widths (literal or ``*``) are checked first."""
+        if isinstance(a, str | bytes):
+            text = a if isinstance(a, str) else a.decode("latin-1")
+            args = b if isinstance(b, tuple) else (b,)
+            star = False
+            for width, precision in _PRINTF.findall(text):
+                for field in (width, precision):
+                    star |= field == "*"
+                    if field.isdigit():
+                        self._width(int(field))
+            if star:
+                for arg in args:
+                    if _is_int(arg):
+                        self._width(abs(arg))
+        return a % b
 
     def range(self, *args: int) -> range:
         r = range(*args)
@@ -125,7 +171,7 @@ class Budget:
         "*=": lambda s, a, b: s.mul(a, b),
         "/=": lambda s, a, b: operator.itruediv(a, b),
         "//=": lambda s, a, b: operator.ifloordiv(a, b),
-        "%=": lambda s, a, b: operator.imod(a, b),
+        "%=": lambda s, a, b: s.mod(a, b),
         "**=": lambda s, a, b: s.pow(a, b),
         "<<=": lambda s, a, b: s.lshift(a, b),
         ">>=": lambda s, a, b: operator.irshift(a, b),

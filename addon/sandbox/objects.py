@@ -1,8 +1,8 @@
-"""Proxies for the agent's own datablocks: objects, meshes, materials, nodes, modifiers.
+"""Proxies for the agent's own objects, meshes and modifiers, and the vertex budget.
 
-Only reachable through :class:`~.proxy.BpyProxy` collections that list the agent's data,
-so a proxy here never wraps a frame datablock. Shared CLEVR assets (the DSL's cached
-meshes and materials) are readable but not writable: an edit would leak into the next
+Only reachable through the ``bpy`` proxy's collections, which list the agent's data, so
+a proxy here never wraps a frame datablock. Shared CLEVR assets (the DSL's cached meshes
+and materials) are readable but not writable: an edit would leak into the next
 request's DSL objects.
 """
 
@@ -12,8 +12,7 @@ from typing import Any
 
 import bpy
 
-from ..compat import principled_bsdf
-from .base import Proxy
+from .base import Proxy, owned, plain
 from .errors import ResourceLimit
 from .geometry import (
     COMMON_MODIFIER_SETTINGS,
@@ -21,23 +20,8 @@ from .geometry import (
     MODIFIER_SETTINGS,
     evaluated_vertices,
 )
+from .materials import unwrap_material, wrap_material
 from .session import Session
-
-
-def _plain(value: Any) -> Any:
-    """bpy arrays as tuples (they have no safe attributes of their own)."""
-    if isinstance(value, bpy.types.bpy_prop_array):
-        return tuple(value)
-    return value
-
-
-def _owned(session: Session, idb: Any, what: str) -> None:
-    if not session.data.owns(idb):
-        raise ValueError(
-            f"{what} {idb.name!r} is a shared CLEVR asset and read-only; "
-            "create your own with bpy.ops.mesh.primitive_*_add / bpy.data.materials.new"
-        )
-
 
 # -- vertex budget ----------------------------------------------------------------------------
 _Stack = list[tuple[str, dict[str, Any]]]
@@ -61,15 +45,23 @@ def object_vertices(obj: bpy.types.Object, stack: _Stack | None = None) -> int:
 
 
 def check_vertices(session: Session, added: int = 0, obj: Any = None, stack: Any = None) -> None:
-    """Abort with ResourceLimit if the agent's geometry would exceed the vertex budget."""
-    total = added
-    for other, _ in session.data.live_objects():
-        total += object_vertices(other, stack if obj is not None and other == obj else None)
+    """Abort with ResourceLimit if the agent's geometry would exceed the vertex budget.
+
+    ``added``: vertices of a new object; ``obj``/``stack``: ``obj`` with a changed modifier
+    stack (its stored estimate is updated when the change fits).
+    """
+    estimates = session.data.vertices
+    total = sum(estimates.values()) + added
+    if obj is not None:
+        new = object_vertices(obj, stack)
+        total += new - estimates.get(obj.as_pointer(), 0)
     limit = session.limits.max_vertices
     if total > limit:
         raise session.budget.abort(
             ResourceLimit(f"the scene would have ~{total} vertices (limit {limit})")
         )
+    if obj is not None:
+        estimates[obj.as_pointer()] = new
 
 
 # -- objects ----------------------------------------------------------------------------------
@@ -101,13 +93,15 @@ class ObjectProxy(Proxy):
             return ModifiersProxy(self._s, f"{self._label}.modifiers", obj.modifiers, obj)
         if name == "select_set":
             return lambda state=True: obj.select_set(bool(state))
+        if name == "select_get":
+            return lambda: obj.select_get()
         return getattr(obj, name)
 
     def sbx_set(self, name: str, value: Any) -> None:
         if name not in self._SET:
             return super().sbx_set(name, value)
         if name == "active_material":
-            value = unwrap_material(self._s, value)
+            value = unwrap_material(value)
         setattr(self._real, name, value)
         return None
 
@@ -139,8 +133,8 @@ class SlotProxy(Proxy):
             return super().sbx_set(name, value)
         mesh_linked = self._real.link == "DATA"
         if mesh_linked and self._real.id_data.data is not None:
-            _owned(self._s, self._real.id_data.data, "mesh")
-        self._real.material = unwrap_material(self._s, value)
+            owned(self._s, self._real.id_data.data, "mesh")
+        self._real.material = unwrap_material(value)
         return None
 
 
@@ -157,16 +151,18 @@ class MeshProxy(Proxy):
         if name == "materials":
             return MeshMaterialsProxy(self._s, f"{self._label}.materials", mesh)
         if name in ("shade_smooth", "shade_flat"):
+
             def shade() -> None:
-                _owned(self._s, mesh, "mesh")
+                owned(self._s, mesh, "mesh")
                 getattr(mesh, name)()
+
             return shade
         return self.sbx_missing(name)
 
     def sbx_set(self, name: str, value: Any) -> None:
         if name != "name":
             return super().sbx_set(name, value)
-        _owned(self._s, self._real, "mesh")
+        owned(self._s, self._real, "mesh")
         self._real.name = value
         return None
 
@@ -183,9 +179,9 @@ class MeshMaterialsProxy(Proxy):
             return self.sbx_missing(name)
 
         def edit(*args: Any, **kwargs: Any) -> Any:
-            _owned(self._s, mesh, "mesh")
+            owned(self._s, mesh, "mesh")
             if name == "append":
-                return mesh.materials.append(unwrap_material(self._s, *args, **kwargs))
+                return mesh.materials.append(unwrap_material(*args, **kwargs))
             if name == "pop":
                 return wrap_material(self._s, mesh.materials.pop(*args, **kwargs))
             return mesh.materials.clear()
@@ -200,168 +196,6 @@ class MeshMaterialsProxy(Proxy):
 
     def __iter__(self) -> Any:
         return iter([wrap_material(self._s, m) for m in self._real.materials])
-
-
-# -- materials --------------------------------------------------------------------------------
-def wrap_material(session: Session, mat: Any) -> MaterialProxy | None:
-    return None if mat is None else MaterialProxy(session, f"Material({mat.name!r})", mat)
-
-
-def unwrap_material(session: Session, value: Any = None) -> bpy.types.Material | None:
-    if value is None:
-        return None
-    if not isinstance(value, MaterialProxy):
-        raise TypeError(f"expected a material from bpy.data.materials.new, got {value!r}")
-    return value._real
-
-
-class MaterialProxy(Proxy):
-    __slots__ = ()
-    _GET = frozenset({"name", "diffuse_color", "metallic", "roughness", "node_tree", "use_nodes"})
-    _SET = frozenset({"name", "diffuse_color", "metallic", "roughness", "use_nodes"})
-
-    def sbx_names(self) -> frozenset[str]:
-        return self._GET
-
-    def sbx_get(self, name: str) -> Any:
-        if name not in self._GET:
-            return self.sbx_missing(name)
-        if name == "node_tree":
-            return NodeTreeProxy(self._s, f"{self._label}.node_tree", self._real)
-        return _plain(getattr(self._real, name))
-
-    def sbx_set(self, name: str, value: Any) -> None:
-        if name not in self._SET:
-            return super().sbx_set(name, value)
-        _owned(self._s, self._real, "material")
-        if name == "use_nodes":
-            return None  # always on in Blender 5; accepted for older scripts
-        setattr(self._real, name, value)
-        return None
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MaterialProxy) and other._real == self._real
-
-    def __hash__(self) -> int:
-        return hash(self._real)
-
-
-class NodeTreeProxy(Proxy):
-    """A material's node tree: only its Principled BSDF is reachable (no new nodes, no
-    links: no image textures, no OSL script nodes)."""
-
-    __slots__ = ()
-
-    def sbx_names(self) -> frozenset[str]:
-        return frozenset({"nodes"})
-
-    def sbx_get(self, name: str) -> Any:
-        if name == "nodes":
-            return NodesProxy(self._s, f"{self._label}.nodes", self._real)
-        if hasattr(self._real.node_tree, name):  # links, interface, ...
-            self._s.violation(f"{self._label}.{name} is not allowed in the sandbox")
-        return self.sbx_missing(name)
-
-
-class NodesProxy(Proxy):
-    __slots__ = ()
-
-    def _bsdf(self) -> Any:
-        try:
-            return principled_bsdf(self._real)
-        except RuntimeError:
-            return None
-
-    def sbx_names(self) -> frozenset[str]:
-        return frozenset({"get"})
-
-    def sbx_get(self, name: str) -> Any:
-        if name == "get":
-            def get(key: Any, default: Any = None) -> Any:
-                try:
-                    return self[key]
-                except KeyError:
-                    return default
-            return get
-        if name in ("new", "remove", "clear", "links"):
-            self._s.violation(f"{self._label}.{name} is not allowed: only the Principled "
-                              "BSDF's inputs can be set in the sandbox")
-        return self.sbx_missing(name)
-
-    def __getitem__(self, key: Any) -> Any:
-        bsdf = self._bsdf()
-        if bsdf is not None and key in (bsdf.name, 0, "Principled BSDF"):
-            return NodeProxy(self._s, f"{self._label}[{bsdf.name!r}]", bsdf)
-        nodes = self._real.node_tree.nodes
-        if isinstance(key, str) and key in nodes:
-            self._s.violation(f"node {key!r}: only the Principled BSDF node is accessible")
-        raise KeyError(f"no node {key!r} (the Principled BSDF is {getattr(bsdf, 'name', None)!r})")
-
-    def __iter__(self) -> Any:
-        bsdf = self._bsdf()
-        return iter([] if bsdf is None else [self[bsdf.name]])
-
-    def __len__(self) -> int:
-        return 0 if self._bsdf() is None else 1
-
-
-class NodeProxy(Proxy):
-    __slots__ = ()
-
-    def sbx_names(self) -> frozenset[str]:
-        return frozenset({"name", "type", "inputs"})
-
-    def sbx_get(self, name: str) -> Any:
-        if name in ("name", "type"):
-            return getattr(self._real, name)
-        if name == "inputs":
-            return InputsProxy(self._s, f"{self._label}.inputs", self._real)
-        return self.sbx_missing(name)
-
-
-class InputsProxy(Proxy):
-    __slots__ = ()
-
-    def sbx_names(self) -> frozenset[str]:
-        return frozenset({"get"})
-
-    def sbx_get(self, name: str) -> Any:
-        if name == "get":
-            def get(key: Any, default: Any = None) -> Any:
-                try:
-                    return self[key]
-                except (KeyError, IndexError):
-                    return default
-            return get
-        return self.sbx_missing(name)
-
-    def __getitem__(self, key: Any) -> Any:
-        if not isinstance(key, str | int) or isinstance(key, bool):
-            raise TypeError(f"node inputs are indexed by name or number, got {key!r}")
-        socket = self._real.inputs[key]
-        return SocketProxy(self._s, f"{self._label}[{socket.name!r}]", socket)
-
-    def __len__(self) -> int:
-        return len(self._real.inputs)
-
-
-class SocketProxy(Proxy):
-    __slots__ = ()
-
-    def sbx_names(self) -> frozenset[str]:
-        return frozenset({"name", "type", "default_value"})
-
-    def sbx_get(self, name: str) -> Any:
-        if name in self.sbx_names():
-            return _plain(getattr(self._real, name))
-        return self.sbx_missing(name)
-
-    def sbx_set(self, name: str, value: Any) -> None:
-        if name != "default_value":
-            return super().sbx_set(name, value)
-        _owned(self._s, self._real.id_data, "material")
-        self._real.default_value = value
-        return None
 
 
 # -- modifiers --------------------------------------------------------------------------------
@@ -379,9 +213,9 @@ class ModifiersProxy(Proxy):
         if name == "new":
             return self.new
         if name == "remove":
-            return lambda mod: self._obj.modifiers.remove(self._unwrap(mod))
+            return lambda mod: self._changed(self._obj.modifiers.remove(self._unwrap(mod)))
         if name == "clear":
-            return self._obj.modifiers.clear
+            return lambda: self._changed(self._obj.modifiers.clear())
         if name == "get":
             return lambda key, default=None: self[key] if key in self._obj.modifiers else default
         return self.sbx_missing(name)
@@ -395,6 +229,10 @@ class ModifiersProxy(Proxy):
         check_vertices(self._s, obj=self._obj, stack=stack)
         mod = self._obj.modifiers.new(name=str(name) or MODIFIER_NAMES[type], type=type)
         return self._wrap(mod)
+
+    def _changed(self, _: Any = None) -> None:
+        """After a removal: the stack shrank, so the estimate can only go down."""
+        self._s.data.vertices[self._obj.as_pointer()] = object_vertices(self._obj)
 
     def _wrap(self, mod: Any) -> ModifierProxy:
         return ModifierProxy(self._s, f"Modifier({mod.name!r})", mod, self._obj)
@@ -426,19 +264,19 @@ class ModifierProxy(Proxy):
 
     def sbx_get(self, name: str) -> Any:
         if name in self.sbx_names():
-            return _plain(getattr(self._real, name))
+            return plain(getattr(self._real, name))
         return self.sbx_missing(name)
 
     def sbx_set(self, name: str, value: Any) -> None:
         if name not in self.sbx_names() - {"type"}:
             return super().sbx_set(name, value)
-        if name in ("levels", "render_levels"):
+        if name in ("levels", "render_levels", "segments") and isinstance(value, int):
+            value = int(value)  # a subclass may lie in its comparisons, not in its value
             cap = self._s.limits.max_subdiv_levels
-            if isinstance(value, int) and value > cap:
+            if name != "segments" and value > cap:
                 raise self._s.budget.abort(
                     ResourceLimit(f"subdivision {name}={value} is above the sandbox maximum {cap}")
                 )
-        if name in ("levels", "render_levels", "segments") and isinstance(value, int):
             stack = modifier_stack(self._obj)
             index = list(self._obj.modifiers).index(self._real)
             stack[index][1][name] = value

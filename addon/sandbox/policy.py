@@ -7,27 +7,32 @@ Three passes over the AST:
    container is evaluated once and both accesses go through the normal guards.
 2. ``_Policy`` = RestrictedPython's transformer (``_getattr_``, ``_write_``, ``_getitem_``,
    ``_getiter_``, no ``_`` names, no ``except*``, no async …) recording error lines.
-3. ``_Guards`` (after RestrictedPython, so it may use ``_`` names): ``_tick_()`` at the top
+3. ``_inject_guards`` (after RestrictedPython, so it may use ``_`` names): ``_tick_()`` at the top
    of every loop body, function, lambda, ``except`` handler and ``finally``; every handler
    type goes through ``_exc_`` (bare ``except:`` becomes ``except Exception``) so sandbox
-   aborts, which are not ``Exception`` subclasses, can never be caught; ``**``, ``*`` and
-   ``<<`` go through size-checked helpers.
+   aborts, which are not ``Exception`` subclasses, can never be caught; ``**``, ``*``,
+   ``<<``, ``%`` and f-string format specs go through size-checked helpers.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import re
 from dataclasses import dataclass
 from types import CodeType
 
 from RestrictedPython import RestrictingNodeTransformer
 
 AGENT_FILENAME = "<agent>"
+# Any augmented-assignment operator (also matches <= and >=: then the pass just runs).
+_MAYBE_AUGMENTED = re.compile(r"[-+*/%@&|^<>]=")
 
 
 @dataclass(frozen=True)
 class CompileFailure(Exception):
-    """The script did not compile; ``outcome`` is syntax_error or sandbox_violation."""
+    """The script did not compile; ``outcome`` is syntax_error, sandbox_violation or
+    resource_limit (nesting too deep for the parser)."""
 
     outcome: str
     message: str
@@ -69,7 +74,7 @@ class _AugmentedTargets(ast.NodeTransformer):
             )
         value = ast.BinOp(load, node.op, node.value)
         out.append(ast.copy_location(ast.Assign([store], value), node))
-        for stmt in out:
+        for stmt in out:  # RestrictedPython copies locations from these nodes: all need one
             ast.fix_missing_locations(ast.copy_location(stmt, node))
         return out
 
@@ -86,68 +91,66 @@ class _Policy(RestrictingNodeTransformer):
         super().error(node, info)
 
 
-def _call(name: str, *args: ast.expr) -> ast.Call:
-    return ast.Call(ast.Name(name, ast.Load()), list(args), [])
+def _loc(where: ast.AST) -> dict[str, int]:
+    return {k: getattr(where, k) for k in ("lineno", "col_offset", "end_lineno", "end_col_offset")}
 
 
-def _tick() -> ast.Expr:
-    return ast.Expr(_call("_tick_"))
+def _call(name: str, args: list[ast.expr], where: ast.AST) -> ast.Call:
+    """``name(*args)`` located at ``where`` (new nodes get a location here, so the tree
+    needs no ``fix_missing_locations`` walk afterwards)."""
+    loc = _loc(where)
+    return ast.Call(ast.Name(name, ast.Load(), **loc), args, [], **loc)
+
+
+def _tick(where: ast.AST) -> ast.Expr:
+    return ast.Expr(_call("_tick_", [], where), **_loc(where))
 
 
 _BINOP_GUARDS: dict[type[ast.operator], str] = {
     ast.Pow: "_pow_",
     ast.Mult: "_mul_",
     ast.LShift: "_lshift_",
+    ast.Mod: "_mod_",  # %-formatting widths
 }
 
 
-class _Guards(ast.NodeTransformer):
-    """Inject ticks, exception-type filters and checked arithmetic (see module doc)."""
+def _is_guarded(value: object) -> bool:
+    return isinstance(value, ast.BinOp) and type(value.op) in _BINOP_GUARDS
 
-    def _tick_body(self, body: list[ast.stmt], node: ast.AST) -> list[ast.stmt]:
-        tick = ast.copy_location(_tick(), node)
-        return [ast.fix_missing_locations(tick), *body]
 
-    def visit_While(self, node: ast.While) -> ast.AST:
-        self.generic_visit(node)
-        node.body = self._tick_body(node.body, node)
-        return node
+def _guarded(op: ast.BinOp) -> ast.Call:
+    return _call(_BINOP_GUARDS[type(op.op)], [op.left, op.right], op)
 
-    visit_For = visit_While  # type: ignore[assignment]
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        self.generic_visit(node)
-        node.body = self._tick_body(node.body, node)
-        return node
+def _inject_guards(tree: ast.Module) -> None:
+    """Inject ticks, exception-type filters and checked arithmetic (see module doc).
 
-    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        self.generic_visit(node)
-        # lambda args: _tick_() or body   (_tick_ returns None)
-        node.body = ast.BoolOp(ast.Or(), [_call("_tick_"), node.body])
-        ast.fix_missing_locations(ast.copy_location(node.body, node))
-        return node
-
-    def visit_Try(self, node: ast.Try) -> ast.AST:
-        self.generic_visit(node)
-        if node.finalbody:
-            node.finalbody = self._tick_body(node.finalbody, node.finalbody[0])
-        return node
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> ast.AST:
-        self.generic_visit(node)
-        kind = node.type if node.type is not None else ast.Name("Exception", ast.Load())
-        node.type = ast.fix_missing_locations(ast.copy_location(_call("_exc_", kind), node))
-        node.body = self._tick_body(node.body, node)
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        self.generic_visit(node)
-        guard = _BINOP_GUARDS.get(type(node.op))
-        if guard is None:
-            return node
-        return ast.fix_missing_locations(
-            ast.copy_location(_call(guard, node.left, node.right), node)
-        )
+    In place and children first (reversed breadth-first order), so an operand that is
+    itself a guarded operation is already rewritten when its parent is.
+    """
+    for node in reversed(list(ast.walk(tree))):
+        if isinstance(node, ast.While | ast.For | ast.FunctionDef):
+            node.body.insert(0, _tick(node))
+        elif isinstance(node, ast.Lambda):  # lambda: _tick_() or body (_tick_ is None)
+            node.body = ast.BoolOp(ast.Or(), [_call("_tick_", [], node), node.body], **_loc(node))
+        elif isinstance(node, ast.Try) and node.finalbody:
+            node.finalbody.insert(0, _tick(node.finalbody[0]))
+        elif isinstance(node, ast.ExceptHandler):
+            kind = node.type or ast.Name("Exception", ast.Load(), **_loc(node))
+            node.type = _call("_exc_", [kind], node)
+            node.body.insert(0, _tick(node))
+        elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
+            # f"{v!r:{w}}" -> f"{_format_(v, 114, f'{w}')}": the spec is checked
+            conv = ast.Constant(node.conversion, **_loc(node))
+            node.value = _call("_format_", [node.value, conv, node.format_spec], node)
+            node.conversion, node.format_spec = -1, None
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    if _is_guarded(item):
+                        value[i] = _guarded(item)
+            elif _is_guarded(value):
+                setattr(node, field, _guarded(value))
 
 
 def compile_script(source: str, max_bytes: int) -> CodeType:
@@ -160,16 +163,27 @@ def compile_script(source: str, max_bytes: int) -> CodeType:
     if size > max_bytes:
         raise ValueError(f"script is {size} bytes (limit {max_bytes})")
     try:
+        return _compile(source)
+    except (RecursionError, MemoryError):  # the parser and the AST passes recurse
+        raise CompileFailure("resource_limit", "the script nests too deeply", None) from None
+
+
+# Code objects are immutable and every guard is looked up in the run's globals, so a
+# compiled script can be reused; RL batches resubmit identical scripts often.
+@functools.lru_cache(maxsize=256)
+def _compile(source: str) -> CodeType:
+    try:
         tree = ast.parse(source, AGENT_FILENAME, "exec")
     except SyntaxError as exc:
         raise CompileFailure("syntax_error", str(exc.msg), exc.lineno) from None
     except ValueError as exc:  # e.g. NUL bytes in the source
         raise CompileFailure("syntax_error", str(exc), None) from None
-    tree = _AugmentedTargets().visit(tree)
+    if _MAYBE_AUGMENTED.search(source):  # the pass costs as much as parsing: skip if idle
+        tree = _AugmentedTargets().visit(tree)
     policy = _Policy([], [], {})
     tree = policy.visit(tree)
     if policy.located:
         line, message = policy.located[0]
         raise CompileFailure("sandbox_violation", message, line)
-    tree = ast.fix_missing_locations(_Guards().visit(tree))
+    _inject_guards(tree)
     return compile(tree, AGENT_FILENAME, "exec", dont_inherit=True)

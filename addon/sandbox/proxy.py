@@ -19,7 +19,14 @@ from ..frame import is_frame_datablock
 from .base import Namespace, Proxy, lazy
 from .errors import FrameLocked, ResourceLimit
 from .geometry import PRIMITIVES, check_primitive_args, primitive_vertices
-from .objects import MeshProxy, ModifiersProxy, ObjectProxy, check_vertices, wrap_material
+from .materials import wrap_material
+from .objects import (
+    MeshProxy,
+    ModifiersProxy,
+    ObjectProxy,
+    check_vertices,
+    object_vertices,
+)
 from .session import Session
 
 _FRAME_DATA = frozenset({"cameras", "lights", "worlds", "scenes"})
@@ -68,12 +75,11 @@ def make_bpy(session: Session) -> Namespace:
         {
             "object": lazy(lambda: wrap_object(session, _active(session))),
             "active_object": lazy(lambda: wrap_object(session, _active(session))),
-            "selected_objects": lazy(
-                lambda: [wrap_object(session, o) for o in _selected(session)]
-            ),
+            "selected_objects": lazy(lambda: [wrap_object(session, o) for o in _selected(session)]),
             "scene": lazy(lambda: SceneProxy(session, "bpy.context.scene", bpy.context.scene)),
-            "view_layer": lazy(lambda: ViewLayerProxy(session, "bpy.context.view_layer",
-                                                      bpy.context.view_layer)),
+            "view_layer": lazy(
+                lambda: ViewLayerProxy(session, "bpy.context.view_layer", bpy.context.view_layer)
+            ),
         },
         bpy.context,
     )
@@ -100,10 +106,18 @@ def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
                 raise session.budget.abort(
                     ResourceLimit(f"object limit {session.limits.max_objects} reached")
                 )
-            check_vertices(session, added=primitive_vertices(op, kwargs))
+            added = primitive_vertices(op, kwargs)
+            if added > session.limits.max_primitive_vertices:
+                raise session.budget.abort(
+                    ResourceLimit(
+                        f"bpy.ops.mesh.{op}() would make {added} vertices "
+                        f"(limit {session.limits.max_primitive_vertices} per call)"
+                    )
+                )
+            check_vertices(session, added=added)
             result = getattr(bpy.ops.mesh, op)(**kwargs)
             obj = bpy.context.view_layer.objects.active
-            session.data.add_object(obj, PRIMITIVES[op][0])
+            session.data.add_object(obj, PRIMITIVES[op][0], object_vertices(obj))
             session.data.add_id(obj.data)
             return set(result)
 
@@ -118,9 +132,7 @@ def _object_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
             targets = _selected(session)
             for obj in targets:
                 if obj.type == "MESH" and not session.data.owns(obj.data):
-                    raise ValueError(
-                        f"{obj.name!r} uses a shared CLEVR mesh; it is already shaded"
-                    )
+                    raise ValueError(f"{obj.name!r} uses a shared CLEVR mesh; it is already shaded")
             if not targets:
                 return {"CANCELLED"}
             active = _active(session) or targets[0]
@@ -189,7 +201,7 @@ class ViewLayerProxy(Proxy):
         if name == "objects":
             return AgentObjects(self._s, "bpy.context.view_layer.objects", with_active=True)
         if name == "update":
-            return self._real.update
+            return lambda: self._real.update()
         return self.sbx_missing(name)
 
 
@@ -231,11 +243,13 @@ class _AgentCollection(Proxy):
 
     def sbx_get(self, name: str) -> Any:
         if name == "get":
+
             def get(key: Any, default: Any = None) -> Any:
                 try:
                     return self[key]
                 except KeyError:
                     return default
+
             return get
         if name == "keys":
             return lambda: [idb.name for idb in self.items()]

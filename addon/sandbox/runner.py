@@ -44,6 +44,11 @@ def _agent_line(tb: TracebackType | None) -> int | None:
     return line
 
 
+def _failure(outcome: str, exc: BaseException) -> tuple[str, str, int | None]:
+    """(outcome, "Type: message", agent line): the agent never sees a derender traceback."""
+    return outcome, f"{type(exc).__name__}: {exc}", _agent_line(exc.__traceback__)
+
+
 _Result = tuple[RunOutcome, Session]
 
 
@@ -68,16 +73,19 @@ def run_script(script: str, limits: Limits | None = None, seed: int = 0) -> _Res
     try:
         exec(code, namespace)
     except SandboxAbort as exc:
-        failure = (exc.outcome, str(exc), _agent_line(exc.__traceback__))
+        failure = _failure(exc.outcome, exc)
     except MemoryError as exc:
-        failure = (errors.RESOURCE_LIMIT, f"out of memory: {exc}", _agent_line(exc.__traceback__))
+        failure = _failure(errors.RESOURCE_LIMIT, exc)
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        failure = (errors.RUNTIME_ERROR, message, _agent_line(exc.__traceback__))
+        failure = _failure(errors.RUNTIME_ERROR, exc)
+    # Drop the script's globals now: a finalizer that runs from here on (a suspended
+    # generator's ``finally``) finds no guards and stops at its first guarded operation
+    # with a NameError instead of running during the render.
+    namespace.clear()
     fatal = session.budget.fatal
     if fatal is not None and (failure is None or failure[0] == errors.RUNTIME_ERROR):
         # The abort was swallowed (``finally: return``) or replaced: it still decides.
-        failure = (fatal.outcome, str(fatal), _agent_line(fatal.__traceback__))
+        failure = _failure(fatal.outcome, fatal)
     if failure is None:
         return done(errors.OK)
     return done(*failure)

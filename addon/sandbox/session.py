@@ -22,12 +22,14 @@ class AgentData:
         # pointer -> (object, shape it was created as: "cube"/"sphere"/"cylinder"/None)
         self.objects: dict[int, tuple[bpy.types.Object, str | None]] = {}
         self.ids: dict[int, bpy.types.ID] = {}  # meshes and materials
+        self.vertices: dict[int, int] = {}  # object pointer -> evaluated vertex estimate
 
     def add_id(self, idb: bpy.types.ID) -> None:
         self.ids[idb.as_pointer()] = idb
 
-    def add_object(self, obj: bpy.types.Object, shape: str | None) -> None:
+    def add_object(self, obj: bpy.types.Object, shape: str | None, vertices: int) -> None:
         self.objects[obj.as_pointer()] = (obj, shape)
+        self.vertices[obj.as_pointer()] = vertices
 
     def owns(self, idb: Any) -> bool:
         try:
@@ -45,6 +47,7 @@ class AgentData:
 
     def forget(self, obj: bpy.types.Object) -> None:
         self.objects.pop(obj.as_pointer(), None)
+        self.vertices.pop(obj.as_pointer(), None)
 
 
 def _alive(idb: bpy.types.ID) -> bool:

@@ -3,8 +3,9 @@
 A trainer hands over model completions and, per sample, a ground truth naming the target
 (JSON ``{"target": {"seed": 3, "index": 0}}``, a bare target spec, or a ``t-…`` target id).
 :class:`RewardClient` extracts each script (:func:`..prompt.extract_script`), sends all of
-them in ``step_batch`` messages to a farm (or ``derender serve``), and returns one
-:class:`Scored` per completion. The adapters in this package only translate call shapes.
+them as pipelined ``step`` requests (``Client.step_many``, so every farm worker is busy) to
+a farm or ``derender serve``, and returns one :class:`Scored` per completion. The adapters
+in this package only translate call shapes.
 
 The address comes from :func:`configure` or the ``DERENDER_ADDRESS`` environment variable
 (which is what reaches Ray workers and trainer subprocesses); ``DERENDER_PRESET`` picks the
@@ -132,7 +133,7 @@ class RewardClient:
         return self._client
 
     def score(self, completions: Sequence[Any], ground_truths: Sequence[Any]) -> list[Scored]:
-        """One :class:`Scored` per completion, in order; one farm round trip per 256."""
+        """One :class:`Scored` per completion, in order; all of them in flight at once."""
         if len(completions) != len(ground_truths):
             raise ValueError(
                 f"{len(completions)} completions but {len(ground_truths)} ground truths"

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import core
+try:
+    from . import core
+except ImportError:  # loaded by file path (verl, EasyR1, OpenRLHF do that): no parent package
+    from derender.protocol.integrations import core  # type: ignore[no-redef]
 
 
 def _row(scored: core.Scored, keys: Sequence[str]) -> dict[str, float]:
@@ -28,10 +31,11 @@ def compute_score(
     reward_inputs: Sequence[Mapping[str, Any]] | Mapping[str, Any], **kwargs: Any
 ) -> list[dict[str, float]] | dict[str, float]:
     """A list of score dicts for a list of inputs; one dict for one input."""
-    if isinstance(reward_inputs, Mapping):
-        return compute_score([reward_inputs], **kwargs)[0]
-    scored = core.score(
-        [r["response"] for r in reward_inputs], [r["ground_truth"] for r in reward_inputs]
+    single = isinstance(reward_inputs, Mapping)
+    inputs: list[Mapping[str, Any]] = (
+        [reward_inputs] if isinstance(reward_inputs, Mapping) else list(reward_inputs)
     )
+    scored = core.score([r["response"] for r in inputs], [r["ground_truth"] for r in inputs])
     keys = core.component_keys(scored)
-    return [_row(s, keys) for s in scored]
+    rows = [_row(s, keys) for s in scored]
+    return rows[0] if single else rows

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from . import core
+try:
+    from . import core
+except ImportError:  # loaded by file path (verl, EasyR1, OpenRLHF do that): no parent package
+    from derender.protocol.integrations import core  # type: ignore[no-redef]
 
 
 def _response(query: str, prompt: str) -> str:

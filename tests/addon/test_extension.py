@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tomllib
@@ -89,9 +88,17 @@ def test_wheel_parse_rejects_non_wheel_names():
 
 def test_built_zip_holds_the_package_and_wheels_only(built_zip, manifest):
     names = set(zipfile.ZipFile(built_zip).namelist())
-    for required in ("blender_manifest.toml", "__init__.py", "addon/registration.py",
-                     "addon/ui.py", "addon/operators.py", "addon/service.py",
-                     "scenes/frame.py", "protocol/handler.py", "reward/__init__.py"):
+    for required in (
+        "blender_manifest.toml",
+        "__init__.py",
+        "addon/registration.py",
+        "addon/ui.py",
+        "addon/operators.py",
+        "addon/service.py",
+        "scenes/frame.py",
+        "protocol/handler.py",
+        "reward/__init__.py",
+    ):
         assert required in names
     assert {w.lstrip("./") for w in manifest["wheels"]} <= names
     excluded = ("tests/", "farm/", "bench/", ".venv", ".git", "dist/", "__pycache__")
@@ -100,7 +107,8 @@ def test_built_zip_holds_the_package_and_wheels_only(built_zip, manifest):
     # Blender's validator accepts it (build() validated it too; this is the CLI path).
     out = subprocess.run(
         [sys.executable, "-m", "derender.cli", "extension", "validate", str(built_zip)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
 
@@ -112,16 +120,31 @@ def test_validate_rejects_a_bad_manifest(tmp_path, manifest):
     )
     out = subprocess.run(
         [sys.executable, "-m", "derender.cli", "extension", "validate", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 1
     assert "not-semver" in out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_install_cli_reports_a_missing_zip(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "derender.cli",
+            "extension",
+            "install",
+            str(tmp_path / "no.zip"),
+            "--user-resources",
+            str(tmp_path / "user"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1
+    assert f"no extension zip at {tmp_path / 'no.zip'}" in out.stderr
+    assert not (tmp_path / "user").exists()
 
 
 # Runs in a fresh Blender whose user directory holds the installed, enabled extension.
@@ -135,7 +158,7 @@ name = "bl_ext.user_default.derender"
 import zmq
 print(json.dumps({"enabled": addon_utils.check(name)[1], "file": sys.modules[name].__file__,
                   "zmq": zmq.__file__, "torch": "torch" in sys.modules}), flush=True)
-bpy.context.preferences.addons[name].preferences.port = int(sys.argv[1])
+bpy.context.preferences.addons[name].preferences.port = 0  # any free port
 props = bpy.context.scene.derender
 props.engine, props.width, props.height, props.samples = "workbench", 64, 64, 8
 assert bpy.ops.derender.server_start() == {"FINISHED"}
@@ -149,33 +172,44 @@ print("SERVED", server.handled, flush=True)
 """
 
 
+def _line(proc: subprocess.Popen, prefix: str) -> str:
+    # Blender and the operators' reports write to stdout too: skip to the line we want.
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no {prefix!r} line; stderr: {proc.stderr.read()[-3000:]}")
+
+
 def test_zip_installs_enables_and_serves_a_step(built_zip, tmp_path):
     from derender.protocol.client import Client
 
     user = tmp_path / "blender-user"
     report = extension_cli.install(built_zip, user_resources=user)
-    assert report == {"result": ["FINISHED"], "module": "bl_ext.user_default.derender",
-                      "enabled": True}
+    assert report == {
+        "result": ["FINISHED"],
+        "module": "bl_ext.user_default.derender",
+        "enabled": True,
+    }
     installed = user / "extensions" / "user_default" / "derender"
     assert (installed / "addon" / "operators.py").is_file()
     assert not (installed / "tests").exists()
 
-    port = _free_port()
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(user)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(port)], env=env, cwd=tmp_path,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", _SERVE],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        loaded = json.loads(proc.stdout.readline() or "null")
-        assert loaded is not None, proc.stderr.read()
+        loaded = json.loads(_line(proc, "{"))
         assert loaded["enabled"]
         assert not loaded["torch"]  # Blender has no torch: enabling must not need it
         assert Path(loaded["file"]).is_relative_to(installed)  # not the source tree
         assert Path(loaded["zmq"]).is_relative_to(user / "extensions")  # the shipped wheel
-        ready = proc.stdout.readline()
-        while ready.startswith("Info: "):  # operator reports go to stdout headless
-            ready = proc.stdout.readline()
+        ready = _line(proc, "READY ")
         assert ready.startswith("READY tcp://127.0.0.1:"), ready
         with Client(ready.split()[1], timeout=120) as client:
             target = client.reset(seed=3)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import bpy
 import numpy as np
 import pytest
-from derender.addon import assets, build, frame, render
+from derender.addon import assets, build, compat, frame, render
 from derender.scenes import universe
 from derender.scenes.generator import generate_scene
 from derender.scenes.model import Scene, SceneObject
@@ -31,6 +31,15 @@ def test_built_frame_matches_its_spec(engine, spec_for):
     # another spec is a different frame
     other = replace(spec, width=32)
     assert any("resolution_x" in d for d in frame.frame_differences(other))
+
+
+def test_engine_ids_for_this_blender():
+    assert bpy.app.version[:2] == (5, 0)  # the pinned bpy; 4.2-4.4 use BLENDER_EEVEE_NEXT
+    assert [compat.engine_id(e) for e in ("eevee", "workbench", "cycles")] == [
+        "BLENDER_EEVEE", "BLENDER_WORKBENCH", "CYCLES"]
+    with pytest.raises(ValueError, match="'octane'"):
+        compat.engine_id("octane")
+    assert compat.cycles_device() in {"CPU", "GPU"}
 
 
 def test_camera_matches_framespec_projection(wb_frame):
@@ -161,6 +170,15 @@ def test_first_build_clears_the_startup_scene(spec_for):
     assert frame.frame_differences(spec) == []
 
 
+def test_tampering_does_not_survive_a_change_of_spec(wb_frame, spec_for):
+    bpy.context.scene.cycles.max_bounces = 0
+    bpy.context.scene.render.use_stamp = True
+    frame.reset(spec_for("cycles"))  # a new frame: its snapshot must not take the tamper
+    assert bpy.context.scene.cycles.max_bounces != 0
+    assert not bpy.context.scene.render.use_stamp
+    assert frame.frame_differences(spec_for("cycles")) == []
+
+
 def _agent_litter() -> None:
     """What an agent script can leave behind: objects, data, images, texts, groups."""
     bpy.ops.mesh.primitive_monkey_add()
@@ -176,6 +194,8 @@ def _agent_litter() -> None:
     light = bpy.data.objects.new("lamp", bpy.data.lights.new("lamp", "POINT"))
     bpy.context.scene.collection.objects.link(light)
     bpy.context.scene.view_layers.new("extra")
+    bpy.context.scene.name = "agent scene"
+    bpy.data.worlds["World"].name = "agent world"  # renamed frame data counts as foreign
 
 
 def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
@@ -195,6 +215,8 @@ def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
     assert len(bpy.data.images) <= 1 and not bpy.data.texts and not bpy.data.node_groups
     assert not bpy.data.collections and not bpy.data.curves and len(bpy.data.scenes) == 1
     assert len(bpy.context.scene.view_layers) == 1
+    assert bpy.context.scene.name != "agent scene" and list(bpy.data.worlds) == [
+        bpy.context.scene.world] and bpy.context.scene.world.name == "World"
     assert assets.shape_mesh("cube") == mesh and assets.material("metal", "red") == mat
 
 
@@ -224,6 +246,7 @@ def test_no_leak_after_100_scenes(wb_frame):
             assets.material(material, color)
     render.render_image(spec)  # let Blender make its Render Result image first
     empty, counts = render.render_image(spec), _datablock_counts()
+    cached = sorted(a.as_pointer() for a in assets.cached())
     for i in range(100):
         scene = generate_scene(1234, i)
         if i % 2:
@@ -234,4 +257,5 @@ def test_no_leak_after_100_scenes(wb_frame):
             render.render_image(spec)
         frame.reset(spec)
     assert _datablock_counts() == counts
+    assert sorted(a.as_pointer() for a in assets.cached()) == cached  # reused, not rebuilt
     assert np.array_equal(render.render_image(spec), empty)

@@ -7,7 +7,6 @@ operator that reports ERROR makes ``bpy.ops`` raise RuntimeError with its messag
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -34,12 +33,6 @@ def _image_editor(bpy):
     area = bpy.context.screen.areas[0]
     area.type = "IMAGE_EDITOR"
     return area.spaces.active
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _assert_binds_again(endpoint: str, within_s: float = 5.0) -> None:
@@ -92,7 +85,7 @@ def test_failed_build_leaves_no_half_built_frame(derender_addon, monkeypatch):
 
 def test_load_target_from_seed_and_json_shows_it(derender_addon):
     bpy = derender_addon
-    space = _image_editor(bpy)
+    assert "IMAGE_EDITOR" not in [a.type for a in bpy.context.screen.areas]
     props = bpy.context.scene.derender
     props.seed, props.index = 3, 0
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
@@ -100,7 +93,9 @@ def test_load_target_from_seed_and_json_shows_it(derender_addon):
     assert target["image"].shape == (64, 64, 3)
     assert target["image"].std() > 0  # objects on a ground, not a blank frame
     img = bpy.data.images[TARGET_IMAGE]
-    assert space.image == img
+    # No Image Editor was open: one was split off the 3D Viewport to show the target.
+    editors = [a for a in bpy.context.screen.areas if a.type == "IMAGE_EDITOR"]
+    assert len(editors) == 1 and editors[0].spaces.active.image == img
     np.testing.assert_array_equal(_pixels(img), target["image"])
 
     props = bpy.context.scene.derender  # now the derender scene's settings
@@ -167,7 +162,7 @@ def test_server_start_serves_from_its_timer_and_stops(derender_addon):
 
     bpy = derender_addon
     prefs = bpy.context.preferences.addons["derender"].preferences
-    prefs.port = _free_port()
+    prefs.port = 0  # any free port
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
     panel_target = SESSION.target["target_id"]
     assert bpy.ops.derender.server_start() == {"FINISHED"}
@@ -180,7 +175,7 @@ def test_server_start_serves_from_its_timer_and_stops(derender_addon):
     replies = {}
 
     def client() -> None:
-        with Client(f"tcp://127.0.0.1:{prefs.port}", timeout=60) as c:
+        with Client(server.endpoints[0], timeout=60) as c:
             replies["target"] = c.reset(seed=0)
             replies["step"] = c.step("print(1)", replies["target"])
 
@@ -195,7 +190,7 @@ def test_server_start_serves_from_its_timer_and_stops(derender_addon):
 
     assert bpy.ops.derender.server_stop() == {"FINISHED"}
     assert SESSION.server is None and not bpy.app.timers.is_registered(tick)
-    _assert_binds_again(f"tcp://127.0.0.1:{prefs.port}")
+    _assert_binds_again(server.endpoints[0])
     with pytest.raises(RuntimeError, match="not running"):
         bpy.ops.derender.server_stop()
 
@@ -208,3 +203,53 @@ def test_server_refuses_a_public_address_without_online_access(derender_addon):
     with pytest.raises(RuntimeError, match="online access is disabled"):
         bpy.ops.derender.server_start()
     assert SESSION.server is None
+
+
+def test_server_with_curve_keys_answers_only_known_clients(derender_addon, tmp_path):
+    from derender.protocol.client import Client
+    from derender.protocol.errors import ClientTimeout
+    from derender.protocol.keys import create_keypair
+
+    bpy = derender_addon
+    create_keypair(tmp_path, "server")
+    create_keypair(tmp_path / "clients", "agent")
+    create_keypair(tmp_path / "stranger", "stranger")
+    prefs = bpy.context.preferences.addons["derender"].preferences
+    prefs.port, prefs.curve_dir = 0, str(tmp_path)
+    assert bpy.ops.derender.server_start() == {"FINISHED"}
+    tick = SESSION.server._timer
+    endpoint = SESSION.server.endpoints[0]
+    outcome = {}
+
+    def ping(name: str, keys: Path) -> None:
+        try:
+            with Client(
+                endpoint, timeout=2, retries=0, server_key=tmp_path / "server.key", client_keys=keys
+            ) as c:
+                outcome[name] = c.ping() >= 0
+        except ClientTimeout:
+            outcome[name] = "no reply"
+
+    for name, keys in (
+        ("agent", tmp_path / "clients" / "agent.key_secret"),
+        ("stranger", tmp_path / "stranger" / "stranger.key_secret"),
+    ):
+        thread = threading.Thread(target=ping, args=(name, keys))
+        thread.start()
+        while thread.is_alive():
+            tick()
+            thread.join(0.01)
+    bpy.ops.derender.server_stop()
+    assert outcome == {"agent": True, "stranger": "no reply"}
+
+
+def test_defaults_from_preferences_and_show_without_target(derender_addon):
+    bpy = derender_addon
+    prefs = bpy.context.preferences.addons["derender"].preferences
+    prefs.engine, prefs.width, prefs.height = "cycles", 100, 80
+    assert bpy.ops.derender.defaults_from_preferences() == {"FINISHED"}
+    spec = bpy.context.scene.derender.frame_spec()
+    assert (spec.engine, spec.width, spec.height) == ("cycles", 100, 80)
+    assert prefs.preset == "seed"  # the protocol's default preset comes first
+    with pytest.raises(RuntimeError, match="no target is loaded"):
+        bpy.ops.derender.show_image(which="TARGET")

@@ -24,10 +24,18 @@ from derender.addon.serve_cli import spawn
 from derender.addon.server import InsecureBind, Server, is_loopback
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
+from derender.protocol.cheatsheet import EXAMPLE_DSL
 from derender.protocol.errors import OUTCOMES, ServerError
 from derender.protocol.handler import Handler
 from derender.protocol.messages import Limits, Ping
-from derender.scenes import FrameSpec, GeneratorConfig, dsl_program, generate_scene, load_scenes
+from derender.scenes import (
+    FrameSpec,
+    GeneratorConfig,
+    bpy_program,
+    dsl_program,
+    generate_scene,
+    load_scenes,
+)
 
 DATA = Path(__file__).parents[1] / "data" / "clevr_scene_sample.json"
 FRAME = FrameSpec(width=64, height=64, engine="workbench")
@@ -38,9 +46,20 @@ EMPTY = "# nothing\n"
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     proc, endpoints = spawn(
-        ["--engine", "workbench", "--size", "64", "--deadline", "1",
-         "--address", "tcp://127.0.0.1:*", "--address", f"ipc://{tmp}/derender.ipc",
-         "--dataset", f"sample={DATA}"],
+        [
+            "--engine",
+            "workbench",
+            "--size",
+            "64",
+            "--deadline",
+            "1",
+            "--address",
+            "tcp://127.0.0.1:*",
+            "--address",
+            f"ipc://{tmp}/derender.ipc",
+            "--dataset",
+            f"sample={DATA}",
+        ],
         log=tmp / "serve.log",
     )
     yield SimpleNamespace(proc=proc, tcp=endpoints[0], ipc=endpoints[1], log=tmp / "serve.log")
@@ -107,9 +126,23 @@ def test_step_ground_truth_program_matches_target(client, target):
     assert empty.scene is not None and len(empty.scene) == 0
 
 
+def test_cheatsheet_matches_the_sandbox(client, target):
+    import bpy  # noqa: F401  (mathutils, which the guards import, needs bpy loaded)
+    from derender.addon.sandbox.guards import ALLOWED_MODULES
+
+    text = client.info().cheatsheet
+    assert all(name in text for name in ALLOWED_MODULES)
+    res = client.step(EXAMPLE_DSL, target)  # the prompt's example runs as printed
+    assert res.outcome == "ok", res.message
+    added = [(o.shape, o.color) for o in res.scene.objects]
+    assert added == [("cube", "red"), ("sphere", "cyan")]
+    bpy_res = client.step(bpy_program(target.scene), target)  # the bpy subset it describes
+    assert bpy_res.outcome == "ok", bpy_res.message
+    assert bpy_res.components["mse"] < 1e-3
+
+
 def test_step_reports_stdout_and_other_presets(client, target):
-    res = client.step("print('hello', 6 * 7)\n" + dsl_program(target.scene), target,
-                      preset="scene")
+    res = client.step("print('hello', 6 * 7)\n" + dsl_program(target.scene), target, preset="scene")
     assert res.outcome == "ok" and "hello 42" in res.stdout
     assert res.preset == "scene" and res.components["scene_graph"] > 0.99
     with pytest.raises(ServerError) as err:
@@ -146,11 +179,14 @@ def test_unknown_target_is_typed(client):
 
 def test_step_batch_and_step_many(client, target):
     good = dsl_program(target.scene)
-    batch = client.step_batch([good, FAILURES["syntax_error"], EMPTY],
-                              [target, target, "t-0000000000000000"])
+    batch = client.step_batch(
+        [good, FAILURES["syntax_error"], EMPTY], [target, target, "t-0000000000000000"]
+    )
     assert batch[0].outcome == "ok" and batch[1].outcome == "syntax_error"
     assert isinstance(batch[2], ServerError) and batch[2].code == "unknown_target"
     assert batch[0].reward > batch[1].reward
+    (alone,) = client.step_batch([EMPTY], "t-0000000000000000")  # a batch of one: same rule
+    assert isinstance(alone, ServerError) and alone.code == "unknown_target"
     many = client.step_many([good, EMPTY, FAILURES["runtime_error"]], target)
     assert [r.outcome for r in many] == ["ok", "ok", "runtime_error"]
     assert many[0].reward == pytest.approx(batch[0].reward)
@@ -197,8 +233,11 @@ sock.recv_multipart()
 
 
 def test_killed_client_does_not_block_the_server(server, target):
-    child = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, server.tcp, target.target_id],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, server.tcp, target.target_id],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "sent"
     time.sleep(0.2)  # the server is now running the doomed script
     child.send_signal(signal.SIGKILL)
@@ -216,8 +255,9 @@ class _Service:
     frame = FRAME
 
     def render_scene(self, scene, masks=True):
-        return SimpleNamespace(image=np.zeros((64, 64, 3), np.uint8),
-                               masks=np.zeros((64, 64), np.int32), timings={})
+        return SimpleNamespace(
+            image=np.zeros((64, 64, 3), np.uint8), masks=np.zeros((64, 64), np.int32), timings={}
+        )
 
 
 def test_overloaded_when_the_queue_is_full():
@@ -286,7 +326,9 @@ def test_non_loopback_bind_requires_keys():
         Server(Handler(_Service()), ["tcp://127.0.0.1:*", "tcp://0.0.0.0:*"])
     out = subprocess.run(
         [sys.executable, "-m", "derender.cli", "serve", "--address", "tcp://*:5999"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2 and "CURVE" in out.stderr
 

@@ -10,8 +10,6 @@ screenshot test: Debian's package is 3.4.)
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from derender.addon import registration, ui
 from derender.addon.session import SESSION, _redraw_tick
@@ -70,12 +68,6 @@ def _draw(panel_cls, context) -> list[str]:
     return log
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_panels_live_in_the_derender_sidebar_tab(derender_addon):
     bpy = derender_addon
     labels = []
@@ -99,7 +91,7 @@ def test_panels_draw_the_session_state(derender_addon):
     assert "op:derender.server_start" in before["Server"]
 
     prefs = ctx.preferences.addons["derender"].preferences
-    prefs.port = _free_port()
+    prefs.port = 0  # any free port
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
     text = bpy.data.texts.new("agent.py")
     scene = SESSION.handler.targets.get(SESSION.target["target_id"]).scene
@@ -107,6 +99,7 @@ def test_panels_draw_the_session_state(derender_addon):
     ctx.scene.derender.script = text
     assert bpy.ops.derender.run_script() == {"FINISHED"}
     assert bpy.ops.derender.server_start() == {"FINISHED"}
+    endpoint = SESSION.server.endpoints[0]
     try:
         after = {cls.bl_label: _draw(cls, bpy.context) for cls in ui.CLASSES}
     finally:
@@ -120,7 +113,7 @@ def test_panels_draw_the_session_state(derender_addon):
         assert name in script
     assert "line 0" in script and "line 11" in script and "line 12" not in script
     assert "... 8 more lines" in script
-    assert f"Serving tcp://127.0.0.1:{prefs.port}" in after["Server"]
+    assert f"Serving {endpoint}" in after["Server"] and endpoint.startswith("tcp://127.0.0.1:")
     assert "Requests served: 0" in after["Server"]
 
 
@@ -129,7 +122,7 @@ def test_unregister_leaves_no_class_property_timer_or_handler(derender_addon):
 
     bpy = derender_addon
     ctx = bpy.context
-    ctx.preferences.addons["derender"].preferences.port = _free_port()
+    ctx.preferences.addons["derender"].preferences.port = 0
     assert bpy.ops.derender.build_frame() == {"FINISHED"}
     assert bpy.ops.derender.server_start() == {"FINISHED"}
     tick = SESSION.server._timer
@@ -153,15 +146,21 @@ def test_unregister_leaves_no_class_property_timer_or_handler(derender_addon):
 
 def test_loading_a_file_stops_the_server(derender_addon):
     bpy = derender_addon
-    bpy.context.preferences.addons["derender"].preferences.port = _free_port()
+    bpy.context.preferences.addons["derender"].preferences.port = 0
     assert bpy.ops.derender.server_start() == {"FINISHED"}
     bpy.ops.wm.read_homefile(use_empty=True)
     assert SESSION.server is None and SESSION.handler is None
 
 
-@pytest.mark.parametrize("endpoint", ["127.0.0.1", "::1"])
-def test_preferences_endpoint(endpoint):
+@pytest.mark.parametrize(
+    ("address", "port", "endpoint"),
+    [
+        ("127.0.0.1", 9, "tcp://127.0.0.1:9"),
+        ("::1", 9, "tcp://[::1]:9"),
+        ("127.0.0.1", 0, "tcp://127.0.0.1:*"),
+    ],
+)
+def test_preferences_endpoint(address, port, endpoint):
     from derender.addon.preferences import Settings
 
-    expected = "tcp://127.0.0.1:9" if endpoint == "127.0.0.1" else "tcp://[::1]:9"
-    assert Settings(address=endpoint, port=9).endpoint == expected
+    assert Settings(address=address, port=port).endpoint == endpoint

@@ -17,8 +17,10 @@ CFG = GeneratorConfig(min_objects=3, max_objects=3)
 
 @pytest.fixture(scope="module")
 def setup():
-    with LocalFarm(workers=2, engine="workbench", size=64) as farm, \
-            Client(farm.address, timeout=300) as client:
+    with (
+        LocalFarm(workers=2, engine="workbench", size=64) as farm,
+        Client(farm.address, timeout=300) as client,
+    ):
         cfg = GeneratorConfig(min_objects=3, max_objects=3, frame=client.info().frame)
         target = client.reset(scene=generate_scene(7, 0, cfg), masks=False)
         yield client, target

@@ -41,8 +41,21 @@ def test_run_demo_writes_report_and_contact_sheet(address, tmp_path):
 
 def test_cli_demo_against_a_running_farm(address, tmp_path, capsys):
     out = tmp_path / "cli"
-    status = main(["demo", "--address", address, "--out", str(out), "--targets", "1",
-                   "--budgets", "4,8", "--batch", "4"])
+    status = main(
+        [
+            "demo",
+            "--address",
+            address,
+            "--out",
+            str(out),
+            "--targets",
+            "1",
+            "--budgets",
+            "4,8",
+            "--batch",
+            "4",
+        ]
+    )
     assert status == 0
     assert (out / "report.md").exists() and (out / "contact_sheet.png").exists()
     printed = capsys.readouterr().out

@@ -80,3 +80,38 @@ def test_metrics_percentiles_and_rate():
     lat = m.percentiles()
     assert lat["p50"] == pytest.approx(0.0505) and lat["p99"] == pytest.approx(0.09901)
     assert m.rate() > 0 and m.snapshot()["replies"] == {"step": 100, "ping": 1}
+
+
+def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
+    import time
+
+    sup = Supervisor(FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5,
+                                isolate_network=False), tmp_path, "ipc:///x")
+
+    def delay(blame: bool) -> float:
+        sup.restart(0, blame=blame)
+        return round(sup._due[0] - time.monotonic(), 1)
+
+    assert [delay(True) for _ in range(4)] == [0.5, 1.0, 1.5, 1.5]  # capped
+    assert delay(False) == 0.0  # a job's fault: at once, and no growth
+    sup.healthy(0)
+    assert delay(True) == 0.5
+    assert sup.restarts == 6
+
+
+@pytest.mark.parametrize("options", [{"backend": "tcp://0.0.0.0:7777"},
+                                     {"bind": "tcp://0.0.0.0:7778"},
+                                     {"remote_backend": "tcp://0.0.0.0:7779"}])
+def test_exposed_addresses_without_curve_keys_are_refused(tmp_path, options):
+    from derender.addon.server import InsecureBind
+    from derender.farm.broker import Broker
+
+    with pytest.raises(InsecureBind, match=r"0\.0\.0\.0"):
+        Broker(FarmConfig(**options), tmp_path)
+
+
+def test_derender_farm_refuses_an_exposed_bind_with_status_2(capsys):
+    from derender.cli import main
+
+    assert main(["farm", "--bind", "tcp://0.0.0.0:7780", "--workers", "1"]) == 2
+    assert "without CURVE keys" in capsys.readouterr().err

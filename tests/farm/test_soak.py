@@ -28,7 +28,7 @@ MIX = [  # one violation in ten: each recycles its worker (a Blender restart, ~2
 
 def _soak(steps: int) -> None:
     with LocalFarm(workers=2, engine="workbench", size=32, metrics_interval=0,
-                   sandbox_deadline=2.0, hard_deadline=20.0) as farm:
+                   sandbox_deadline=2.0, hard_deadline=20.0, recycle_every=25) as farm:
         run_dir = farm.run_dir
         assert run_dir is not None
         with Client(farm.address, timeout=300.0) as client:
@@ -42,11 +42,13 @@ def _soak(steps: int) -> None:
                 part = client.step_many(scripts[chunk:chunk + 250], target, window=64)
                 assert [r.outcome for r in part] == [o for o, _ in plan[chunk:chunk + 250]]
                 done += len(part)
-                rss.append(max(w["rss_mb"] for w in farm.status()["workers"]))
+                workers = farm.status()["workers"]
+                rss.append(max(w["rss_mb"] for w in workers))
+                assert max(w["jobs"] for w in workers) <= 25  # recycled every 25 jobs
             assert done == steps
             status = farm.status()
             assert status["pending"] == 0 and status["queue"] == 0
-            # recycling after each violation keeps every worker young and small
+            # recycling (each violation, every 25 jobs) keeps every worker young and small
             assert max(rss) < 1500, rss
             assert status["restarts"] >= steps // len(MIX)
             # each worker's temp dir holds only what Blender itself keeps there
@@ -57,7 +59,12 @@ def _soak(steps: int) -> None:
             leftover = [p.name for p in run_dir.glob("w*")
                         if not any(p.name.startswith(x) for x in live)]
             assert leftover == []  # dead workers' temp dirs are deleted at once
+            # (a worker still starting has not told its pid yet: pid 0)
+            pids = [w["pid"] for w in status["workers"] if w["pid"] > 0] + [farm.pid]
     assert not run_dir.exists()
+    for pid in pids:  # stop() took the farm process and every worker with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     assert not any(p.name.startswith(os.path.basename(run_dir)) for p in run_dir.parent.iterdir())
 
 

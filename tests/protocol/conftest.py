@@ -14,8 +14,20 @@ def live_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     log = tmp / "serve.log"
     proc, endpoints = spawn(
-        ["--engine", "workbench", "--size", "64", "--deadline", "1", "--preset", "scene",
-         "--address", "tcp://127.0.0.1:*", "--address", f"ipc://{tmp}/derender.ipc"],
+        [
+            "--engine",
+            "workbench",
+            "--size",
+            "64",
+            "--deadline",
+            "1",
+            "--preset",
+            "scene",
+            "--address",
+            "tcp://127.0.0.1:*",
+            "--address",
+            f"ipc://{tmp}/derender.ipc",
+        ],
         log=log,
     )
     yield SimpleNamespace(proc=proc, tcp=endpoints[0], ipc=endpoints[1], log=log)

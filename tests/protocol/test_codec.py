@@ -44,6 +44,11 @@ def test_png_applies_to_uint8_images_only_and_is_lossless():
 def test_non_finite_floats_travel_as_null():
     frames = codec.encode({"x": float("nan"), "y": [float("inf"), np.float32(2.0)]})
     assert codec.decode(frames) == {"x": None, "y": [None, 2.0]}
+    img = np.ones((2, 2, 3), np.uint8)
+    frames = codec.encode({"s": "NaN or -Infinity", "f": np.float32("nan"), "i": img})
+    out = codec.decode(frames)
+    assert out["s"] == "NaN or -Infinity" and out["f"] is None
+    np.testing.assert_array_equal(out["i"], img)
 
 
 def test_unsupported_dtype_is_refused_on_encode():

@@ -12,8 +12,17 @@ import numpy as np
 import pytest
 import zmq
 
-SPEC_CODES = {"bad_request", "unsupported_version", "unauthorized", "overloaded", "timeout",
-              "worker_lost", "unknown_target", "render_error", "internal"}
+SPEC_CODES = {
+    "bad_request",
+    "unsupported_version",
+    "unauthorized",
+    "overloaded",
+    "timeout",
+    "worker_lost",
+    "unknown_target",
+    "render_error",
+    "internal",
+}
 DTYPES = {"uint8": "<u1", "int32": "<i4", "float32": "<f4"}
 
 
@@ -67,8 +76,18 @@ def test_ping_over_req_and_dealer_without_delimiter(live_server, dealer):
 def test_info_members(dealer):
     reply, _ = call(dealer, {"v": 1, "id": "i", "type": "info"})
     assert reply["ok"]
-    for member in ("server", "protocol", "frame", "frame_hash", "engine", "universe",
-                   "reward_presets", "default_preset", "datasets", "cheatsheet"):
+    for member in (
+        "server",
+        "protocol",
+        "frame",
+        "frame_hash",
+        "engine",
+        "universe",
+        "reward_presets",
+        "default_preset",
+        "datasets",
+        "cheatsheet",
+    ):
         assert member in reply, member
     assert reply["frame"]["width"] == 64 and reply["engine"] == "workbench"
     assert 1 in reply["protocol"]["versions"]
@@ -77,8 +96,9 @@ def test_info_members(dealer):
 
 
 def test_reset_step_batch_render(dealer):
-    reply, frames = call(dealer, {"v": 1, "id": "a1", "type": "reset",
-                                  "target": {"seed": 3, "index": 0}})
+    reply, frames = call(
+        dealer, {"v": 1, "id": "a1", "type": "reset", "target": {"seed": 3, "index": 0}}
+    )
     assert reply["ok"], reply
     arrs = arrays(reply, frames)
     image, masks = ref(reply, "image", arrs), ref(reply, "masks", arrs)
@@ -91,36 +111,69 @@ def test_reset_step_batch_render(dealer):
     lines = [
         f"add_object(shape={o['shape']!r}, size={o['size']!r}, material={o['material']!r}, "
         f"color={o['color']!r}, x={o['3d_coords'][0]!r}, y={o['3d_coords'][1]!r}, "
-        f"rotation={o['rotation']!r})" for o in scene["objects"]
+        f"rotation={o['rotation']!r})"
+        for o in scene["objects"]
     ]
-    step, frames = call(dealer, {"v": 1, "id": "a2", "type": "step", "script": "\n".join(lines),
-                                 "target": {"target_id": tid}, "masks": True})
+    step, frames = call(
+        dealer,
+        {
+            "v": 1,
+            "id": "a2",
+            "type": "step",
+            "script": "\n".join(lines),
+            "target": {"target_id": tid},
+            "masks": True,
+        },
+    )
     assert step["ok"] and step["outcome"] == "ok", step
     arrs = arrays(step, frames)
     assert np.abs(ref(step, "image", arrs).astype(int) - image).mean() < 1.0
     assert ref(step, "masks", arrs).shape == (64, 64)
-    for member in ("message", "line", "stdout", "reward", "components", "unavailable",
-                   "preset", "spec_hash", "scene", "timings", "target_id", "frame_hash"):
+    for member in (
+        "message",
+        "line",
+        "stdout",
+        "reward",
+        "components",
+        "unavailable",
+        "preset",
+        "spec_hash",
+        "scene",
+        "timings",
+        "target_id",
+        "frame_hash",
+    ):
         assert member in step, member
     assert len(step["scene"]["objects"]) == len(scene["objects"])
 
-    batch, frames = call(dealer, {"v": 1, "id": "a3", "type": "step_batch", "items": [
-        {"script": "x = (", "target": {"target_id": tid}},
-        {"script": "", "target": {"target_id": "t-ffffffffffffffff"}},
-    ]})
+    batch, frames = call(
+        dealer,
+        {
+            "v": 1,
+            "id": "a3",
+            "type": "step_batch",
+            "items": [
+                {"script": "x = (", "target": {"target_id": tid}},
+                {"script": "", "target": {"target_id": "t-ffffffffffffffff"}},
+            ],
+        },
+    )
     assert batch["ok"] and len(batch["results"]) == 2
     assert batch["results"][0]["outcome"] == "syntax_error"
     assert batch["results"][1]["error"]["code"] == "unknown_target"
 
-    render, frames = call(dealer, {"v": 1, "id": "a4", "type": "render", "scene": scene,
-                                   "masks": False})
+    render, frames = call(
+        dealer, {"v": 1, "id": "a4", "type": "render", "scene": scene, "masks": False}
+    )
     assert render["ok"] and render["masks"] is None
     np.testing.assert_array_equal(ref(render, "image", arrays(render, frames)), image)
 
 
 def test_png_encoding(dealer):
-    reply, frames = call(dealer, {"v": 1, "id": "p", "type": "reset", "encoding": "png",
-                                  "target": {"seed": 3, "index": 0}})
+    reply, frames = call(
+        dealer,
+        {"v": 1, "id": "p", "type": "reset", "encoding": "png", "target": {"seed": 3, "index": 0}},
+    )
     image_desc = reply["arrays"][reply["image"]["$array"]]
     assert image_desc == {"shape": [64, 64, 3], "dtype": "uint8", "encoding": "png"}
     assert frames[reply["image"]["$array"]][:8] == b"\x89PNG\r\n\x1a\n"
@@ -132,14 +185,26 @@ def test_png_encoding(dealer):
     [
         ([b'{"v": 2, "id": "x", "type": "ping"}'], "unsupported_version", "x"),
         ([b'{"v": 1, "id": "x", "type": "fly"}'], "bad_request", "x"),
-        ([b'{"v": 1, "id": "x", "type": "ping", "arrays": [{"shape": [1], '
-          b'"dtype": "uint8"}]}'], "bad_request", "x"),  # truncated multipart
+        (
+            [b'{"v": 1, "id": "x", "type": "ping", "arrays": [{"shape": [1], "dtype": "uint8"}]}'],
+            "bad_request",
+            "x",
+        ),  # truncated multipart
         ([b"\xc3\x28"], "bad_request", None),
         ([b"not json"], "bad_request", None),
-        ([b'{"v": 1, "id": "x", "type": "step", "script": 5, "target": {"seed": 0}}'],
-         "bad_request", "x"),
-        ([b'{"v": 1, "id": "x", "type": "step", "script": "", '
-          b'"target": {"target_id": "t-ffffffffffffffff"}}'], "unknown_target", "x"),
+        (
+            [b'{"v": 1, "id": "x", "type": "step", "script": 5, "target": {"seed": 0}}'],
+            "bad_request",
+            "x",
+        ),
+        (
+            [
+                b'{"v": 1, "id": "x", "type": "step", "script": "", '
+                b'"target": {"target_id": "t-ffffffffffffffff"}}'
+            ],
+            "unknown_target",
+            "x",
+        ),
     ],
 )
 def test_errors_are_typed_and_echo_the_id(dealer, frames, code, rid):

@@ -22,7 +22,9 @@ def keys(tmp_path_factory):
     root = tmp_path_factory.mktemp("keys")
     out = subprocess.run(
         [sys.executable, "-m", "derender.cli", "keys", "--out", str(root), "--name", "server"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     alice_public, _ = create_keypair(root / "alice", "alice")
@@ -35,10 +37,20 @@ def keys(tmp_path_factory):
 @pytest.fixture(scope="module")
 def secure_server(keys):
     proc, endpoints = spawn(
-        ["--engine", "workbench", "--size", "64", "--address", "tcp://0.0.0.0:*", "--preset",
-         "scene",
-         "--curve-secret", str(keys / "server.key_secret"),
-         "--curve-clients", str(keys / "clients")],
+        [
+            "--engine",
+            "workbench",
+            "--size",
+            "64",
+            "--address",
+            "tcp://0.0.0.0:*",
+            "--preset",
+            "scene",
+            "--curve-secret",
+            str(keys / "server.key_secret"),
+            "--curve-clients",
+            str(keys / "clients"),
+        ],
         log=keys / "serve.log",
     )
     port = endpoints[0].rsplit(":", 1)[1]
@@ -55,14 +67,21 @@ def test_keys_command_writes_a_pair(keys):
     assert (keys / "server.key_secret").stat().st_mode & 0o077 == 0
     again = subprocess.run(
         [sys.executable, "-m", "derender.cli", "keys", "--out", str(keys), "--name", "server"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert again.returncode == 2 and "not overwriting" in again.stderr
 
 
 def test_authorised_client_is_served(secure_server, keys):
-    with Client(secure_server, timeout=30, retries=0, server_key=keys / "server.key",
-                client_keys=keys / "alice" / "alice.key_secret") as c:
+    with Client(
+        secure_server,
+        timeout=30,
+        retries=0,
+        server_key=keys / "server.key",
+        client_keys=keys / "alice" / "alice.key_secret",
+    ) as c:
         assert c.ping() < 5
         assert c.info().engine == "workbench"
 
@@ -71,8 +90,10 @@ def test_authorised_client_is_served(secure_server, keys):
 def test_unauthorised_clients_get_nothing(secure_server, keys, who):
     kw = {}
     if who == "mallory":  # a valid key pair the server does not know
-        kw = {"server_key": keys / "server.key",
-              "client_keys": keys / "mallory" / "mallory.key_secret"}
+        kw = {
+            "server_key": keys / "server.key",
+            "client_keys": keys / "mallory" / "mallory.key_secret",
+        }
     elif who == "ephemeral":
         kw = {"server_key": keys / "server.key"}
     retries = 1 if who == "mallory" else 0

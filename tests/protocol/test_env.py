@@ -54,8 +54,9 @@ def test_reset_is_seeded_and_options_pick_a_scene(address):
 
 
 def test_multi_turn_refinement_shows_render_and_heatmap(address):
-    env = DerenderEnv(address, max_turns=3, reward_threshold=0.95, preset="scene",
-                      min_objects=3, max_objects=3)
+    env = DerenderEnv(
+        address, max_turns=3, reward_threshold=0.95, preset="scene", min_objects=3, max_objects=3
+    )
     try:
         obs, _ = env.reset(seed=1)
         assert set(obs) == {"target", "frame", "render", "heatmap"}
@@ -91,8 +92,9 @@ def test_turn_limit_truncates(address):
 
 
 def test_curriculum_knobs_shape_the_targets(address):
-    env = DerenderEnv(address, min_objects=2, max_objects=2, shapes=("sphere", "cube"),
-                      holdout="cogent_b")
+    env = DerenderEnv(
+        address, min_objects=2, max_objects=2, shapes=("sphere", "cube"), holdout="cogent_b"
+    )
     try:
         for seed in range(4):
             env.reset(seed=seed)

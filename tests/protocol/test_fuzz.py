@@ -25,17 +25,36 @@ BATCH = 20  # generated messages per example; each is sent in VARIANTS forms
 VARIANTS = 5
 TOTAL = 10_000
 TYPES = ["ping", "info", "reset", "step", "step_batch", "render", "", "PING", "fly"]
-MEMBERS = ["v", "id", "type", "target", "script", "items", "scene", "masks", "encoding",
-           "preset", "arrays", "seed", "index"]
+MEMBERS = [
+    "v",
+    "id",
+    "type",
+    "target",
+    "script",
+    "items",
+    "scene",
+    "masks",
+    "encoding",
+    "preset",
+    "arrays",
+    "seed",
+    "index",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-ids = st.one_of(st.text(max_size=140), st.integers(), st.none(), st.booleans(),
-                st.lists(st.integers(), max_size=2))
+ids = st.one_of(
+    st.text(max_size=140),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 
 
 @st.composite
@@ -55,9 +74,19 @@ messages = st.one_of(
     st.binary(max_size=50).map(lambda b: [b"\xff\xfe" + b]),  # not UTF-8
     st.integers(1, 5000).map(lambda n: [b"[" * n + b"]" * n]),  # deep nesting
     st.builds(  # truncated multipart: arrays declared, frames missing or extra
-        lambda n, k: [json.dumps({"v": 1, "id": "t", "type": "ping", "arrays": [
-            {"shape": [4], "dtype": "uint8", "encoding": "raw"}] * n}).encode(), *[b"abcd"] * k],
-        st.integers(0, 3), st.integers(0, 3),
+        lambda n, k: [
+            json.dumps(
+                {
+                    "v": 1,
+                    "id": "t",
+                    "type": "ping",
+                    "arrays": [{"shape": [4], "dtype": "uint8", "encoding": "raw"}] * n,
+                }
+            ).encode(),
+            *[b"abcd"] * k,
+        ],
+        st.integers(0, 3),
+        st.integers(0, 3),
     ).filter(lambda frames: len(frames) != 1),
     st.just([json.dumps({"v": 1, "id": "ok", "type": "ping"}).encode()]),  # controls
 )
@@ -67,8 +96,13 @@ def _variants(frames: list[bytes]) -> list[list[bytes]]:
     head, rest = frames[0], frames[1:]
     flipped = bytearray(head or b"\0")
     flipped[len(flipped) // 2] ^= 0x5A
-    return [frames, [head[: len(head) // 3], *rest], [head[: 2 * len(head) // 3], *rest],
-            [bytes(flipped), *rest], [head, *rest, head]]
+    return [
+        frames,
+        [head[: len(head) // 3], *rest],
+        [head[: 2 * len(head) // 3], *rest],
+        [bytes(flipped), *rest],
+        [head, *rest, head],
+    ]
 
 
 def _expected_id(frames: list[bytes]) -> object:
@@ -92,8 +126,13 @@ def test_ten_thousand_malformed_messages(live_server):
     sock.connect(live_server.tcp)
     seen = {"sent": 0, "errors": 0}
 
-    @settings(max_examples=TOTAL // (BATCH * VARIANTS), deadline=None, database=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=TOTAL // (BATCH * VARIANTS),
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(messages, min_size=BATCH, max_size=BATCH))
     def fuzz(generated):
         batch = [v for frames in generated for v in _variants(frames)]

@@ -33,8 +33,7 @@ SCENE = generate_scene(1, 0)
         Reset("r", SceneTarget(SCENE)),
         Reset("r", DatasetTarget("val", 4)),
         Step("s", StepItem("add_object()", TargetRef("t-abc"), seed=5), preset="rlrf"),
-        StepBatch("b", (StepItem("a", SeedTarget(1)), StepItem("b", TargetRef("t-x"))), None,
-                  True),
+        StepBatch("b", (StepItem("a", SeedTarget(1)), StepItem("b", TargetRef("t-x"))), None, True),
         Render("x", SCENE, masks=False),
     ],
 )
@@ -74,21 +73,36 @@ def _wire(**kw):
         (_wire(type="reset", target={"seed": 1, "scene": {}}), BadRequest, "exactly one"),
         (_wire(type="reset", target={"target_id": "t-1"}), BadRequest, "cannot take"),
         (_wire(type="reset", target={"scene": {"objects": 3}}), BadRequest, "objects"),
-        (_wire(type="reset", target={"scene": {"objects": [{"shape": "cone"}]}}), BadRequest,
-         "lacks field"),
+        (
+            _wire(type="reset", target={"scene": {"objects": [{"shape": "cone"}]}}),
+            BadRequest,
+            "lacks field",
+        ),
         (_wire(type="reset", target={"seed": 1}, masks="yes"), BadRequest, "masks"),
         (_wire(type="reset", target={"seed": 1}, encoding="jpeg"), BadRequest, "encoding"),
         (_wire(type="step", target={"seed": 1}), BadRequest, "step.script must be a string"),
-        (_wire(type="step", script="x" * 65537, target={"seed": 1}), BadRequest,
-         "65537 characters"),
+        (
+            _wire(type="step", script="x" * 65537, target={"seed": 1}),
+            BadRequest,
+            "65537 characters",
+        ),
         (_wire(type="step", script="", target={"seed": 1}, preset=3), BadRequest, "preset"),
         (_wire(type="step_batch", items=[]), BadRequest, "1..256"),
-        (_wire(type="step_batch", items=[{"script": "", "target": {"seed": 1}}] * 257),
-         BadRequest, "1..256"),
-        (_wire(type="step_batch", items=[{"script": "", "target": {"seed": 1}}, 5]),
-         BadRequest, "items\\[1\\] must be an object"),
-        (_wire(type="render", scene={"objects": [scene_to_clevr(SCENE)["objects"][0]] * 65}),
-         BadRequest, "65 objects"),
+        (
+            _wire(type="step_batch", items=[{"script": "", "target": {"seed": 1}}] * 257),
+            BadRequest,
+            "1..256",
+        ),
+        (
+            _wire(type="step_batch", items=[{"script": "", "target": {"seed": 1}}, 5]),
+            BadRequest,
+            "items\\[1\\] must be an object",
+        ),
+        (
+            _wire(type="render", scene={"objects": [scene_to_clevr(SCENE)["objects"][0]] * 65}),
+            BadRequest,
+            "65 objects",
+        ),
     ],
 )
 def test_invalid_requests_raise_typed_errors(header, error, match):
@@ -98,5 +112,6 @@ def test_invalid_requests_raise_typed_errors(header, error, match):
 
 def test_limits_are_configurable():
     with pytest.raises(BadRequest, match="10 characters"):
-        parse_request(_wire(type="step", script="x" * 10, target={"seed": 1}),
-                      Limits(max_script_chars=9))
+        parse_request(
+            _wire(type="step", script="x" * 10, target={"seed": 1}), Limits(max_script_chars=9)
+        )

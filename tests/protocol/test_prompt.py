@@ -17,8 +17,18 @@ from PIL import Image
 @pytest.fixture
 def info() -> ServerInfo:
     frame = FrameSpec(width=48, height=32, engine="workbench")
-    return ServerInfo({"name": "derender"}, {"versions": [1]}, frame, frame.hash(), "workbench",
-                      universe.describe(), ("seed",), "seed", {}, cheatsheet())
+    return ServerInfo(
+        {"name": "derender"},
+        {"versions": [1]},
+        frame,
+        frame.hash(),
+        "workbench",
+        universe.describe(),
+        ("seed",),
+        "seed",
+        {},
+        cheatsheet(),
+    )
 
 
 def _image(seed: int, h: int = 32, w: int = 48) -> np.ndarray:
@@ -45,8 +55,10 @@ def test_hf_messages_carry_pil_images_and_refinement_turns(info):
     msgs = build_messages(info, target, [turn], style="hf")
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     images = [p["image"] for m in msgs for p in m["content"] if p["type"] == "image"]
-    assert [np.array_equal(np.asarray(i), a) for i, a in zip(images, (target, render, heat),
-                                                                strict=True)] == [True] * 3
+    assert [
+        np.array_equal(np.asarray(i), a)
+        for i, a in zip(images, (target, render, heat), strict=True)
+    ] == [True] * 3
     assert "```python\nadd_object(shape='cube')\n```" in msgs[2]["content"][0]["text"]
     feedback = msgs[3]["content"][0]["text"]
     assert "runtime_error (NameError)" in feedback and "0.2500" in feedback
@@ -73,8 +85,10 @@ def test_frame_text_stays_inside_the_observation_charset(info):
         ("cut off\n```python\nx = 1\ny =", "x = 1\ny =\n"),
         ([{"role": "assistant", "content": "```python\nz = 0\n```"}], "z = 0\n"),
         (
-            [{"role": "user", "content": "q"},
-             {"role": "assistant", "content": [{"type": "text", "text": "```python\nw\n```"}]}],
+            [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": [{"type": "text", "text": "```python\nw\n```"}]},
+            ],
             "w\n",
         ),
     ],

@@ -8,6 +8,7 @@ the image exactly when they do in the Scene, which is what the metrics must resp
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +17,31 @@ from derender.scenes import universe
 from derender.scenes.frame import FrameSpec
 from derender.scenes.generator import generate_scene
 from derender.scenes.model import Scene
+
+ORIGINAL_TORCH_HOME = os.environ.get("TORCH_HOME")
+
+
+@pytest.fixture(autouse=True)
+def offline_torch_hub(tmp_path_factory, monkeypatch):
+    """Hermetic LPIPS: an empty torch hub cache and downloads disabled, so the real AlexNet
+    weights are absent (as on this machine) unless a test provides a file, and no test ever
+    fetches 233 MB on a machine that is online. Yields the temporary TORCH_HOME."""
+    try:
+        import torch
+        from derender.reward import lpips
+    except ImportError:
+        yield None
+        return
+    home = tmp_path_factory.mktemp("torch_home")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        raise OSError(f"downloads are disabled in the reward tests: {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    lpips.cached.cache_clear()
+    yield home
+    lpips.cached.cache_clear()
 
 
 def background(size: int) -> np.ndarray:

@@ -38,7 +38,7 @@ def test_bench_reward_command_writes_a_labelled_report(tmp_path, capsys) -> None
     pytest.importorskip("torch")
     out = tmp_path / "bench.json"
     argv = ["bench", "reward", "--sizes", "32", "--batches", "1", "3", "--seconds", "0.01",
-            "--json", str(out)]  # fmt: skip
+            "--group", "2", "--json", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
     assert "SEEDED RANDOM AlexNet" in text
@@ -46,6 +46,7 @@ def test_bench_reward_command_writes_a_labelled_report(tmp_path, capsys) -> None
     assert [(c["size"], c["batch"]) for c in report["cells"]] == [(32, 1), (32, 3)]
     assert all(c["pairs_per_s"] > 0 and c["calls"] >= 1 for c in report["cells"])
     assert report["random_trunk"] is True and "RANDOM-TRUNK" in report["lpips"]
+    assert report["group"] == 2 and "2 candidate(s) per target" in text
 
 
 def test_bench_command_is_shared_and_validates(capsys) -> None:
@@ -53,3 +54,5 @@ def test_bench_command_is_shared_and_validates(capsys) -> None:
     assert parser.parse_args(["bench", "reward"]).target == "reward"
     assert cli.main(["bench", "reward", "--sizes", "8"]) == 2
     assert "sizes must be >= 16" in capsys.readouterr().err
+    assert cli.main(["bench", "reward", "--sizes", "32", "--group", "0"]) == 2
+    assert "group must be >= 1, got 0" in capsys.readouterr().err

@@ -148,3 +148,12 @@ def test_edge_l2_is_zero_for_equal_small_for_a_nudge_and_large_for_disjoint() ->
     assert 0.0 < edges.edge_l2(a, nudged) < edges.edge_l2(a, far) <= 1.0
     assert edges.edge_l2(a, far) > 0.9
     assert edges.edge_l2(np.zeros((32, 32)), np.zeros((32, 32))) == 0.0
+
+
+def test_prepare_resamples_like_resize_to_float32_precision() -> None:
+    img = (RNG.random((96, 128, 4)) * 255).astype(np.uint8)
+    exact = image.resize(image.as_float(img), 64)
+    fast = image.prepare(img, 64)
+    assert fast.dtype == np.float64 and fast.shape == (64, 64, 3)
+    np.testing.assert_allclose(fast, exact, atol=1e-6)
+    np.testing.assert_array_equal(image.prepare(img, None), image.as_float(img))

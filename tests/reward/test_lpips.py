@@ -32,12 +32,14 @@ def _images(n: int = 3, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def test_equivalence_with_real_lpips_where_it_imports() -> None:
+def test_equivalence_with_real_lpips_where_it_imports(monkeypatch) -> None:
     try:
         import lpips
     except Exception as exc:  # here: torchvision's CUDA build fails against CPU torch
         assert "torchvision" in f"{type(exc).__name__}: {exc}", exc
         pytest.skip(f"lpips cannot be imported here ({type(exc).__name__}: {exc})")
+    # The real weights, where this machine has (or may download) them.
+    monkeypatch.undo()
     try:
         model = ours.build("torchvision", "cpu")
     except ours.LPIPSUnavailable as exc:
@@ -103,15 +105,8 @@ def test_distance_is_zero_for_equal_images_and_grows_with_difference() -> None:
         ours.build("imagenet")
 
 
-@pytest.fixture
-def torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    ours.cached.cache_clear()
-    yield tmp_path
-    ours.cached.cache_clear()
-
-
-def test_trunk_loads_from_the_torch_hub_cache(torch_home: Path) -> None:
+def test_trunk_loads_from_the_torch_hub_cache(offline_torch_hub: Path) -> None:
+    torch_home = offline_torch_hub
     # A stand-in checkpoint in torchvision's key layout (features.* and classifier.*).
     donor = ours.build("random:7", "cpu")
     state = {f"features.{k}": v for k, v in donor.features.state_dict().items()}
@@ -129,13 +124,9 @@ def test_trunk_loads_from_the_torch_hub_cache(torch_home: Path) -> None:
 
 
 def test_missing_trunk_is_reported_once_and_scoring_goes_on(
-    torch_home: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    offline_torch_hub: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Never touch the network from a test, even on a machine that has it.
-    def offline(*args: object, **kwargs: object) -> None:
-        raise OSError("offline (test)")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    torch_home = offline_torch_hub
     spec = preset("seed")
     a, b = _images(1)
     with caplog.at_level(logging.WARNING, logger="derender.reward.lpips"):
@@ -160,3 +151,12 @@ def test_lin_weights_are_found_without_importing_lpips() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=120, check=True)  # fmt: skip
     assert out.stdout.split() == ["alex.pth", "v0.1", "False"]
+
+
+def test_a_truncated_trunk_file_is_unavailable_not_a_crash(offline_torch_hub: Path) -> None:
+    ckpt = offline_torch_hub / "hub" / "checkpoints" / ours.ALEXNET_FILE
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ours.LPIPSUnavailable, match=str(ckpt)):
+        ours.build("torchvision", "cpu")
+    assert ours.cached("torchvision", "cpu") is None

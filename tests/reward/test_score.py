@@ -160,8 +160,9 @@ def test_spec_hash_tracks_everything_that_changes_rewards(tmp_path) -> None:
         ({"weights": {"mse": -1.0}}, "mse"),
         ({"weights": {"mse": 0.0}}, "at least one"),
         ({"preset": "fancy"}, "fancy"),
-        ({"preset": "seed", "size": 8}, "size"),
+        ({"preset": "seed", "size": 31}, "size must be an int >= 32"),
         ({"preset": "seed", "colour": 1}, "colour"),
+        ({"preset": "seed", "lpips_trunk": "imagenet"}, "'imagenet'"),
     ],
 )
 def test_bad_specs_are_rejected_by_name(data, match) -> None:
@@ -173,5 +174,8 @@ def test_mismatched_shapes_and_lengths_are_rejected() -> None:
     spec = RewardSpec(weights={"mse": 1.0}, size=None)
     with pytest.raises(ValueError, match="differ in shape"):
         score(np.zeros((32, 32, 3)), np.zeros((32, 40, 3)), spec)
+    lpips_native = RewardSpec(weights={"lpips": 1.0}, size=None, lpips_trunk="random:0")
+    with pytest.raises(ValueError, match=r"at least 31 px, got \(24, 24\)"):
+        score(np.zeros((24, 24, 3)), np.zeros((24, 24, 3)), lpips_native)
     with pytest.raises(ValueError, match="outcomes has 1 entries for 2 targets"):
         score_batch([None, None], [np.zeros((32, 32, 3))] * 2, spec, outcomes=["ok"])

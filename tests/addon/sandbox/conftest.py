@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from derender.scenes.frame import FrameSpec
 from derender.scenes.model import Scene
 

@@ -40,6 +40,11 @@ def cases(farm_address):
         scene = generate_scene(seed, 0, GeneratorConfig(frame=frame))
         wrong = Scene(tuple(o.moved(dx=2.0, dy=-1.0) for o in scene.objects[:1]))
         gt = core.ground_truth_json(SeedTarget(seed, 0))
-        out.append((gt, f"Here you go:\n```python\n{dsl_program(scene)}```\n",
-                    f"```python\n{dsl_program(wrong)}```"))
+        out.append(
+            (
+                gt,
+                f"Here you go:\n```python\n{dsl_program(scene)}```\n",
+                f"```python\n{dsl_program(wrong)}```",
+            )
+        )
     return out

@@ -13,6 +13,7 @@ functions; OpenRLHF calls ``reward_func(queries, prompts, labels)`` through ``ra
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import math
 
 import numpy as np
@@ -23,23 +24,44 @@ from derender.protocol.integrations import core, easyr1, openrlhf, trl, verl
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_verl_per_sample(cases):
+def _load_by_path(module, name):
+    """The adapter file loaded as verl / EasyR1 / OpenRLHF load a custom reward file:
+    ``spec_from_file_location(name, path)`` with no parent package."""
+    spec = importlib.util.spec_from_file_location(name, module.__file__)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def by_path():
+    return {
+        "verl": _load_by_path(verl, "custom_module"),
+        "easyr1": _load_by_path(easyr1, "custom_reward_fn"),
+        "openrlhf": _load_by_path(openrlhf, "reward_func"),
+    }
+
+
+def test_verl_per_sample(cases, by_path):
+    compute_score = by_path["verl"].compute_score
     gt, good, bad = cases[0]
     kw = {"data_source": "derender/clevr", "ground_truth": gt, "extra_info": {"index": 0}}
-    right = verl.compute_score(solution_str=good, **kw)
-    wrong = verl.compute_score(solution_str=bad, **kw)
-    broken = verl.compute_score(solution_str="```python\nadd_object(\n```", **kw)
+    right = compute_score(solution_str=good, **kw)
+    wrong = compute_score(solution_str=bad, **kw)
+    broken = compute_score(solution_str="```python\nadd_object(\n```", **kw)
     assert right["score"] > wrong["score"] and right["ssim"] > 0.99 > wrong["ssim"]
     assert right["valid"] == 1.0 == wrong["valid"] and broken["valid"] == 0.0
     assert {"ssim", "mse"} <= set(right)
 
 
-def test_verl_batch(cases):
+def test_verl_batch(cases, by_path):
     gts = [c[0] for c in cases for _ in range(2)]
     sols = [x for c in cases for x in (c[1], c[2])]
-    rows = verl.compute_score_batch(
-        data_sources=np.array(["derender/clevr"] * 4, dtype=object), solution_strs=sols,
-        ground_truths=gts, extra_infos=np.array([{}] * 4, dtype=object),
+    rows = by_path["verl"].compute_score_batch(
+        data_sources=np.array(["derender/clevr"] * 4, dtype=object),
+        solution_strs=sols,
+        ground_truths=gts,
+        extra_infos=np.array([{}] * 4, dtype=object),
     )
     assert len(rows) == 4 and len({frozenset(r) for r in rows}) == 1  # same keys for all
     scores = [r["score"] for r in rows]
@@ -47,14 +69,18 @@ def test_verl_batch(cases):
     assert rows[0]["ssim"] > 0.99 and rows[2]["ssim"] > 0.99
 
 
-def test_easyr1_batch_and_sequential(cases):
-    inputs = [{"response": c[k], "response_length": len(c[k]), "ground_truth": c[0]}
-              for c in cases for k in (1, 2)]
-    scores = easyr1.compute_score(inputs)
+def test_easyr1_batch_and_sequential(cases, by_path):
+    compute_score = by_path["easyr1"].compute_score
+    inputs = [
+        {"response": c[k], "response_length": len(c[k]), "ground_truth": c[0]}
+        for c in cases
+        for k in (1, 2)
+    ]
+    scores = compute_score(inputs)
     assert isinstance(scores, list) and len(scores) == 4
     assert all({"overall", "format", "accuracy"} <= set(s) for s in scores)
     assert scores[0]["overall"] > scores[1]["overall"] and scores[0]["format"] == 1.0
-    single = easyr1.compute_score(inputs[0])
+    single = compute_score(inputs[0])
     assert isinstance(single, dict) and single["overall"] == pytest.approx(scores[0]["overall"])
 
 
@@ -83,8 +109,9 @@ def test_trl_async_reward_func(cases):
     kwargs = _trl_kwargs(cases)
 
     async def trainer_loop():  # TRL gathers all async reward funcs of a step
-        return await asyncio.gather(trl.derender_reward_async(**kwargs),
-                                    trl.derender_reward_async(**kwargs))
+        return await asyncio.gather(
+            trl.derender_reward_async(**kwargs), trl.derender_reward_async(**kwargs)
+        )
 
     first, second = asyncio.run(trainer_loop())
     assert first == pytest.approx(trl.derender_reward(**kwargs)) == second
@@ -97,12 +124,12 @@ def test_trl_without_target_column_names_the_columns(cases):
         trl.derender_reward(**kwargs)
 
 
-def test_openrlhf_reward_func(cases):
+def test_openrlhf_reward_func(cases, by_path):
     prompt = "<|im_start|>user\nAnswer in ```python fences like ```python\nx = 1\n```<|im_end|>\n"
     prompts = [prompt] * 4
     queries = [prompt + c[k] + "<|im_end|>" for c in cases for k in (1, 2)]
     labels = [c[0] for c in cases for _ in range(2)]
-    out = openrlhf.reward_func(queries, prompts, labels)
+    out = by_path["openrlhf"].reward_func(queries, prompts, labels)
     assert isinstance(out["rewards"], torch.Tensor) and out["rewards"].shape == (4,)
     r = out["rewards"].tolist()
     assert r[0] > r[1] and r[2] > r[3]
@@ -124,3 +151,36 @@ def test_configure_overrides_the_environment(farm_address, cases):
     finally:
         client.close()
         core._default = None
+
+
+def test_task_rows_feed_the_adapters(farm_address):
+    from derender.protocol.client import Client
+    from derender.protocol.integrations.dataset import task_rows
+    from derender.scenes import GeneratorConfig, dsl_program, generate_scene
+
+    with Client(farm_address) as client:
+        frame = client.info().frame
+        seeded = list(task_rows(client, seed=5, count=2))
+        small = GeneratorConfig(min_objects=2, max_objects=2)
+        curriculum = list(task_rows(client, seed=5, count=1, config=small, style="hf"))
+    assert [r["ground_truth"] for r in seeded] == [
+        '{"target":{"seed":5,"index":0}}',
+        '{"target":{"seed":5,"index":1}}',
+    ]
+    assert seeded[0]["prompt"][1]["content"][1]["type"] == "image_url"
+    assert curriculum[0]["prompt"][1]["content"][1]["type"] == "image"
+    scene = core.parse_ground_truth(curriculum[0]["ground_truth"]).scene
+    assert len(scene) == 2
+    oracle = [dsl_program(generate_scene(5, i, GeneratorConfig(frame=frame))) for i in (0, 1)]
+    rows = [*seeded, *curriculum]
+    rewards = trl.derender_reward(
+        prompts=[r["prompt"] for r in rows],
+        completions=[*oracle, dsl_program(scene)],
+        ground_truth=[r["ground_truth"] for r in rows],
+    )
+    again = trl.derender_reward(
+        prompts=[r["prompt"] for r in rows],
+        completions=["", "", ""],
+        ground_truth=[r["ground_truth"] for r in rows],
+    )
+    assert all(r > e for r, e in zip(rewards, again, strict=True))  # oracle beats empty

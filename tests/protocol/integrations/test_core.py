@@ -31,7 +31,8 @@ def test_scene_ground_truth_round_trips_through_json():
     assert isinstance(parsed, SceneTarget)
     assert scene_to_clevr(parsed.scene)["objects"] == scene_to_clevr(scene)["objects"]
     assert json.loads(core.ground_truth_json(SeedTarget(4, 2))) == {
-        "target": {"seed": 4, "index": 2}}
+        "target": {"seed": 4, "index": 2}
+    }
 
 
 @pytest.mark.parametrize("bad", ["not json", '{"target": 3}', '{"seed": -1}', "[1, 2]", 17])

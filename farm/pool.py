@@ -1,0 +1,189 @@
+"""The broker's worker side: the job queue, idle workers, dispatch and worker failures.
+
+Workers connect a DEALER to the backend ROUTER and say ``ready``; a job goes to the
+longest-idle worker. A worker is replaced when its process exits, it stays silent for
+``heartbeat_timeout`` (SIGSTOPped, wedged), it is not ready after ``start_timeout``, or its
+job runs past ``hard_deadline`` (then the job's step ends with outcome ``timeout``). A job
+whose worker died is retried up to ``max_attempts`` tries in all, then fails: a step with
+outcome ``poisoned``, a render with ``worker_lost``. Results are accepted only from the
+worker a job is assigned to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import zmq
+
+from ..protocol import codec
+from ..protocol.errors import ProtocolError
+from .config import FarmConfig
+from .jobs import Job, WorkerState
+from .metrics import Metrics
+from .reward_stage import failed_result
+from .supervisor import Supervisor, WorkerProcess
+
+log = logging.getLogger(__name__)
+
+
+class WorkerPool:
+    """Jobs waiting, workers known (local and remote), and what happens when they fail."""
+
+    def __init__(self, config: FarmConfig, backend: zmq.Socket, supervisor: Supervisor,
+                 metrics: Metrics, frame_hash: str) -> None:
+        self.config = config
+        self.backend = backend
+        self.supervisor = supervisor
+        self.metrics = metrics
+        self.frame_hash = frame_hash
+        self.workers: dict[str, WorkerState] = {}
+        self.queue: deque[Job] = deque()
+        self._idle: deque[str] = deque()
+
+    def start(self) -> None:
+        self.supervisor.start()
+        for wp in self.supervisor.workers.values():
+            self.register(wp)
+
+    def register(self, wp: WorkerProcess) -> None:
+        self.workers[wp.identity] = WorkerState(wp.identity, wp.slot, pid=wp.pid)
+
+    @property
+    def inflight(self) -> int:
+        return sum(1 for ws in self.workers.values() if ws.job is not None)
+
+    def submit(self, job: Job) -> None:
+        if job.owner is not None:
+            job.owner.jobs.append(job)
+        self.queue.append(job)
+
+    def dispatch(self) -> None:
+        while self.queue and self._idle:
+            ws = self.workers.get(self._idle.popleft())
+            if ws is None or ws.state != "idle":
+                continue
+            job = self.queue.popleft()
+            while job.cancelled and self.queue:
+                job = self.queue.popleft()
+            if job.cancelled:
+                self._idle.appendleft(ws.identity)
+                return
+            job.attempts += 1
+            job.worker, job.started = ws.identity, time.monotonic()
+            ws.state, ws.job = "busy", job
+            self.metrics.jobs += 1
+            try:
+                self.backend.send_multipart(
+                    [ws.identity.encode(), *codec.encode({**job.body, "job": job.jid})])
+            except zmq.ZMQError:  # gone between its last message and now
+                job.attempts -= 1
+                self._lost(ws, "unreachable")
+
+    def on_message(self, frames: list[Any]) -> None:
+        ident = frames[0].decode(errors="replace")
+        try:
+            msg = codec.decode(frames[1:], codec.CodecLimits(max_frames=64))
+        except ProtocolError as exc:
+            log.warning("unreadable message from worker %s: %s", ident, exc)
+            return
+        base = ident.removesuffix("#hb")
+        ws = self.workers.get(base)
+        kind = msg.get("kind")
+        if ws is None:
+            if kind != "ready":
+                return  # a killed worker's last words, or a stranger
+            ws = self.workers[base] = WorkerState(base, None)  # a remote worker joined
+        try:
+            self._worker_message(ws, kind, msg)
+        except Exception:  # a bug (or a garbled result) must not stop the farm
+            log.exception("handling %r from worker %s failed", kind, base)
+
+    def _worker_message(self, ws: WorkerState, kind: Any, msg: dict[str, Any]) -> None:
+        base = ws.identity
+        ws.last_beat = time.monotonic()
+        if "rss" in msg:
+            ws.rss = int(msg["rss"])
+        if kind == "ready" and ws.state == "starting":
+            ws.state, ws.pid = "idle", int(msg.get("pid", 0))
+            if msg.get("frame_hash") != self.frame_hash:
+                log.error("worker %s renders frame %s, the farm's is %s: dropping it",
+                          base, msg.get("frame_hash"), self.frame_hash)
+                self._lost(ws, "wrong frame")
+                return
+            self._idle.append(base)
+        elif kind == "result":
+            self._on_result(ws, msg)
+
+    def _on_result(self, ws: WorkerState, msg: dict[str, Any]) -> None:
+        job = ws.job
+        if job is None or job.jid != msg.get("job"):
+            return  # not this worker's current job (it was reassigned): drop
+        ws.job, ws.state = None, "idle"
+        ws.jobs_done += 1
+        if ws.slot is not None:
+            self.supervisor.healthy(ws.slot)
+        recycle = bool(msg.get("recycle")) or (
+            self.config.recycle_every > 0 and ws.jobs_done >= self.config.recycle_every)
+        if recycle:
+            self._retire(ws)
+        else:
+            self._idle.append(ws.identity)
+        if msg.get("ok"):
+            job.finish({k: v for k, v in msg.items() if k not in ("kind", "job", "ok")}, None)
+        else:
+            err = msg.get("error") or {}
+            code = err.get("code") if err.get("code") in ("render_error", "internal") else None
+            job.finish(None, ProtocolError(str(err.get("message", "")), code or "internal"))
+
+    def _retire(self, ws: WorkerState) -> None:
+        """Replace a worker on purpose (recycling, hard deadline): no backoff."""
+        self.workers.pop(ws.identity, None)
+        if ws.slot is not None:
+            self.supervisor.restart(ws.slot, blame=False)
+
+    def _lost(self, ws: WorkerState, why: str) -> None:
+        """A worker died or went silent: replace it, retry or fail its job."""
+        job, ws.job = ws.job, None
+        log.warning("worker %s lost (%s)%s", ws.identity, why,
+                    f" running job {job.jid}" if job else "")
+        self.workers.pop(ws.identity, None)
+        if ws.slot is not None:  # a death during a job may be the job's fault: no blame
+            self.supervisor.restart(ws.slot, blame=job is None)
+        if job is None:
+            return
+        job.worker = None
+        if job.attempts < self.config.max_attempts:
+            self.metrics.retries += 1
+            self.queue.appendleft(job)
+        elif job.kind == "step":
+            job.finish(failed_result("poisoned", f"the script's worker died on each of "
+                                     f"{job.attempts} attempts ({why})"), None)
+        else:
+            job.finish(None, ProtocolError(f"the render's worker died {job.attempts} times "
+                                           f"({why})", "worker_lost"))
+
+    def supervise(self) -> None:
+        """Replace dead, silent, never-ready and overdue workers; start due restarts."""
+        now = time.monotonic()
+        exited = {wp.identity for wp in self.supervisor.exited()}
+        for ws in list(self.workers.values()):
+            if ws.identity in exited:
+                self._lost(ws, "process exited")
+            elif ws.state == "starting":
+                if now - ws.started > self.config.start_timeout:
+                    self._lost(ws, f"not ready after {self.config.start_timeout:g} s")
+            elif now - ws.last_beat > self.config.heartbeat_timeout:
+                self._lost(ws, f"no heartbeat for {self.config.heartbeat_timeout:g} s")
+            elif ws.job is not None and now - ws.job.started > self.config.hard_deadline:
+                job, ws.job = ws.job, None
+                self._retire(ws)
+                msg = f"killed at the farm's hard deadline of {self.config.hard_deadline:g} s"
+                if job.kind == "step":
+                    job.finish(failed_result("timeout", msg), None)
+                else:
+                    job.finish(None, ProtocolError(msg, "timeout"))
+        for wp in self.supervisor.spawn_due():
+            self.register(wp)
