@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..scenes.frame import ENGINES, FrameSpec
 
 if TYPE_CHECKING:
+    from ..reward import RewardSpec
     from ..scenes.model import Scene
     from .sandbox.limits import Limits
     from .service import StepResult
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the script's `random`")
     p.add_argument("--deadline", type=float, default=5.0, help="script deadline in seconds")
+    p.add_argument("--preset", default="seed", help="reward preset with --target (default seed)")
     p.set_defaults(func=run)
 
 
@@ -68,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError, KeyError) as exc:
             return _usage(f"cannot read target scene {args.target}: {exc}")
     try:
+        from ..reward import preset
+
+        reward_spec = preset(args.preset)
+    except ValueError as exc:
+        return _usage(str(exc))
+    try:
         spec = FrameSpec(
             width=args.size, height=args.size, engine=args.engine, samples=args.samples
         )
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"output directory {args.out.parent} does not exist")
 
     with _stdout_to_stderr():
-        report, result = _run(args, spec, limits, script, target)
+        report, result = _run(args, spec, limits, script, target, reward_spec)
     if args.json:
         print(json.dumps(report))
     else:
@@ -89,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.outcome}{line}{where}")
         if result.message:
             print(result.message)
+        if report.get("reward") is not None:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in report["components"].items())
+            print(f"reward {report['reward']:.4f} ({args.preset}: {parts})")
         if result.stdout:
             print("--- script output ---")
             print(result.stdout, end="" if result.stdout.endswith("\n") else "\n")
@@ -96,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(
-    args: argparse.Namespace, spec: FrameSpec, limits: Limits, script: str, target: Scene | None
+    args: argparse.Namespace,
+    spec: FrameSpec,
+    limits: Limits,
+    script: str,
+    target: Scene | None,
+    reward_spec: RewardSpec,
 ) -> tuple[dict[str, object], StepResult]:
     """Build the frame, run the script, write the PNGs; the report and the result."""
     import bpy
@@ -106,7 +122,7 @@ def _run(
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     service = Service(spec, limits)
-    result = service.step(script, seed=args.seed, masks=False)
+    result = service.step(script, seed=args.seed, masks=target is not None)
     report: dict[str, object] = {
         "outcome": result.outcome,
         "message": result.message,
@@ -126,10 +142,27 @@ def _run(
         report["readback"] = scene_to_clevr(result.readback)
         report["unmapped"] = result.unmapped
     if target is not None:
-        # The reward (reward/ presets against the target's render) is added here once the
-        # reward package exists; for now the target only gets rendered alongside.
+        from ..reward import score
+
+        rendered = service.render_scene(target, masks=True)
         target_png = args.out.with_name(args.out.stem + ".target.png")
-        Image.fromarray(service.render_scene(target, masks=False).image).save(target_png)
+        Image.fromarray(rendered.image).save(target_png)
         report["target_out"] = str(target_png)
-        report["reward"] = None
+        scored = score(
+            result.image,
+            rendered.image,
+            spec=reward_spec,
+            outcome=result.outcome,
+            render_masks=result.masks,
+            target_masks=rendered.masks,
+            scene=result.readback,
+            target_scene=target,
+            code=script,
+        )
+        report.update(
+            reward=scored.reward,
+            components=dict(scored.components),
+            unavailable=list(scored.unavailable),
+            spec_hash=scored.spec_hash,
+        )
     return report, result

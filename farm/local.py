@@ -75,7 +75,7 @@ class LocalFarm:
         cmd = [sys.executable, "-m", "derender.farm.run",
                "--config", json.dumps(self.config.to_dict()), "--run-dir", str(run_dir),
                "--address-file", str(address_file), "--log-level", log_level,
-               "--exit-with-parent"]
+               "--owner-pid", str(os.getpid())]
         # the farm logs to stderr; stdout would only carry library chatter (torch hub)
         self._proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL)

@@ -28,9 +28,9 @@ log = logging.getLogger("derender.farm")
 def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
              address_file: str | Path | None = None,
              datasets: Mapping[str, Sequence[Scene]] | None = None,
-             exit_with_parent: bool = False) -> int:
-    """Serve until SIGTERM or SIGINT (or, with ``exit_with_parent``, until the process
-    that started this one is gone); always kills the workers and removes temp dirs."""
+             owner_pid: int | None = None) -> int:
+    """Serve until SIGTERM or SIGINT (or, with ``owner_pid``, until that process is no
+    longer this one's parent); always kills the workers and removes temp dirs."""
     from .broker import Broker
 
     own_dir = run_dir is None
@@ -51,10 +51,11 @@ def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
             os.replace(tmp, address_file)
         log.info("farm: %d %s workers at %d px; clients connect to %s", config.workers,
                  config.engine, config.size, broker.address)
-        parent = os.getppid()
         while not stopping:
             broker.run_once(0.05)
-            if exit_with_parent and os.getppid() != parent:  # orphaned: nobody to serve
+            # The owner's pid comes from the owner: if it died while this process was
+            # still starting, reading getppid() here would already see the reaper's pid.
+            if owner_pid is not None and os.getppid() != owner_pid:  # orphaned
                 stopping.append(signal.SIGHUP)
         log.info("farm: stopping (signal %d)", stopping[0])
         return 0
@@ -73,14 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="directory for worker temp dirs and sockets")
     parser.add_argument("--address-file", help="write the client address here when ready")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--exit-with-parent", action="store_true",
-                        help="stop when the starting process dies (LocalFarm uses this)")
+    parser.add_argument("--owner-pid", type=int,
+                        help="stop when this process (the parent) dies; LocalFarm uses it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = FarmConfig.from_dict(json.loads(args.config))
-    return run_farm(config, args.run_dir, args.address_file,
-                    exit_with_parent=args.exit_with_parent)
+    return run_farm(config, args.run_dir, args.address_file, owner_pid=args.owner_pid)
 
 
 if __name__ == "__main__":
