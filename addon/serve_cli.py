@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ..protocol.handler import Handler
+    from ..protocol.transport import CurveConfig, InsecureBind, check_addresses
     from ..reward import preset
     from ..scenes import FrameSpec, load_scenes
-    from .server import CurveConfig, InsecureBind, Server
+    from .server import Server
 
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"--dataset must be NAME=PATH, got {spec!r}")
             datasets[name] = load_scenes(path)
         # Refuse an open non-loopback bind before paying for Blender's start-up.
-        Server.check_addresses(addresses, curve)
+        check_addresses(addresses, curve)
     except (ValueError, OSError, InsecureBind) as exc:
         print(f"derender serve: {exc}", file=sys.stderr)
         return 2

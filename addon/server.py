@@ -9,58 +9,26 @@ the per-tick budget keeps Blender's UI responsive.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import zmq
 
 from ..protocol import codec
 from ..protocol.errors import Overloaded, ProtocolError
 from ..protocol.handler import Handler, error_reply
-from ..protocol.keys import load_keys
 from ..protocol.messages import request_id
+from ..protocol.transport import (
+    CurveConfig,
+    check_addresses,
+    make_curve_server,
+    split_envelope,
+    start_authenticator,
+)
 
 SOCKET_HWM = 4096  # messages
-
-
-class InsecureBind(ValueError):
-    """A non-loopback address without CURVE keys: the server refuses to start."""
-
-
-def is_loopback(address: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// on 127.0.0.0/8, ::1 or localhost."""
-    parts = urlsplit(address)
-    if parts.scheme in ("ipc", "inproc"):
-        return True
-    if parts.scheme != "tcp":
-        return False
-    host = parts.netloc.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # "*", an interface name or a hostname: not provably loopback
-        return False
-
-
-@dataclass(frozen=True)
-class CurveConfig:
-    """The server's secret key file and the directory of accepted clients' public keys."""
-
-    secret_file: Path
-    clients_dir: Path
-
-    def __post_init__(self) -> None:
-        if not Path(self.clients_dir).is_dir():
-            raise FileNotFoundError(
-                f"CURVE clients directory {str(self.clients_dir)!r} does not exist"
-            )
 
 
 class Server:
@@ -76,7 +44,7 @@ class Server:
         self.handler = handler
         self.limits = handler.limits
         addrs = [addresses] if isinstance(addresses, str) else list(addresses)
-        self.check_addresses(addrs, curve)
+        check_addresses(addrs, curve)
         self._ctx = context or zmq.Context.instance()
         self._auth: Any = None
         self.socket = self._ctx.socket(zmq.ROUTER)
@@ -90,7 +58,8 @@ class Server:
         s.setsockopt(zmq.RCVHWM, hwm)
         s.setsockopt(zmq.ROUTER_MANDATORY, 1)  # replies to vanished peers fail fast
         if curve is not None:
-            self._enable_curve(curve)
+            make_curve_server(s, curve)  # first: it fails on a bad key file
+            self._auth = start_authenticator(self._ctx, curve)
         self.endpoints: list[str] = []
         try:
             for a in addrs:
@@ -103,29 +72,6 @@ class Server:
         self._timer: Any = None
         self.handled = 0
         self.dropped = 0
-
-    @staticmethod
-    def check_addresses(addresses: Sequence[str], curve: CurveConfig | None) -> None:
-        """InsecureBind if an address is not loopback and there are no CURVE keys."""
-        exposed = [a for a in addresses if not is_loopback(a)]
-        if exposed and curve is None:
-            raise InsecureBind(
-                f"refusing to bind {exposed} without CURVE keys: only loopback addresses may "
-                "be served openly (create keys with `derender keys --out DIR`)"
-            )
-
-    def _enable_curve(self, curve: CurveConfig) -> None:
-        from zmq.auth.thread import ThreadAuthenticator
-
-        keys = load_keys(curve.secret_file)
-        if keys.secret is None:
-            raise ValueError(f"{str(curve.secret_file)!r} holds no secret key")
-        self._auth = ThreadAuthenticator(self._ctx)
-        self._auth.start()
-        self._auth.configure_curve(domain="*", location=str(curve.clients_dir))
-        self.socket.curve_secretkey = keys.secret
-        self.socket.curve_publickey = keys.public
-        self.socket.curve_server = True
 
     # -- the loop -----------------------------------------------------------------
     def poll_once(self, budget_s: float, wait_s: float = 0.0) -> int:
@@ -143,7 +89,7 @@ class Server:
         done = 0
         while self._pending and (done == 0 or time.perf_counter() < deadline):
             frames = self._pending.popleft()
-            envelope, body = _split_envelope(frames)
+            envelope, body = split_envelope(frames)
             self._send(envelope + self.handler.handle_frames(body))
             done += 1
         self.handled += done
@@ -163,7 +109,7 @@ class Server:
                 return
 
     def _reject(self, frames: list[bytes]) -> None:
-        envelope, body = _split_envelope(frames)
+        envelope, body = split_envelope(frames)
         rid = None
         try:  # echo the id when the header is readable; the reply is typed either way
             rid = request_id(codec.decode_header(body[0], self.limits.codec()), self.limits)
@@ -225,9 +171,3 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    # [identity, b"", body...] from REQ or a DEALER with delimiter; [identity, body...] else.
-    if len(frames) > 1 and frames[1] == b"":
-        return frames[:2], frames[2:]
-    return frames[:1], frames[1:]

@@ -90,7 +90,8 @@ class Session:
     # -- server -----------------------------------------------------------------------
     def start_server(self, spec: FrameSpec, settings: Settings) -> Any:
         """Bind the configured address and serve from ``bpy.app.timers``."""
-        from .server import CurveConfig, Server, is_loopback
+        from ..protocol.transport import CurveConfig, is_loopback
+        from .server import Server
 
         if self.server is not None:
             raise SessionError(f"already serving on {self.server.endpoints}")

@@ -26,11 +26,9 @@ from typing import Any
 
 import zmq
 
-from ..addon.server import CurveConfig, InsecureBind, Server, _split_envelope, is_loopback
 from ..protocol import codec
 from ..protocol.errors import Overloaded, ProtocolError, UnknownTarget
 from ..protocol.handler import Handler, error_reply
-from ..protocol.keys import load_keys
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Info,
@@ -47,6 +45,15 @@ from ..protocol.messages import (
     request_id,
 )
 from ..protocol.targets import Target, target_id
+from ..protocol.transport import (
+    CurveConfig,
+    InsecureBind,
+    check_addresses,
+    is_loopback,
+    make_curve_server,
+    split_envelope,
+    start_authenticator,
+)
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
 from .jobs import Finish, Job, Pending
@@ -89,7 +96,7 @@ class Broker:
         if not is_loopback(backend):  # it is never CURVE-protected: see _bind
             raise InsecureBind(f"backend {backend!r} is not loopback; local workers use it "
                                "without keys: put workers on other hosts on remote_backend")
-        Server.check_addresses([bind, *remote], curve)
+        check_addresses([bind, *remote], curve)
         self._ctx = context or zmq.Context.instance()
         self._auth: Any = None
         self.frontend = self._router(self.limits.max_frame_bytes)
@@ -127,17 +134,9 @@ class Broker:
         bound before CURVE is switched on (the local workers' ipc) stay plain.
         """
         if curve is not None:
-            keys = load_keys(curve.secret_file)
-            if keys.secret is None:
-                raise ValueError(f"{str(curve.secret_file)!r} holds no secret key")
+            make_curve_server(sock, curve)
             if self._auth is None:
-                from zmq.auth.thread import ThreadAuthenticator
-
-                self._auth = ThreadAuthenticator(self._ctx)
-                self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(curve.clients_dir))
-            sock.curve_secretkey, sock.curve_publickey = keys.secret, keys.public
-            sock.curve_server = True
+                self._auth = start_authenticator(self._ctx, curve)
         sock.bind(address)
 
     # -- lifecycle ------------------------------------------------------------------
@@ -181,7 +180,7 @@ class Broker:
 
     # -- clients --------------------------------------------------------------------
     def _on_client(self, frames: list[Any]) -> None:
-        envelope, body = _split_envelope(frames)
+        envelope, body = split_envelope(frames)
         rid: Any = None
         kind, encoding = "error", "raw"
         try:
@@ -220,7 +219,7 @@ class Broker:
             raise Overloaded(f"{len(self.pool.queue)} jobs are queued (limit "
                              f"{self.config.max_pending}); retry later")
         if isinstance(req, Step | StepBatch):
-            self.handler._preset(req.preset or self.config.preset)  # BadRequest if unknown
+            self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest if unknown
         p = Pending(envelope, req.id, req.type, encoding,
                     time.monotonic() + self.config.request_timeout, [None] * needed, needed)
         if p.key in self.pending:  # the same request again while it runs: answer once
@@ -229,7 +228,7 @@ class Broker:
         if isinstance(req, Reset):
             masks = req.masks
             self._with_target(req.target, p,
-                              lambda t: self._done(p, 0, self.handler._target_body(t, masks)),
+                              lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
                               lambda e: self._done(p, 0, e))
         elif isinstance(req, Render):
             self.pool.submit(Job(next(self._jids), {"kind": "render", "masks": req.masks,
@@ -271,7 +270,7 @@ class Broker:
             if isinstance(spec, TargetRef):
                 then(self.targets.get(spec.target_id))
                 return
-            scene = self.handler._scene_for(spec)
+            scene = self.handler.scene_for(spec)
         except (UnknownTarget, ProtocolError) as exc:
             fail(exc)
             return

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.errors import ProtocolError
+from ..protocol.scoring import FinishedStep, score_steps
 from ..protocol.targets import Target
-from ..scenes import FrameSpec, dsl_program, scene_from_clevr
+from ..scenes import FrameSpec, scene_from_clevr
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ class RewardStage:
 
         self._reward = reward
         self.frame = frame
-        self.frame_hash = frame.hash()
         self.default_preset = default_preset
         self._specs: dict[str, Any] = {}
         self._queue: list[Finished] = []
@@ -98,43 +98,24 @@ class RewardStage:
 
     def _score_batch(self, name: str, items: list[Finished]) -> None:
         t0 = time.perf_counter()
-        scenes = [None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"])
-                  for it in items]
-        rewards = self._reward.score_batch(
-            [it.result.get("image") for it in items],
-            [it.target.image for it in items],
-            spec=self._spec(name),
-            outcomes=[it.result["outcome"] for it in items],
-            render_masks=[it.result.get("masks") for it in items],
-            target_masks=[it.target.masks for it in items],
-            scenes=scenes,
-            target_scenes=[it.target.scene for it in items],
-            codes=[it.script for it in items],
-            reference_codes=[dsl_program(it.target.scene) for it in items],
-        )
-        spent = time.perf_counter() - t0
+        steps = [
+            FinishedStep(
+                it.script,
+                it.target,
+                it.result["outcome"],
+                it.result.get("message") or "",
+                it.result.get("line"),
+                it.result.get("stdout") or "",
+                it.result.get("image"),
+                it.result.get("masks"),
+                None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"]),
+                {**(it.result.get("timings") or {}), "reward_wait": t0 - it.queued},
+                send_masks=it.masks,
+            )
+            for it in items
+        ]
+        bodies = score_steps(steps, self._spec(name), name, self.frame)
         self.batches += 1
         self.scored += len(items)
-        for it, scored in zip(items, rewards, strict=True):
-            res = it.result
-            timings = dict(res.get("timings") or {})
-            # the batch's time, shared out: what this step cost the reward stage
-            timings["reward"] = spent / len(items)
-            timings["reward_wait"] = t0 - it.queued
-            it.done({
-                "outcome": res["outcome"],
-                "message": res.get("message") or "",
-                "line": res.get("line"),
-                "stdout": res.get("stdout") or "",
-                "reward": scored.reward,
-                "components": dict(scored.components),
-                "unavailable": list(scored.unavailable),
-                "preset": name,
-                "spec_hash": scored.spec_hash,
-                "image": res.get("image"),
-                "masks": res.get("masks") if it.masks else None,
-                "scene": res.get("scene"),
-                "timings": timings,
-                "target_id": it.target.target_id,
-                "frame_hash": self.frame_hash,
-            })
+        for it, body in zip(items, bodies, strict=True):
+            it.done(body)

@@ -20,7 +20,6 @@ from ..scenes import (
     GenerationError,
     GeneratorConfig,
     Scene,
-    dsl_program,
     generate_scene,
     scene_to_clevr,
 )
@@ -48,6 +47,7 @@ from .messages import (
     parse_request,
     request_id,
 )
+from .scoring import FinishedStep, score_steps
 from .targets import Target, TargetCache, target_id
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class Handler:
             body = self.info()
         elif isinstance(req, Reset):
             target = self.resolve(req.target)
-            body = self._target_body(target, req.masks)
+            body = self.target_body(target, req.masks)
         elif isinstance(req, Step):
             body = self.step(req.item, req.preset, req.masks)
         elif isinstance(req, StepBatch):
@@ -162,7 +162,7 @@ class Handler:
             return self.targets.get(spec)
         if isinstance(spec, TargetRef):
             return self.targets.get(spec.target_id)
-        scene = self._scene_for(spec)
+        scene = self.scene_for(spec)
         tid = target_id(scene, self.frame_hash)
         if tid in self.targets:
             return self.targets.get(tid)
@@ -185,61 +185,42 @@ class Handler:
         of sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
         """
         name = preset or self.default_preset
-        spec = self._preset(name)
-        runs: list[tuple[Target, Any, float] | ProtocolError] = []
+        spec = self.reward_spec(name)
+        runs: list[FinishedStep | ProtocolError] = []
         for item in items:
             try:
                 target = self.resolve(item.target)
                 t0 = time.perf_counter()
                 res = self.service.step(item.script, seed=item.seed, masks=True)
-                runs.append((target, res, time.perf_counter() - t0))
+                service_s = time.perf_counter() - t0
             except ProtocolError as exc:
                 if not item_errors:
                     raise
                 runs.append(exc)
-        ok = [(i, r) for i, r in enumerate(runs) if not isinstance(r, ProtocolError)]
-        targets = [t for _, (t, _, _) in ok]
-        results = [res for _, (_, res, _) in ok]
-        t1 = time.perf_counter()
-        scored = []
-        if ok:
-            scored = self._reward.score_batch(
-                [r.image for r in results],
-                [t.image for t in targets],
-                spec,
-                outcomes=[r.outcome for r in results],
-                render_masks=[r.masks for r in results],
-                target_masks=[t.masks for t in targets],
-                scenes=[r.readback for r in results],
-                target_scenes=[t.scene for t in targets],
-                codes=[items[i].script for i, _ in ok],
-                reference_codes=[dsl_program(t.scene) for t in targets],
+                continue
+            runs.append(
+                FinishedStep(
+                    item.script,
+                    target,
+                    res.outcome,
+                    res.message,
+                    res.line,
+                    res.stdout,
+                    res.image,
+                    res.masks,
+                    res.readback,
+                    {**res.timings, "service": service_s},
+                    send_masks=masks,
+                )
             )
-        reward_s = (time.perf_counter() - t1) / max(len(ok), 1)
-        out: list[dict[str, Any]] = [
-            {"error": r.to_dict()} if isinstance(r, ProtocolError) else {} for r in runs
+        done = iter(
+            score_steps(
+                [r for r in runs if isinstance(r, FinishedStep)], spec, name, self.service.frame
+            )
+        )
+        return [
+            {"error": r.to_dict()} if isinstance(r, ProtocolError) else next(done) for r in runs
         ]
-        for (i, (target, res, service_s)), sc in zip(ok, scored, strict=True):
-            out[i] = {
-                "outcome": res.outcome,
-                "message": res.message or "",
-                "line": res.line,
-                "stdout": res.stdout or "",
-                "reward": sc.reward,
-                "components": dict(sc.components),
-                "unavailable": list(sc.unavailable),
-                "preset": name,
-                "spec_hash": sc.spec_hash,
-                "image": res.image,
-                "masks": res.masks if masks else None,
-                "scene": None
-                if res.readback is None
-                else scene_to_clevr(res.readback, self.service.frame),
-                "timings": {**res.timings, "service": service_s, "reward": reward_s},
-                "target_id": target.target_id,
-                "frame_hash": self.frame_hash,
-            }
-        return out
 
     def render(self, scene: Scene, masks: bool) -> dict[str, Any]:
         result = self._render(scene, masks)
@@ -251,12 +232,14 @@ class Handler:
         }
 
     # -- helpers ------------------------------------------------------------------
-    def _preset(self, name: str) -> Any:
+    def reward_spec(self, name: str) -> Any:
+        """The reward spec of a preset; BadRequest names an unknown one."""
         if name not in self.presets:
             raise BadRequest(f"reward preset {name!r} is not one of {list(self.presets)}")
         return self._reward.preset(name)
 
-    def _scene_for(self, spec: TargetSpec) -> Scene:
+    def scene_for(self, spec: TargetSpec) -> Scene:
+        """The scene a seed, scene or dataset target spec names; BadRequest if none."""
         if isinstance(spec, SceneTarget):
             return spec.scene
         if isinstance(spec, SeedTarget):
@@ -285,7 +268,8 @@ class Handler:
         except Exception as exc:  # Blender failures arrive as assorted exception types
             raise RenderError(f"rendering the scene failed: {type(exc).__name__}: {exc}") from exc
 
-    def _target_body(self, target: Target, masks: bool) -> dict[str, Any]:
+    def target_body(self, target: Target, masks: bool) -> dict[str, Any]:
+        """The reply members of ``reset`` for a made target (SPEC.md section 4)."""
         return {
             "target_id": target.target_id,
             "frame_hash": target.frame_hash,

@@ -21,13 +21,14 @@ import pytest
 import zmq
 from derender import Client
 from derender.addon.serve_cli import spawn
-from derender.addon.server import InsecureBind, Server, is_loopback
+from derender.addon.server import Server
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
 from derender.protocol.cheatsheet import EXAMPLE_DSL
 from derender.protocol.errors import OUTCOMES, ServerError
 from derender.protocol.handler import Handler
 from derender.protocol.messages import Limits, Ping
+from derender.protocol.transport import InsecureBind, is_loopback
 from derender.scenes import (
     FrameSpec,
     GeneratorConfig,

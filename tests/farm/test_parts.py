@@ -103,8 +103,8 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
                                      {"bind": "tcp://0.0.0.0:7778"},
                                      {"remote_backend": "tcp://0.0.0.0:7779"}])
 def test_exposed_addresses_without_curve_keys_are_refused(tmp_path, options):
-    from derender.addon.server import InsecureBind
     from derender.farm.broker import Broker
+    from derender.protocol.transport import InsecureBind
 
     with pytest.raises(InsecureBind, match=r"0\.0\.0\.0"):
         Broker(FarmConfig(**options), tmp_path)
