@@ -167,9 +167,7 @@ def build_frame(spec: FrameSpec) -> None:
     apply_render_settings(scene, spec)
     ids = frozenset(_key(idb) for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
     names = {key: obj.name for key, obj in objects.items()} | {"scene": scene.name}
-    _frame = _Frame(
-        spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names
-    )
+    _frame = _Frame(spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names)
 
 
 def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:

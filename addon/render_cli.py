@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render", help="render a CLEVR scene JSON file with Blender")
     p.add_argument("scene", type=Path, nargs="?", help="CLEVR scene JSON (one scene)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
-    p.add_argument("--engine", choices=ENGINES,
-                   help="default: eevee where a GPU is present, else workbench")
+    p.add_argument(
+        "--engine", choices=ENGINES, help="default: eevee where a GPU is present, else workbench"
+    )
     p.add_argument("--size", type=int, default=128, help="width and height in pixels")
     p.add_argument("--samples", type=int, help="render samples (default per engine)")
     p.add_argument("--masks", action="store_true", help="also write OUT.masks.png (ids)")
@@ -106,8 +107,10 @@ def _sheet(spec: FrameSpec, args: argparse.Namespace) -> int:
         sheet.paste(tile, ((i % cols) * spec.width, (i // cols) * spec.height))
     frame.reset(spec)
     _save(sheet, args.out)
-    print(f"wrote {args.out}: {args.sheet} scenes (seed {args.seed}, {spec.engine}) "
-          f"in a {cols}x{rows} grid")
+    print(
+        f"wrote {args.out}: {args.sheet} scenes (seed {args.seed}, {spec.engine}) "
+        f"in a {cols}x{rows} grid"
+    )
     return 0
 
 

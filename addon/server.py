@@ -170,4 +170,3 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

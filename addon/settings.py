@@ -26,10 +26,12 @@ _GROUPS: tuple[str, ...] = (
     "render", "render.image_settings", "cycles", "eevee", "display", "display.shading",
     "view_settings", "display_settings", "view_layer",
 )  # fmt: skip
-_UNCHECKED = frozenset({
-    "render.filepath",  # set by addon.render for each readback
-    "display.shading.wireframe_color_type",  # unset in a new scene: reading it warns
-})
+_UNCHECKED = frozenset(
+    {
+        "render.filepath",  # set by addon.render for each readback
+        "display.shading.wireframe_color_type",  # unset in a new scene: reading it warns
+    }
+)
 _TOL = 1e-5
 
 

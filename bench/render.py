@@ -130,20 +130,27 @@ def main() -> None:
 
     rows = []
     device = compat.cycles_device() if "cycles" in args.engines else "-"
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; Cycles device "
-          f"{device}; median ms per request stage (wall), cpu = process CPU ms per request")
-    print(f"{'engine':9} {'spp':>3} {'size':>7} {'rend/s':>7} {'reset':>6} {'build':>6} "
-          f"{'render':>7} {'readbk':>6} {'decode':>6} {'masks':>6} {'cpu':>7}")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; Cycles device "
+        f"{device}; median ms per request stage (wall), cpu = process CPU ms per request"
+    )
+    print(
+        f"{'engine':9} {'spp':>3} {'size':>7} {'rend/s':>7} {'reset':>6} {'build':>6} "
+        f"{'render':>7} {'readbk':>6} {'decode':>6} {'masks':>6} {'cpu':>7}"
+    )
     for engine in args.engines:
         for text in args.sizes:
             w, h = _size(text)
             spec = FrameSpec(width=w, height=h, engine=engine, samples=samples[engine])
             r = bench_config(spec, args.scenes, args.seed)
             rows.append({"engine": engine, "samples": spec.samples, "size": f"{w}x{h}", **r})
-            print(f"{engine:9} {spec.samples:3d} {w:>3}x{h:<3} {r['renders_per_s']:7.2f} "
-                  f"{r['reset']:6.1f} {r['build']:6.1f} {r['render_only']:7.1f} "
-                  f"{r['readback']:6.1f} {r['decode']:6.1f} {r['masks']:6.1f} "
-                  f"{r['cpu_per_request']:7.1f}", flush=True)
+            print(
+                f"{engine:9} {spec.samples:3d} {w:>3}x{h:<3} {r['renders_per_s']:7.2f} "
+                f"{r['reset']:6.1f} {r['build']:6.1f} {r['render_only']:7.1f} "
+                f"{r['readback']:6.1f} {r['decode']:6.1f} {r['masks']:6.1f} "
+                f"{r['cpu_per_request']:7.1f}",
+                flush=True,
+            )
     result: dict[str, object] = {"configs": rows, "blender": bpy.app.version_string}
     if args.readback:
         result["readback_ms"] = {}
@@ -152,8 +159,11 @@ def main() -> None:
             spec = FrameSpec(width=w, height=h, engine="workbench", samples=8)
             rb = bench_readback(spec, max(5, args.scenes))
             result["readback_ms"][f"{w}x{h}"] = rb  # type: ignore[index]
-            print(f"readback workbench {w}x{h}: " + ", ".join(f"{k} {v:.1f}" for k, v in
-                                                              rb.items()) + " ms")
+            print(
+                f"readback workbench {w}x{h}: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in rb.items())
+                + " ms"
+            )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)

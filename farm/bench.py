@@ -75,26 +75,37 @@ def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
 
 def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
     """Bare loops in ``processes`` concurrent processes; steps/s summed over them."""
-    cmd = [sys.executable, "-m", "derender.farm.bench", "bare", json.dumps(config.to_dict()),
-           str(steps)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for _ in range(processes)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "derender.farm.bench",
+        "bare",
+        json.dumps(config.to_dict()),
+        str(steps),
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(processes)
+    ]
     runs = []
     for p in procs:
         out, _ = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"bare loop failed with status {p.returncode}")
         runs.append(json.loads(out.strip().splitlines()[-1]))
-    return {"steps_per_s": sum(r["steps_per_s"] for r in runs),
-            "latency_s": runs[0]["latency_s"]}
+    return {"steps_per_s": sum(r["steps_per_s"] for r in runs), "latency_s": runs[0]["latency_s"]}
 
 
 def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
     times = []
     for _ in range(episodes):
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", _NAIVE, json.dumps(config.to_dict()),
-                              _script()], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _NAIVE, json.dumps(config.to_dict()), _script()],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         times.append(time.perf_counter() - t0)
         if out.stdout.strip().splitlines()[-1] != "ok":
             raise RuntimeError(f"naive episode failed: {out.stdout[-200:]}")
@@ -121,8 +132,11 @@ def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
         if bad or result.outcome != "ok":
             raise RuntimeError(f"farm steps failed: {bad[:5]}")
         status = farm.status()
-    return {"steps_per_s": steps / total, "latency_s": _pct(lat),
-            "loaded_latency_s": status["metrics"]["latency_s"]}
+    return {
+        "steps_per_s": steps / total,
+        "latency_s": _pct(lat),
+        "loaded_latency_s": status["metrics"]["latency_s"],
+    }
 
 
 def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,16 +146,26 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return min(runs, key=lambda r: r["seconds_per_episode"])
 
 
-def run(engines: Sequence[str], size: int, workers: int, steps: int,
-        episodes: int, repeat: int = 1) -> dict[str, Any]:
+def run(
+    engines: Sequence[str], size: int, workers: int, steps: int, episodes: int, repeat: int = 1
+) -> dict[str, Any]:
     """The whole benchmark; one entry per engine; each measurement best of ``repeat``,
     the repeats interleaved so that a burst of outside load hits all of them alike."""
-    report: dict[str, Any] = {"size": size, "workers": workers, "steps": steps,
-                              "repeat": repeat, "engines": {}}
+    report: dict[str, Any] = {
+        "size": size,
+        "workers": workers,
+        "steps": steps,
+        "repeat": repeat,
+        "engines": {},
+    }
     for engine in engines:
         config = FarmConfig(workers=workers, engine=engine, size=size, metrics_interval=0)
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "parallel": [], "farm": [],
-                                                 "naive": []}
+        runs: dict[str, list[dict[str, Any]]] = {
+            "bare": [],
+            "parallel": [],
+            "farm": [],
+            "naive": [],
+        }
         for _ in range(repeat):
             runs["bare"].append(_bare(config, max(20, steps // 4)))
             runs["parallel"].append(_bare(config, max(20, steps // 4), workers))
@@ -149,7 +173,10 @@ def run(engines: Sequence[str], size: int, workers: int, steps: int,
             runs["naive"].append(_naive(config, episodes))
         bare, parallel, farm, naive = (_best(runs[k]) for k in runs)
         report["engines"][engine] = {
-            "bare": bare, "bare_parallel": parallel, "farm": farm, "naive": naive,
+            "bare": bare,
+            "bare_parallel": parallel,
+            "farm": farm,
+            "naive": naive,
             "efficiency": farm["steps_per_s"] / (bare["steps_per_s"] * workers),
             "efficiency_vs_parallel_bare": farm["steps_per_s"] / parallel["steps_per_s"],
             "speedup_vs_naive": farm["steps_per_s"] * naive["seconds_per_episode"],
@@ -159,8 +186,10 @@ def run(engines: Sequence[str], size: int, workers: int, steps: int,
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = [f"derender bench farm: {report['workers']} workers, {report['size']} px, "
-             f"{report['steps']} steps, best of {report['repeat']}"]
+    lines = [
+        f"derender bench farm: {report['workers']} workers, {report['size']} px, "
+        f"{report['steps']} steps, best of {report['repeat']}"
+    ]
     for engine, r in report["engines"].items():
         b, f, n = r["bare"], r["farm"], r["naive"]
         lines += [

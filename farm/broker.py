@@ -75,15 +75,20 @@ class _FrameOnly:
 class Broker:
     """Owns the sockets, the supervisor, the queue and the reward stage of one farm."""
 
-    def __init__(self, config: FarmConfig, run_dir: Path,
-                 datasets: Mapping[str, Sequence[Scene]] | None = None,
-                 context: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        config: FarmConfig,
+        run_dir: Path,
+        datasets: Mapping[str, Sequence[Scene]] | None = None,
+        context: zmq.Context | None = None,
+    ) -> None:
         self.config = config
         self.frame = config.frame()
         self.frame_hash = self.frame.hash()
         self.limits = Limits(max_pending=config.max_pending, max_targets=config.max_targets)
-        self.handler = Handler(_FrameOnly(self.frame), self.limits, datasets,
-                               default_preset=config.preset)
+        self.handler = Handler(
+            _FrameOnly(self.frame), self.limits, datasets, default_preset=config.preset
+        )
         self.targets = self.handler.targets
         self.rewards = RewardStage(self.frame, config.preset)
         self.metrics = Metrics()
@@ -94,8 +99,10 @@ class Broker:
             curve = CurveConfig(Path(config.curve_secret), Path(config.curve_clients or ""))
         remote = [config.remote_backend] if config.remote_backend else []
         if not is_loopback(backend):  # it is never CURVE-protected: see _bind
-            raise InsecureBind(f"backend {backend!r} is not loopback; local workers use it "
-                               "without keys: put workers on other hosts on remote_backend")
+            raise InsecureBind(
+                f"backend {backend!r} is not loopback; local workers use it "
+                "without keys: put workers on other hosts on remote_backend"
+            )
         check_addresses([bind, *remote], curve)
         self._ctx = context or zmq.Context.instance()
         self._auth: Any = None
@@ -107,11 +114,13 @@ class Broker:
         if remote:
             self._bind(self.backend, remote[0], curve)
         self.address = self.frontend.getsockopt(zmq.LAST_ENDPOINT).decode()
-        self.backend_address = backend if not backend.endswith("*") else \
-            self.backend.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.backend_address = (
+            backend
+            if not backend.endswith("*")
+            else self.backend.getsockopt(zmq.LAST_ENDPOINT).decode()
+        )
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_address)
-        self.pool = WorkerPool(config, self.backend, self.supervisor, self.metrics,
-                               self.frame_hash)
+        self.pool = WorkerPool(config, self.backend, self.supervisor, self.metrics, self.frame_hash)
         self.pending: dict[tuple[bytes, Any], Pending] = {}
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
         self._jids = itertools.count(1)
@@ -187,11 +196,21 @@ class Broker:
             header = codec.decode(body, self.limits.codec())
             rid = request_id(header, self.limits)
             kind = header["type"] if isinstance(header.get("type"), str) else "error"
-            encoding = header.get("encoding") if header.get("encoding") in codec.ENCODINGS \
-                else "raw"
+            encoding = (
+                header.get("encoding") if header.get("encoding") in codec.ENCODINGS else "raw"
+            )
             if kind == "status" and rid is not None and header.get("v") == PROTOCOL_VERSION:
-                self._reply(envelope, {"v": PROTOCOL_VERSION, "id": rid, "type": "status",
-                                       "ok": True, **self.status()}, "raw")
+                self._reply(
+                    envelope,
+                    {
+                        "v": PROTOCOL_VERSION,
+                        "id": rid,
+                        "type": "status",
+                        "ok": True,
+                        **self.status(),
+                    },
+                    "raw",
+                )
                 return
             self._request(envelope, parse_request(header, self.limits), encoding)
         except ProtocolError as exc:
@@ -216,24 +235,41 @@ class Broker:
         needed = max(1, len(items))
         if len(self.pool.queue) + needed > self.config.max_pending:
             self.metrics.rejected += 1
-            raise Overloaded(f"{len(self.pool.queue)} jobs are queued (limit "
-                             f"{self.config.max_pending}); retry later")
+            raise Overloaded(
+                f"{len(self.pool.queue)} jobs are queued (limit "
+                f"{self.config.max_pending}); retry later"
+            )
         if isinstance(req, Step | StepBatch):
             self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest if unknown
-        p = Pending(envelope, req.id, req.type, encoding,
-                    time.monotonic() + self.config.request_timeout, [None] * needed, needed)
+        p = Pending(
+            envelope,
+            req.id,
+            req.type,
+            encoding,
+            time.monotonic() + self.config.request_timeout,
+            [None] * needed,
+            needed,
+        )
         if p.key in self.pending:  # the same request again while it runs: answer once
             return
         self.pending[p.key] = p
         if isinstance(req, Reset):
             masks = req.masks
-            self._with_target(req.target, p,
-                              lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
-                              lambda e: self._done(p, 0, e))
+            self._with_target(
+                req.target,
+                p,
+                lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
+                lambda e: self._done(p, 0, e),
+            )
         elif isinstance(req, Render):
-            self.pool.submit(Job(next(self._jids), {"kind": "render", "masks": req.masks,
-                             "scene": scene_to_clevr(req.scene)},
-                             self._render_finish(p, req.masks), owner=p))
+            self.pool.submit(
+                Job(
+                    next(self._jids),
+                    {"kind": "render", "masks": req.masks, "scene": scene_to_clevr(req.scene)},
+                    self._render_finish(p, req.masks),
+                    owner=p,
+                )
+            )
         else:
             preset = req.preset or self.config.preset
             for i, item in enumerate(items):
@@ -244,10 +280,17 @@ class Broker:
             if error is not None or result is None:
                 self._done(p, 0, error or ProtocolError("render returned nothing"))
                 return
-            self._done(p, 0, {"image": result["image"],
-                              "masks": result.get("masks") if masks else None,
-                              "timings": result.get("timings", {}),
-                              "frame_hash": self.frame_hash})
+            self._done(
+                p,
+                0,
+                {
+                    "image": result["image"],
+                    "masks": result.get("masks") if masks else None,
+                    "timings": result.get("timings", {}),
+                    "frame_hash": self.frame_hash,
+                },
+            )
+
         return finish
 
     def _step(self, p: Pending, index: int, item: StepItem, preset: str, masks: bool) -> None:
@@ -256,8 +299,16 @@ class Broker:
                 if error is not None or result is None:
                     self._done(p, index, error or ProtocolError("step returned nothing"))
                     return
-                self.rewards.add(Finished(item.script, target, preset, masks, result,
-                                          lambda body: self._done(p, index, body)))
+                self.rewards.add(
+                    Finished(
+                        item.script,
+                        target,
+                        preset,
+                        masks,
+                        result,
+                        lambda body: self._done(p, index, body),
+                    )
+                )
 
             body = {"kind": "step", "script": item.script, "seed": item.seed}
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
@@ -288,12 +339,18 @@ class Broker:
                 if error is not None or result is None:
                     bad(error or ProtocolError("target render returned nothing"))
                 else:
-                    target = self.targets.put(Target(tid, scene, result["image"],
-                                                     result.get("masks"), self.frame_hash))
+                    target = self.targets.put(
+                        Target(tid, scene, result["image"], result.get("masks"), self.frame_hash)
+                    )
                     ok(target)
 
-        self.pool.submit(Job(next(self._jids), {"kind": "render", "masks": True,
-                                            "scene": scene_to_clevr(scene)}, finish))
+        self.pool.submit(
+            Job(
+                next(self._jids),
+                {"kind": "render", "masks": True, "scene": scene_to_clevr(scene)},
+                finish,
+            )
+        )
 
     def _done(self, p: Pending, index: int, value: dict[str, Any] | ProtocolError) -> None:
         if p.fill(index, value):
@@ -308,15 +365,20 @@ class Broker:
             job.cancelled = job.worker is None
         error: str | None = None
         if p.kind == "step_batch":
-            results = [{"error": v.to_dict()} if isinstance(v, ProtocolError) else v
-                       for v in p.slots]
-            reply = {"v": PROTOCOL_VERSION, "id": p.rid, "type": p.kind, "ok": True,
-                     "results": results}
+            results = [
+                {"error": v.to_dict()} if isinstance(v, ProtocolError) else v for v in p.slots
+            ]
+            reply = {
+                "v": PROTOCOL_VERSION,
+                "id": p.rid,
+                "type": p.kind,
+                "ok": True,
+                "results": results,
+            }
         elif isinstance(p.slots[0], ProtocolError):
             reply, error = error_reply(p.rid, p.kind, p.slots[0]), p.slots[0].code
         else:
-            reply = {"v": PROTOCOL_VERSION, "id": p.rid, "type": p.kind, "ok": True,
-                     **p.slots[0]}
+            reply = {"v": PROTOCOL_VERSION, "id": p.rid, "type": p.kind, "ok": True, **p.slots[0]}
         for v in p.slots:
             if isinstance(v, dict) and "outcome" in v:
                 self.metrics.outcomes[v["outcome"]] += 1
@@ -337,8 +399,7 @@ class Broker:
         """Answer ``timeout`` for what is still open past ``request_timeout``."""
         now = time.monotonic()
         for p in [p for p in self.pending.values() if now > p.expires]:
-            exc = ProtocolError(f"not answered within {self.config.request_timeout:g} s",
-                                "timeout")
+            exc = ProtocolError(f"not answered within {self.config.request_timeout:g} s", "timeout")
             for i, v in enumerate(p.slots):
                 if v is None:
                     p.fill(i, exc)

@@ -51,14 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds.set_defaults(func=run_dataset)
 
     bench = bench_targets(sub).add_parser(
-        "farm", help="farm steps/s vs bare bpy loop and vs a process per episode")
+        "farm", help="farm steps/s vs bare bpy loop and vs a process per episode"
+    )
     bench.add_argument("--engines", nargs="+", choices=_ENGINES, default=["workbench", "cycles"])
     bench.add_argument("--size", type=int, default=64, help="render size in px (default 64)")
     bench.add_argument("--workers", type=int, default=2)
     bench.add_argument("--steps", type=int, default=200, help="steps per farm measurement")
     bench.add_argument("--episodes", type=int, default=3, help="fresh-process episodes timed")
-    bench.add_argument("--repeat", type=int, default=2,
-                       help="best of N interleaved runs per measurement (default 2)")
+    bench.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="best of N interleaved runs per measurement (default 2)",
+    )
     bench.add_argument("--json", type=Path, help="also write the report as JSON here")
     bench.set_defaults(func=run_bench)
 
@@ -69,8 +74,14 @@ def _config(args: argparse.Namespace) -> object:
 
     from .config import FarmConfig
 
-    overrides = {"workers": args.workers, "engine": args.engine, "size": args.size,
-                 "bind": args.bind, "gpus": args.gpus, "blender": args.blender}
+    overrides = {
+        "workers": args.workers,
+        "engine": args.engine,
+        "size": args.size,
+        "bind": args.bind,
+        "gpus": args.gpus,
+        "blender": args.blender,
+    }
     if args.config is not None:
         config = FarmConfig.load(args.config, **overrides)
     else:
@@ -81,8 +92,11 @@ def _config(args: argparse.Namespace) -> object:
 def run_farm_command(args: argparse.Namespace) -> int:
     from .run import run_farm
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         config = _config(args)
     except (ValueError, OSError) as exc:
@@ -115,8 +129,9 @@ def run_dataset(args: argparse.Namespace) -> int:
         print(f"derender dataset: --count must be >= 1, got {args.count}", file=sys.stderr)
         return 2
     options = {k: v for k, v in (("engine", args.engine), ("size", args.size)) if v}
-    report = make_dataset(args.out, args.count, seed=args.seed, address=args.address,
-                          workers=args.workers, **options)
+    report = make_dataset(
+        args.out, args.count, seed=args.seed, address=args.address, workers=args.workers, **options
+    )
     print(json.dumps(report))
     return 0 if not report["failed"] else 1
 

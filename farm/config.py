@@ -85,8 +85,9 @@ class FarmConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown farm config key(s) {sorted(unknown)}; "
-                             f"known: {sorted(known)}")
+            raise ValueError(
+                f"unknown farm config key(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(**data)
 
     @classmethod

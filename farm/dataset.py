@@ -51,8 +51,11 @@ def _save(out: Path, index: int, target: Any, frame: FrameSpec) -> None:
     _write(dsl_path, dsl_program(target.scene).encode())
     _write(bpy_path, bpy_program(target.scene).encode())
     _write(json_path, scene_to_json(target.scene, frame).encode())
-    ids = np.zeros(target.image.shape[:2], np.uint8) if target.masks is None \
+    ids = (
+        np.zeros(target.image.shape[:2], np.uint8)
+        if target.masks is None
         else np.clip(target.masks, 0, 255).astype(np.uint8)
+    )
     _write(masks, _png(ids))
     _write(image, _png(np.ascontiguousarray(target.image, np.uint8)))  # last: marks "done"
 
@@ -69,8 +72,9 @@ class Progress:
         self.done += 1
         rate = (self.done - self._first) / max(time.monotonic() - self.start, 1e-6)
         filled = int(30 * self.done / max(self.total, 1))
-        self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
-                          f"{rate:.1f} scenes/s")
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {rate:.1f} scenes/s"
+        )
         if self.done >= self.total:
             self.stream.write("\n")
         self.stream.flush()
@@ -95,8 +99,15 @@ def contact_sheet(out: Path, count: int, columns: int = 8, limit: int = 64) -> P
     return target
 
 
-def render_all(address: str, out: Path, indices: list[int], seed: int, frame: FrameSpec,
-               concurrency: int, on_done: Callable[[], None]) -> list[int]:
+def render_all(
+    address: str,
+    out: Path,
+    indices: list[int],
+    seed: int,
+    frame: FrameSpec,
+    concurrency: int,
+    on_done: Callable[[], None],
+) -> list[int]:
     """Reset every scene through the farm at ``address``; returns the indices that failed."""
     from ..protocol.client import Client
     from ..protocol.errors import ServerError
@@ -132,8 +143,14 @@ def render_all(address: str, out: Path, indices: list[int], seed: int, frame: Fr
     return sorted(failed)
 
 
-def make_dataset(out: str | Path, count: int, seed: int = 0, address: str | None = None,
-                 workers: int = 2, **farm_options: Any) -> dict[str, Any]:
+def make_dataset(
+    out: str | Path,
+    count: int,
+    seed: int = 0,
+    address: str | None = None,
+    workers: int = 2,
+    **farm_options: Any,
+) -> dict[str, Any]:
     """Render scenes ``0..count-1`` of stream ``seed`` into ``out``; skip finished ones."""
     from ..protocol.client import Client
     from .local import LocalFarm
@@ -159,6 +176,12 @@ def make_dataset(out: str | Path, count: int, seed: int = 0, address: str | None
         if farm is not None:
             farm.stop()
     sheet = contact_sheet(out, count)
-    return {"out": str(out), "count": count, "rendered": len(todo) - len(failed),
-            "skipped": count - len(todo), "failed": failed, "contact_sheet": str(sheet),
-            "seconds": round(time.monotonic() - t0, 3)}
+    return {
+        "out": str(out),
+        "count": count,
+        "rendered": len(todo) - len(failed),
+        "skipped": count - len(todo),
+        "failed": failed,
+        "contact_sheet": str(sheet),
+        "seconds": round(time.monotonic() - t0, 3),
+    }

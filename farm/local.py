@@ -54,11 +54,16 @@ def _cleanup(proc: subprocess.Popen, run_dir: str) -> None:
 class LocalFarm:
     """Supervisor + broker + N headless Blender workers as real subprocesses."""
 
-    def __init__(self, workers: int = 2, engine: str = "workbench", size: int = 128,
-                 bind: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        engine: str = "workbench",
+        size: int = 128,
+        bind: str | None = None,
+        **options: Any,
+    ) -> None:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
-        self.config = FarmConfig(workers=workers, engine=engine, size=size, bind=bind,
-                                 **options)
+        self.config = FarmConfig(workers=workers, engine=engine, size=size, bind=bind, **options)
         self.address = ""
         self.run_dir: Path | None = None
         self._proc: subprocess.Popen | None = None
@@ -72,13 +77,25 @@ class LocalFarm:
             raise RuntimeError(f"this LocalFarm is already running at {self.address}")
         run_dir = Path(tempfile.mkdtemp(prefix="derender-farm-"))
         address_file = run_dir / "address"
-        cmd = [sys.executable, "-m", "derender.farm.run",
-               "--config", json.dumps(self.config.to_dict()), "--run-dir", str(run_dir),
-               "--address-file", str(address_file), "--log-level", log_level,
-               "--owner-pid", str(os.getpid())]
+        cmd = [
+            sys.executable,
+            "-m",
+            "derender.farm.run",
+            "--config",
+            json.dumps(self.config.to_dict()),
+            "--run-dir",
+            str(run_dir),
+            "--address-file",
+            str(address_file),
+            "--log-level",
+            log_level,
+            "--owner-pid",
+            str(os.getpid()),
+        ]
         # the farm logs to stderr; stdout would only carry library chatter (torch hub)
-        self._proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL)
+        self._proc = subprocess.Popen(
+            cmd, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        )
         self.run_dir = run_dir
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, str(run_dir))
         deadline = time.monotonic() + timeout
@@ -96,8 +113,10 @@ class LocalFarm:
                 if ready >= self.config.workers:
                     return self
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"only {ready} of {self.config.workers} workers were "
-                                       f"ready after {timeout:g} s")
+                    raise TimeoutError(
+                        f"only {ready} of {self.config.workers} workers were "
+                        f"ready after {timeout:g} s"
+                    )
                 time.sleep(0.1)
         except BaseException:
             self.stop()

@@ -32,8 +32,14 @@ log = logging.getLogger(__name__)
 class WorkerPool:
     """Jobs waiting, workers known (local and remote), and what happens when they fail."""
 
-    def __init__(self, config: FarmConfig, backend: zmq.Socket, supervisor: Supervisor,
-                 metrics: Metrics, frame_hash: str) -> None:
+    def __init__(
+        self,
+        config: FarmConfig,
+        backend: zmq.Socket,
+        supervisor: Supervisor,
+        metrics: Metrics,
+        frame_hash: str,
+    ) -> None:
         self.config = config
         self.backend = backend
         self.supervisor = supervisor
@@ -77,7 +83,8 @@ class WorkerPool:
             self.metrics.jobs += 1
             try:
                 self.backend.send_multipart(
-                    [ws.identity.encode(), *codec.encode({**job.body, "job": job.jid})])
+                    [ws.identity.encode(), *codec.encode({**job.body, "job": job.jid})]
+                )
             except zmq.ZMQError:  # gone between its last message and now
                 job.attempts -= 1
                 self._lost(ws, "unreachable")
@@ -109,8 +116,12 @@ class WorkerPool:
         if kind == "ready" and ws.state == "starting":
             ws.state, ws.pid = "idle", int(msg.get("pid", 0))
             if msg.get("frame_hash") != self.frame_hash:
-                log.error("worker %s renders frame %s, the farm's is %s: dropping it",
-                          base, msg.get("frame_hash"), self.frame_hash)
+                log.error(
+                    "worker %s renders frame %s, the farm's is %s: dropping it",
+                    base,
+                    msg.get("frame_hash"),
+                    self.frame_hash,
+                )
                 self._lost(ws, "wrong frame")
                 return
             self._idle.append(base)
@@ -126,7 +137,8 @@ class WorkerPool:
         if ws.slot is not None:
             self.supervisor.healthy(ws.slot)
         recycle = bool(msg.get("recycle")) or (
-            self.config.recycle_every > 0 and ws.jobs_done >= self.config.recycle_every)
+            self.config.recycle_every > 0 and ws.jobs_done >= self.config.recycle_every
+        )
         if recycle:
             self._retire(ws)
         else:
@@ -147,8 +159,9 @@ class WorkerPool:
     def _lost(self, ws: WorkerState, why: str) -> None:
         """A worker died or went silent: replace it, retry or fail its job."""
         job, ws.job = ws.job, None
-        log.warning("worker %s lost (%s)%s", ws.identity, why,
-                    f" running job {job.jid}" if job else "")
+        log.warning(
+            "worker %s lost (%s)%s", ws.identity, why, f" running job {job.jid}" if job else ""
+        )
         self.workers.pop(ws.identity, None)
         if ws.slot is not None:  # a death during a job may be the job's fault: no blame
             self.supervisor.restart(ws.slot, blame=job is None)
@@ -159,11 +172,20 @@ class WorkerPool:
             self.metrics.retries += 1
             self.queue.appendleft(job)
         elif job.kind == "step":
-            job.finish(failed_result("poisoned", f"the script's worker died on each of "
-                                     f"{job.attempts} attempts ({why})"), None)
+            job.finish(
+                failed_result(
+                    "poisoned",
+                    f"the script's worker died on each of {job.attempts} attempts ({why})",
+                ),
+                None,
+            )
         else:
-            job.finish(None, ProtocolError(f"the render's worker died {job.attempts} times "
-                                           f"({why})", "worker_lost"))
+            job.finish(
+                None,
+                ProtocolError(
+                    f"the render's worker died {job.attempts} times ({why})", "worker_lost"
+                ),
+            )
 
     def supervise(self) -> None:
         """Replace dead, silent, never-ready and overdue workers; start due restarts."""

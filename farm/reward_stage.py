@@ -38,8 +38,16 @@ class Finished:
 
 def failed_result(outcome: str, message: str) -> dict[str, Any]:
     """A worker-result body for a step the farm ended itself (hard deadline, poison)."""
-    return {"outcome": outcome, "message": message, "line": None, "stdout": "",
-            "image": None, "masks": None, "scene": None, "timings": {}}
+    return {
+        "outcome": outcome,
+        "message": message,
+        "line": None,
+        "stdout": "",
+        "image": None,
+        "masks": None,
+        "scene": None,
+        "timings": {},
+    }
 
 
 class RewardStage:

@@ -25,10 +25,13 @@ from .config import FarmConfig
 log = logging.getLogger("derender.farm")
 
 
-def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
-             address_file: str | Path | None = None,
-             datasets: Mapping[str, Sequence[Scene]] | None = None,
-             owner_pid: int | None = None) -> int:
+def run_farm(
+    config: FarmConfig,
+    run_dir: str | Path | None = None,
+    address_file: str | Path | None = None,
+    datasets: Mapping[str, Sequence[Scene]] | None = None,
+    owner_pid: int | None = None,
+) -> int:
     """Serve until SIGTERM or SIGINT (or, with ``owner_pid``, until that process is no
     longer this one's parent); always kills the workers and removes temp dirs."""
     from .broker import Broker
@@ -49,8 +52,13 @@ def run_farm(config: FarmConfig, run_dir: str | Path | None = None,
             tmp = Path(f"{address_file}.tmp")
             tmp.write_text(broker.address)
             os.replace(tmp, address_file)
-        log.info("farm: %d %s workers at %d px; clients connect to %s", config.workers,
-                 config.engine, config.size, broker.address)
+        log.info(
+            "farm: %d %s workers at %d px; clients connect to %s",
+            config.workers,
+            config.engine,
+            config.size,
+            broker.address,
+        )
         while not stopping:
             broker.run_once(0.05)
             # The owner's pid comes from the owner: if it died while this process was
@@ -74,11 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", help="directory for worker temp dirs and sockets")
     parser.add_argument("--address-file", help="write the client address here when ready")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--owner-pid", type=int,
-                        help="stop when this process (the parent) dies; LocalFarm uses it")
+    parser.add_argument(
+        "--owner-pid", type=int, help="stop when this process (the parent) dies; LocalFarm uses it"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     config = FarmConfig.from_dict(json.loads(args.config))
     return run_farm(config, args.run_dir, args.address_file, owner_pid=args.owner_pid)
 

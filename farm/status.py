@@ -25,8 +25,9 @@ def query_status(address: str, timeout: float = 5.0) -> dict[str, Any]:
     sock.connect(address)
     rid = f"status.{os.getpid()}.{os.urandom(4).hex()}"
     try:
-        sock.send_multipart([b"", *codec.encode({"v": PROTOCOL_VERSION, "id": rid,
-                                                 "type": "status"})])
+        sock.send_multipart(
+            [b"", *codec.encode({"v": PROTOCOL_VERSION, "id": rid, "type": "status"})]
+        )
         if not sock.poll(int(timeout * 1000)):
             raise ClientTimeout(f"no status reply from {address} within {timeout:g} s")
         frames = sock.recv_multipart()
@@ -55,6 +56,8 @@ def format_status(status: dict[str, Any]) -> str:
         "workers:",
     ]
     for w in status["workers"]:
-        lines.append(f"  {w['id']:>10}  {w['state']:<8}  pid {w['pid']:<7}  jobs {w['jobs']:<6}"
-                     f"  rss {w['rss_mb']} MiB  age {w['age_s']} s")
+        lines.append(
+            f"  {w['id']:>10}  {w['state']:<8}  pid {w['pid']:<7}  jobs {w['jobs']:<6}"
+            f"  rss {w['rss_mb']} MiB  age {w['age_s']} s"
+        )
     return "\n".join(lines)

@@ -130,7 +130,11 @@ class Supervisor:
         env = self._env(slot, tmpdir)
         cmd = self._command(identity)
         proc = subprocess.Popen(
-            cmd, cwd=tmpdir, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+            cmd,
+            cwd=tmpdir,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # Blender prints render progress there
             preexec_fn=_preexec(self.config),
         )
@@ -208,9 +212,12 @@ class Supervisor:
     def worker_args(self, identity: str) -> list[str]:
         c = self.config
         return [
-            "--connect", self.backend,
-            "--identity", identity,
-            "--config", _config_json(c),
+            "--connect",
+            self.backend,
+            "--identity",
+            identity,
+            "--config",
+            _config_json(c),
         ]
 
     def _command(self, identity: str) -> list[str]:

@@ -73,8 +73,7 @@ class Connection:
         return sock
 
 
-def _heartbeat(ctx: zmq.Context, conn: Connection, interval: float,
-               stop: threading.Event) -> None:
+def _heartbeat(ctx: zmq.Context, conn: Connection, interval: float, stop: threading.Event) -> None:
     sock = conn.socket(ctx, f"{conn.identity}#hb")
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.SNDHWM, 4)  # a broker that is gone must not make beats pile up
@@ -110,8 +109,9 @@ class Worker:
         if kind == "step":
             return self._step(job)
         if kind == "render":
-            res = self.service.render_scene(scene_from_clevr(job["scene"]),
-                                            masks=bool(job.get("masks", True)))
+            res = self.service.render_scene(
+                scene_from_clevr(job["scene"]), masks=bool(job.get("masks", True))
+            )
             return {"image": res.image, "masks": res.masks, "timings": dict(res.timings)}
         raise ValueError(f"unknown job kind {kind!r}")
 
@@ -140,16 +140,21 @@ def serve(config: FarmConfig, conn: Connection) -> int:
     parent = os.getppid()
     ctx = zmq.Context()
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(ctx, conn, config.heartbeat_interval, stop),
-                            name="heartbeat", daemon=True)
+    beat = threading.Thread(
+        target=_heartbeat,
+        args=(ctx, conn, config.heartbeat_interval, stop),
+        name="heartbeat",
+        daemon=True,
+    )
     beat.start()
     sock = conn.socket(ctx, conn.identity)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(conn.address)
     try:
         worker = Worker(config)
-        sock.send_multipart(codec.encode({"kind": "ready", "pid": os.getpid(),
-                                          "frame_hash": worker.frame.hash()}))
+        sock.send_multipart(
+            codec.encode({"kind": "ready", "pid": os.getpid(), "frame_hash": worker.frame.hash()})
+        )
         while True:
             if not sock.poll(1000):
                 if os.getppid() != parent:  # orphaned: the supervisor is gone
@@ -161,9 +166,13 @@ def serve(config: FarmConfig, conn: Connection) -> int:
             try:
                 reply = {"ok": True, **worker.handle(job)}
             except Exception as exc:  # a derender bug or a failed trusted render
-                reply = {"ok": False, "error": {"code": "render_error" if job.get("kind")
-                                                == "render" else "internal",
-                                                "message": f"{type(exc).__name__}: {exc}"}}
+                reply = {
+                    "ok": False,
+                    "error": {
+                        "code": "render_error" if job.get("kind") == "render" else "internal",
+                        "message": f"{type(exc).__name__}: {exc}",
+                    },
+                }
             reply.update(kind="result", job=job.get("job"), rss=rss_bytes())
             sock.send_multipart(codec.encode(reply))
     finally:
@@ -186,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.server_key or args.keys:
         if not (args.server_key and args.keys):
             parser.error("--server-key and --keys go together")
-        conn = Connection(args.connect, args.identity, load_keys(args.server_key).public,
-                          load_keys(args.keys))
+        conn = Connection(
+            args.connect, args.identity, load_keys(args.server_key).public, load_keys(args.keys)
+        )
     return serve(config, conn)
 
 

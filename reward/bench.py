@@ -78,7 +78,8 @@ def run(
         "group": group,
         "spec": spec.to_dict(),
         "scoring_size": spec.size,
-        "lpips": "unavailable (not timed)" if model is None and "lpips" in spec.weights
+        "lpips": "unavailable (not timed)"
+        if model is None and "lpips" in spec.weights
         else spec.lpips_identity(),
         "random_trunk": "lpips" in spec.weights and trunk.startswith("random:"),
         "device": str(model.shift.device) if model is not None else "numpy",

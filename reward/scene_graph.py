@@ -69,9 +69,9 @@ def similarity_matrix(pred: Scene, target: Scene) -> tuple[np.ndarray, np.ndarra
     attrs = np.array(
         [[_attribute_agreement(a, b) for b in target.objects] for a in pred.objects]
     ).reshape(dist.shape)
-    rot = np.array(
-        [[_rotation_term(a, b) for b in target.objects] for a in pred.objects]
-    ).reshape(dist.shape)
+    rot = np.array([[_rotation_term(a, b) for b in target.objects] for a in pred.objects]).reshape(
+        dist.shape
+    )
     pos = np.exp(-((dist / POSITION_SCALE) ** 2))
     return W_POSITION * pos + W_ATTRIBUTES * attrs + W_ROTATION * rot, dist
 

@@ -17,9 +17,11 @@ from derender.scenes.programs import bpy_program, dsl_program
 _PRIMITIVES = {
     "cube": lambda: bpy.ops.mesh.primitive_cube_add(size=2.0),
     "sphere": lambda: bpy.ops.mesh.primitive_uv_sphere_add(
-        segments=universe.SPHERE_SEGMENTS, ring_count=universe.SPHERE_RINGS, radius=1.0),
+        segments=universe.SPHERE_SEGMENTS, ring_count=universe.SPHERE_RINGS, radius=1.0
+    ),
     "cylinder": lambda: bpy.ops.mesh.primitive_cylinder_add(
-        vertices=universe.CYLINDER_VERTICES, radius=1.0, depth=2.0),
+        vertices=universe.CYLINDER_VERTICES, radius=1.0, depth=2.0
+    ),
 }
 
 
@@ -31,8 +33,9 @@ def _geometry(mesh: bpy.types.Mesh) -> tuple[list[float], list[tuple[int, ...]]]
     mesh.vertices.foreach_get("co", co)
     corners = np.empty(len(mesh.loops), dtype=np.int64)
     mesh.loops.foreach_get("vertex_index", corners)
-    faces = sorted(tuple(corners[p.loop_start:p.loop_start + p.loop_total])
-                   for p in mesh.polygons)
+    faces = sorted(
+        tuple(corners[p.loop_start : p.loop_start + p.loop_total]) for p in mesh.polygons
+    )
     return co.tolist(), faces
 
 
@@ -75,7 +78,8 @@ def test_add_object_places_like_clevr(wb_frame):
     assert tuple(a.scale) == pytest.approx((r, r, r))
     assert tuple(a.rotation_euler) == pytest.approx((0.0, 0.0, 0.5))
     assert [(m.type, m.width, m.segments) for m in a.modifiers] == [
-        ("BEVEL", pytest.approx(universe.BEVEL_WIDTH), universe.BEVEL_SEGMENTS)]
+        ("BEVEL", pytest.approx(universe.BEVEL_WIDTH), universe.BEVEL_SEGMENTS)
+    ]
     assert a.active_material == assets.material("rubber", "red")
     assert tuple(c.location) == pytest.approx((0.0, 0.0, 2.0)) and not c.modifiers
     assert c.active_material.name == "derender_gray_metal"
@@ -90,9 +94,11 @@ def test_build_returns_objects_in_scene_order(wb_frame):
     scene = generate_scene(5, 0)
     objects = build.build(scene)
     assert [o.data.name.removeprefix("derender_") for o in objects] == [
-        o.shape for o in scene.objects]
+        o.shape for o in scene.objects
+    ]
     assert [tuple(o.location) for o in objects] == [
-        pytest.approx(o.position) for o in scene.objects]
+        pytest.approx(o.position) for o in scene.objects
+    ]
     assert len(build.build(Scene(()))) == 0
 
 

@@ -20,8 +20,10 @@ def test_built_frame_matches_its_spec(engine, spec_for):
     frame.reset(spec)
     assert frame.frame_differences(spec) == []
     scene = bpy.context.scene
-    assert scene.render.engine == {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES",
-                                   "eevee": "BLENDER_EEVEE"}[engine]
+    assert (
+        scene.render.engine
+        == {"workbench": "BLENDER_WORKBENCH", "cycles": "CYCLES", "eevee": "BLENDER_EEVEE"}[engine]
+    )
     assert (scene.render.resolution_x, scene.render.resolution_y) == (64, 64)
     cam = scene.camera
     assert tuple(round(v, 4) for v in cam.location) == (7.4811, -6.5076, 5.3437)
@@ -36,7 +38,10 @@ def test_built_frame_matches_its_spec(engine, spec_for):
 def test_engine_ids_for_this_blender():
     assert bpy.app.version[:2] == (5, 0)  # the pinned bpy; 4.2-4.4 use BLENDER_EEVEE_NEXT
     assert [compat.engine_id(e) for e in ("eevee", "workbench", "cycles")] == [
-        "BLENDER_EEVEE", "BLENDER_WORKBENCH", "CYCLES"]
+        "BLENDER_EEVEE",
+        "BLENDER_WORKBENCH",
+        "CYCLES",
+    ]
     with pytest.raises(ValueError, match="'octane'"):
         compat.engine_id("octane")
     assert compat.cycles_device() in {"CPU", "GPU"}
@@ -48,8 +53,9 @@ def test_camera_matches_framespec_projection(wb_frame):
     spec = wb_frame.with_size(160, 120)
     frame.reset(spec)
     placements = [(-2.0, -2.0), (2.5, 0.5), (0.0, 2.5), (-2.5, 1.5)]
-    scene = Scene(tuple(SceneObject("sphere", "small", "rubber", "red", x, y)
-                        for x, y in placements))
+    scene = Scene(
+        tuple(SceneObject("sphere", "small", "rubber", "red", x, y) for x, y in placements)
+    )
     masks = render.render_masks(build.build(scene), spec)
     for i, obj in enumerate(scene.objects, start=1):
         ys, xs = np.nonzero(masks == i)
@@ -80,7 +86,8 @@ def _tamper_light_hidden():
 
 def _tamper_ground_color():
     bpy.data.materials["Ground"].node_tree.nodes["Principled BSDF"].inputs[
-        "Base Color"].default_value = (1, 0, 0, 1)
+        "Base Color"
+    ].default_value = (1, 0, 0, 1)
 
 
 def _tamper_world():
@@ -163,8 +170,7 @@ def test_first_build_clears_the_startup_scene(spec_for):
     assert "Cube" in bpy.data.objects
     spec = spec_for("workbench")
     frame.reset(spec)
-    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun",
-                                                  "Ground"}
+    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     assert "Cube" not in bpy.data.meshes and "Material" not in bpy.data.materials
     assert not bpy.context.scene.collection.children
     assert frame.frame_differences(spec) == []
@@ -202,21 +208,37 @@ def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
     build.add_object("cube", "large", "metal", "red", 0.0, 0.0)
     mesh, mat = assets.shape_mesh("cube"), assets.material("metal", "red")
     _agent_litter()
-    foreign = [idb for name in ("objects", "materials", "images", "texts", "node_groups",
-                                "collections", "meshes", "curves", "scenes", "lights")
-               for idb in getattr(bpy.data, name) if not frame.is_frame_datablock(idb)]
+    foreign = [
+        idb
+        for name in (
+            "objects",
+            "materials",
+            "images",
+            "texts",
+            "node_groups",
+            "collections",
+            "meshes",
+            "curves",
+            "scenes",
+            "lights",
+        )
+        for idb in getattr(bpy.data, name)
+        if not frame.is_frame_datablock(idb)
+    ]
     assert len(foreign) >= 12
     assert frame.is_frame_datablock(mesh) and frame.is_frame_datablock(mat)
     assert frame.is_frame_datablock(bpy.data.objects["Camera"])
     frame.reset(wb_frame)
     assert frame.frame_differences(wb_frame) == []
-    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun",
-                                                  "Ground"}
+    assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     assert len(bpy.data.images) <= 1 and not bpy.data.texts and not bpy.data.node_groups
     assert not bpy.data.collections and not bpy.data.curves and len(bpy.data.scenes) == 1
     assert len(bpy.context.scene.view_layers) == 1
-    assert bpy.context.scene.name != "agent scene" and list(bpy.data.worlds) == [
-        bpy.context.scene.world] and bpy.context.scene.world.name == "World"
+    assert (
+        bpy.context.scene.name != "agent scene"
+        and list(bpy.data.worlds) == [bpy.context.scene.world]
+        and bpy.context.scene.world.name == "World"
+    )
     assert assets.shape_mesh("cube") == mesh and assets.material("metal", "red") == mat
 
 

@@ -93,11 +93,19 @@ def test_masks_number_objects_in_order_and_restore_everything(wb_frame):
 
 def test_visibility_check_rejects_hidden_objects(wb_frame):
     check = render.visibility_check(wb_frame.with_size(160, 120))
-    apart = Scene((SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),
-                   SceneObject("sphere", "large", "rubber", "blue", -2.0, 2.0)))
+    apart = Scene(
+        (
+            SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),
+            SceneObject("sphere", "large", "rubber", "blue", -2.0, 2.0),
+        )
+    )
     # a small sphere right behind a large cube, on the camera's line of sight
-    hidden = Scene((SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),
-                    SceneObject("sphere", "small", "rubber", "blue", -1.2, 1.05)))
+    hidden = Scene(
+        (
+            SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),
+            SceneObject("sphere", "small", "rubber", "blue", -1.2, 1.05),
+        )
+    )
     assert check(apart) is True
     assert check(hidden) is False
     config = GeneratorConfig(frame=wb_frame.with_size(160, 120))
@@ -132,11 +140,13 @@ for i, spec in enumerate(FrameSpec.from_dict(d) for d in {specs!r}):
 def test_two_processes_render_identically(tmp_path, spec_for):
     specs = [spec_for("workbench"), spec_for("cycles")]
     code = _OTHER_PROCESS.format(specs=[s.to_dict() for s in specs])
-    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True, timeout=300
+    )
     for i, spec in enumerate(specs):
-        assert np.array_equal(np.load(tmp_path / f"{i}.npy"),
-                              _render_scene(generate_scene(9, 2), spec)), spec.engine
+        assert np.array_equal(
+            np.load(tmp_path / f"{i}.npy"), _render_scene(generate_scene(9, 2), spec)
+        ), spec.engine
 
 
 @pytest.mark.eevee
@@ -173,8 +183,17 @@ def test_cli_renders_a_scene_file_with_masks(tmp_path, capsys):
     path = tmp_path / "scene.json"
     path.write_text(scene_to_json(scene))
     out = tmp_path / "out.png"
-    argv = ["render", str(path), "--out", str(out), "--engine", "workbench", "--size", "64",
-            "--masks"]
+    argv = [
+        "render",
+        str(path),
+        "--out",
+        str(out),
+        "--engine",
+        "workbench",
+        "--size",
+        "64",
+        "--masks",
+    ]
     assert cli_main(argv) == 0
     image = np.asarray(Image.open(out))
     assert image.shape == (64, 64, 3)
@@ -190,14 +209,17 @@ def test_cli_contact_sheet(tmp_path):
     assert cli_main(argv) == 0
     sheet = np.asarray(Image.open(out))
     assert sheet.shape == (96, 96, 3)
-    tiles = [sheet[r:r + 48, c:c + 48] for r in (0, 48) for c in (0, 48)]
+    tiles = [sheet[r : r + 48, c : c + 48] for r in (0, 48) for c in (0, 48)]
     assert all(not np.array_equal(tiles[0], t) for t in tiles[1:])
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "cannot read"), ("{not json", "is not a CLEVR scene"),
-     (json.dumps({"objects": [{"shape": "cone"}]}), "is not a CLEVR scene")],
+    [
+        (None, "cannot read"),
+        ("{not json", "is not a CLEVR scene"),
+        (json.dumps({"objects": [{"shape": "cone"}]}), "is not a CLEVR scene"),
+    ],
 )
 def test_cli_bad_input_exits_2_with_a_message(tmp_path, capsys, content, message):
     path = tmp_path / "scene.json"

@@ -21,21 +21,41 @@ def _free_port() -> int:
 
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "derender.cli", *args], capture_output=True,
-                          text=True, timeout=60, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "derender.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kw,
+    )
 
 
 def test_derender_farm_serves_reports_status_and_stops_on_sigint(tmp_path):
     address = f"tcp://127.0.0.1:{_free_port()}"
     config = tmp_path / "farm.toml"
-    config.write_text('size = 32\nmetrics_interval = 0.5\nrequest_timeout = 1.5\n'
-                      'hard_deadline = 4.0\nsandbox_deadline = 30.0\n'
-                      '[options]\nmax_ticks = 1000000000\n')
+    config.write_text(
+        "size = 32\nmetrics_interval = 0.5\nrequest_timeout = 1.5\n"
+        "hard_deadline = 4.0\nsandbox_deadline = 30.0\n"
+        "[options]\nmax_ticks = 1000000000\n"
+    )
     log = tmp_path / "farm.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "derender.cli", "farm", "--workers", "1", "--bind", address,
-             "--config", str(config)], stderr=err, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "derender.cli",
+                "farm",
+                "--workers",
+                "1",
+                "--bind",
+                address,
+                "--config",
+                str(config),
+            ],
+            stderr=err,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -75,18 +95,24 @@ def test_derender_farm_serves_reports_status_and_stops_on_sigint(tmp_path):
 
 
 def test_farm_status_without_a_farm_fails_cleanly():
-    out = _cli("farm", "status", "--address", f"tcp://127.0.0.1:{_free_port()}",
-               "--timeout", "0.3")
+    out = _cli("farm", "status", "--address", f"tcp://127.0.0.1:{_free_port()}", "--timeout", "0.3")
     assert out.returncode == 1 and "no status reply" in out.stderr
 
 
 def test_a_farm_whose_owner_is_sigkilled_stops_and_cleans_up():
     owner = subprocess.Popen(
-        [sys.executable, "-c", "from derender.farm.local import LocalFarm\n"
-         "import time\nf = LocalFarm(workers=1, size=32, metrics_interval=0).start()\n"
-         "print('PIDS', f.pid, f.run_dir, *[w['pid'] for w in f.status()['workers']],"
-         " flush=True)\n"
-         "time.sleep(600)\n"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from derender.farm.local import LocalFarm\n"
+            "import time\nf = LocalFarm(workers=1, size=32, metrics_interval=0).start()\n"
+            "print('PIDS', f.pid, f.run_dir, *[w['pid'] for w in f.status()['workers']],"
+            " flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = next(x for x in owner.stdout if x.startswith("PIDS "))
         farm_pid, run_dir, *worker_pids = line.split()[1:]
@@ -95,8 +121,7 @@ def test_a_farm_whose_owner_is_sigkilled_stops_and_cleans_up():
         owner.wait()
     deadline = time.monotonic() + 30
     pids = [int(farm_pid), *map(int, worker_pids)]
-    while time.monotonic() < deadline and (any(_alive(p) for p in pids)
-                                           or os.path.exists(run_dir)):
+    while time.monotonic() < deadline and (any(_alive(p) for p in pids) or os.path.exists(run_dir)):
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids) and not os.path.exists(run_dir)
 

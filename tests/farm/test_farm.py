@@ -100,8 +100,11 @@ def test_a_sigstopped_worker_is_detected_and_replaced(farm, client, target, all_
         # work keeps flowing meanwhile (the other worker, then the replacement)
         results = client.step_many([dsl_program(target.scene)] * 6, target)
         assert [r.outcome for r in results] == ["ok"] * 6
-        wait_for(lambda: victim["id"] not in {w["id"] for w in farm.status()["workers"]},
-                 30, "the stopped worker to be dropped")
+        wait_for(
+            lambda: victim["id"] not in {w["id"] for w in farm.status()["workers"]},
+            30,
+            "the stopped worker to be dropped",
+        )
         replaced = all_idle()
         assert victim["id"] not in {w["id"] for w in replaced}
         with pytest.raises(ProcessLookupError):
@@ -129,7 +132,8 @@ def test_a_spinning_script_is_cut_at_the_hard_deadline(farm, client, target, all
 
 
 def test_a_poisoned_script_fails_alone_and_workers_are_not_blamed(
-        farm, client, target, poison, all_idle):
+    farm, client, target, poison, all_idle
+):
     all_idle()
     before = farm.status()
     good = dsl_program(target.scene)
@@ -158,8 +162,13 @@ def test_clients_that_disconnect_do_not_stall_the_farm(farm, client, target, wai
         sock = ctx.socket(zmq.DEALER)
         sock.connect(farm.address)
         for i in range(10):
-            header = {"v": 1, "id": f"gone-{k}-{i}", "type": "step", "script": good,
-                      "target": {"target_id": target.target_id}}
+            header = {
+                "v": 1,
+                "id": f"gone-{k}-{i}",
+                "type": "step",
+                "script": good,
+                "target": {"target_id": target.target_id},
+            }
             sock.send_multipart([b"", *codec.encode(header)])
         sock.close(linger=500)  # the requests are sent, then the client is gone
     t0 = time.monotonic()
@@ -180,8 +189,13 @@ def test_a_full_queue_answers_overloaded_and_does_not_grow(farm, client, target)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(farm.address)
     for i in range(150):
-        header = {"v": 1, "id": i, "type": "step", "script": good,
-                  "target": {"target_id": target.target_id}}
+        header = {
+            "v": 1,
+            "id": i,
+            "type": "step",
+            "script": good,
+            "target": {"target_id": target.target_id},
+        }
         sock.send_multipart([b"", *codec.encode(header)])
     assert farm.status()["queue"] <= 64
     replies = {}

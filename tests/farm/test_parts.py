@@ -14,11 +14,17 @@ from derender.scenes import generate_scene, scene_to_clevr
 
 def test_config_loads_toml_and_flags_override(tmp_path):
     path = tmp_path / "farm.toml"
-    path.write_text('workers = 3\nengine = "cycles"\nsize = 64\ngpus = [0, 1]\n'
-                    'hard_deadline = 9.5\n')
+    path.write_text(
+        'workers = 3\nengine = "cycles"\nsize = 64\ngpus = [0, 1]\nhard_deadline = 9.5\n'
+    )
     cfg = FarmConfig.load(path, workers=5, engine=None)
     assert (cfg.workers, cfg.engine, cfg.size, cfg.gpus, cfg.hard_deadline) == (
-        5, "cycles", 64, (0, 1), 9.5)
+        5,
+        "cycles",
+        64,
+        (0, 1),
+        9.5,
+    )
     assert cfg.frame().engine == "cycles" and cfg.frame().width == 64
     assert FarmConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown farm config key"):
@@ -34,8 +40,9 @@ def test_supervisor_pins_gpus_round_robin_and_isolates_temp(tmp_path):
     assert all(e["TMPDIR"] == e["HOME"] == str(tmp_path / f"w{i}") for i, e in enumerate(envs))
     cmd = sup._command("w0-1")
     assert "derender.farm.worker" in cmd and cmd[cmd.index("--identity") + 1] == "w0-1"
-    blender = Supervisor(FarmConfig(blender="/opt/blender/blender", isolate_network=False),
-                         tmp_path, "ipc:///x")._command("w1-2")
+    blender = Supervisor(
+        FarmConfig(blender="/opt/blender/blender", isolate_network=False), tmp_path, "ipc:///x"
+    )._command("w1-2")
     assert blender[:4] == ["/opt/blender/blender", "-b", "--factory-startup", "--python-expr"]
 
 
@@ -54,14 +61,39 @@ def test_reward_stage_scores_everything_queued_in_one_batch_per_preset():
     bodies: dict[int, dict] = {}
     renders = [target.image, noisy, None]
     for i, image in enumerate(renders):
-        result = failed_result("syntax_error", "bad") if image is None else {
-            "outcome": "ok", "message": "", "line": None, "stdout": "", "image": image,
-            "masks": None, "scene": scene_to_clevr(target.scene), "timings": {"render": 0.01}}
-        stage.add(Finished("pass", target, "seed", False, result,
-                           lambda body, i=i: bodies.__setitem__(i, body)))
-    stage.add(Finished("pass", target, "scene", False, {**failed_result("ok", ""),
-              "image": target.image, "scene": scene_to_clevr(target.scene)},
-              lambda body: bodies.__setitem__(3, body)))
+        result = (
+            failed_result("syntax_error", "bad")
+            if image is None
+            else {
+                "outcome": "ok",
+                "message": "",
+                "line": None,
+                "stdout": "",
+                "image": image,
+                "masks": None,
+                "scene": scene_to_clevr(target.scene),
+                "timings": {"render": 0.01},
+            }
+        )
+        stage.add(
+            Finished(
+                "pass", target, "seed", False, result, lambda body, i=i: bodies.__setitem__(i, body)
+            )
+        )
+    stage.add(
+        Finished(
+            "pass",
+            target,
+            "scene",
+            False,
+            {
+                **failed_result("ok", ""),
+                "image": target.image,
+                "scene": scene_to_clevr(target.scene),
+            },
+            lambda body: bodies.__setitem__(3, body),
+        )
+    )
     assert stage.flush() == 4 and stage.batches == 2 and len(stage) == 0
     assert bodies[0]["reward"] > bodies[1]["reward"] > bodies[2]["reward"] == 0.0
     assert bodies[0]["components"]["mse"] == 0.0 and bodies[1]["components"]["mse"] > 0
@@ -85,8 +117,11 @@ def test_metrics_percentiles_and_rate():
 def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
     import time
 
-    sup = Supervisor(FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5,
-                                isolate_network=False), tmp_path, "ipc:///x")
+    sup = Supervisor(
+        FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5, isolate_network=False),
+        tmp_path,
+        "ipc:///x",
+    )
 
     def delay(blame: bool) -> float:
         sup.restart(0, blame=blame)
@@ -99,9 +134,14 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
     assert sup.restarts == 6
 
 
-@pytest.mark.parametrize("options", [{"backend": "tcp://0.0.0.0:7777"},
-                                     {"bind": "tcp://0.0.0.0:7778"},
-                                     {"remote_backend": "tcp://0.0.0.0:7779"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"backend": "tcp://0.0.0.0:7777"},
+        {"bind": "tcp://0.0.0.0:7778"},
+        {"remote_backend": "tcp://0.0.0.0:7779"},
+    ],
+)
 def test_exposed_addresses_without_curve_keys_are_refused(tmp_path, options):
     from derender.farm.broker import Broker
     from derender.protocol.transport import InsecureBind

@@ -23,9 +23,22 @@ def _free_port() -> int:
 def _worker(farm: LocalFarm, identity: str, *extra: str) -> subprocess.Popen:
     assert farm.config.remote_backend is not None
     return subprocess.Popen(
-        [sys.executable, "-m", "derender.farm.worker", "--connect", farm.config.remote_backend,
-         "--identity", identity, "--config", json.dumps(farm.config.to_dict()), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "derender.farm.worker",
+            "--connect",
+            farm.config.remote_backend,
+            "--identity",
+            identity,
+            "--config",
+            json.dumps(farm.config.to_dict()),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def test_remote_worker_joins_with_keys_and_a_stranger_does_not(tmp_path):
@@ -34,14 +47,27 @@ def test_remote_worker_joins_with_keys_and_a_stranger_does_not(tmp_path):
     _, worker_secret = create_keypair(clients, "worker")  # its .key is what the farm trusts
     _, stranger_secret = create_keypair(tmp_path / "stranger", "stranger")
     remote = f"tcp://127.0.0.1:{_free_port()}"
-    with LocalFarm(workers=1, engine="workbench", size=32, metrics_interval=0,
-                   remote_backend=remote, curve_secret=str(server_secret),
-                   curve_clients=str(clients)) as farm:
+    with LocalFarm(
+        workers=1,
+        engine="workbench",
+        size=32,
+        metrics_interval=0,
+        remote_backend=remote,
+        curve_secret=str(server_secret),
+        curve_clients=str(clients),
+    ) as farm:
         procs = [
-            _worker(farm, "remote-1", "--server-key", str(server_public),
-                    "--keys", str(worker_secret)),
-            _worker(farm, "stranger-1", "--server-key", str(server_public),
-                    "--keys", str(stranger_secret)),
+            _worker(
+                farm, "remote-1", "--server-key", str(server_public), "--keys", str(worker_secret)
+            ),
+            _worker(
+                farm,
+                "stranger-1",
+                "--server-key",
+                str(server_public),
+                "--keys",
+                str(stranger_secret),
+            ),
         ]
         try:
             deadline = time.monotonic() + 120

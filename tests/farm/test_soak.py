@@ -27,8 +27,15 @@ MIX = [  # one violation in ten: each recycles its worker (a Blender restart, ~2
 
 
 def _soak(steps: int) -> None:
-    with LocalFarm(workers=2, engine="workbench", size=32, metrics_interval=0,
-                   sandbox_deadline=2.0, hard_deadline=20.0, recycle_every=25) as farm:
+    with LocalFarm(
+        workers=2,
+        engine="workbench",
+        size=32,
+        metrics_interval=0,
+        sandbox_deadline=2.0,
+        hard_deadline=20.0,
+        recycle_every=25,
+    ) as farm:
         run_dir = farm.run_dir
         assert run_dir is not None
         with Client(farm.address, timeout=300.0) as client:
@@ -39,8 +46,8 @@ def _soak(steps: int) -> None:
             rss: list[float] = []
             done = 0
             for chunk in range(0, steps, 250):
-                part = client.step_many(scripts[chunk:chunk + 250], target, window=64)
-                assert [r.outcome for r in part] == [o for o, _ in plan[chunk:chunk + 250]]
+                part = client.step_many(scripts[chunk : chunk + 250], target, window=64)
+                assert [r.outcome for r in part] == [o for o, _ in plan[chunk : chunk + 250]]
                 done += len(part)
                 workers = farm.status()["workers"]
                 rss.append(max(w["rss_mb"] for w in workers))
@@ -56,8 +63,9 @@ def _soak(steps: int) -> None:
                 files = [p for p in wdir.rglob("*") if p.is_file()]
                 assert len(files) < 20, files
             live = {f"{w['id']}-" for w in status["workers"]}
-            leftover = [p.name for p in run_dir.glob("w*")
-                        if not any(p.name.startswith(x) for x in live)]
+            leftover = [
+                p.name for p in run_dir.glob("w*") if not any(p.name.startswith(x) for x in live)
+            ]
             assert leftover == []  # dead workers' temp dirs are deleted at once
             # (a worker still starting has not told its pid yet: pid 0)
             pids = [w["pid"] for w in status["workers"] if w["pid"] > 0] + [farm.pid]

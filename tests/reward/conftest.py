@@ -57,9 +57,7 @@ def draw(scene: Scene, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
     mask = np.zeros((size, size), dtype=np.int32)
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     focal = frame.camera.lens / frame.camera.sensor_width * size
-    order = sorted(
-        range(len(scene)), key=lambda i: -frame.project(scene.objects[i].position)[2]
-    )
+    order = sorted(range(len(scene)), key=lambda i: -frame.project(scene.objects[i].position)[2])
     for i in order:
         obj = scene.objects[i]
         u, v, depth = frame.project(obj.position)

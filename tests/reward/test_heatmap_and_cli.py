@@ -20,7 +20,7 @@ def test_heatmap_shows_where_the_render_is_wrong(synth, scenes20) -> None:
     assert same.max() <= UNDERLAY * 255 + 1
     moved, moved_mask = synth.draw(synth.near_miss(scene, 0.6))
     heat = heatmap(moved, target).astype(float).sum(axis=-1)
-    changed = (mask != moved_mask)
+    changed = mask != moved_mask
     assert heat[changed].mean() > 3 * heat[~changed].mean()
     with pytest.raises(ValueError, match="differ in shape"):
         heatmap(target[:64], target)

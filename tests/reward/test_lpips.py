@@ -118,9 +118,7 @@ def test_trunk_loads_from_the_torch_hub_cache(offline_torch_hub: Path) -> None:
     assert ours.trunk_path() == ckpt
     assert f"trunk=alexnet-owt:{ours.file_digest(ckpt)}" in model.identity
     a, b = _images(2)
-    np.testing.assert_allclose(
-        ours.distance(model, a, b), ours.distance(donor, a, b), rtol=1e-6
-    )
+    np.testing.assert_allclose(ours.distance(model, a, b), ours.distance(donor, a, b), rtol=1e-6)
 
 
 def test_missing_trunk_is_reported_once_and_scoring_goes_on(
