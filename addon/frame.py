@@ -10,7 +10,7 @@ it differs from the spec.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bpy
@@ -374,6 +374,23 @@ def _foreign() -> list[bpy.types.ID]:
                 continue
             out.append(idb)
     return out
+
+
+def adopt_user_data() -> int:
+    """Count every foreign datablock as part of the frame from now on, except objects in
+    the frame's own scene (the agent's stage); returns how many were adopted.
+
+    Inside the Blender GUI the person's own work (objects in their scenes, texts, images)
+    lives beside the frame; the GUI session calls this before each request, so a reset
+    removes only what that request created. Headless workers never call it."""
+    global _frame
+    if _frame is None or not assets.alive(_frame.scene):
+        return 0
+    staged = {o.as_pointer() for o in _frame.scene.objects}
+    keep = [i for i in _foreign() if i.as_pointer() not in staged]
+    if keep:
+        _frame = replace(_frame, ids=_frame.ids | {_key(i) for i in keep})
+    return len(keep)
 
 
 def reset(spec: FrameSpec) -> None:

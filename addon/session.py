@@ -4,7 +4,9 @@ The panel's "Load target" and "Run in sandbox" go through the same
 :class:`derender.protocol.handler.Handler` as a remote client's ``reset`` and ``step``, so
 a person at the panel sees exactly what an agent gets (sandbox, render, reward). The
 frame lives in its own scene, ``derender``, in the current file: the user's scenes are
-left alone, and the service resets only that scene's frame between requests.
+left alone, and the service resets only that scene's frame between requests: before each
+request the session adopts whatever the person made since (``frame.adopt_user_data``), so a
+reset never deletes their own work.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import bpy
 from ..protocol.handler import Handler
 from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem, TargetRef
 from ..scenes import FrameSpec, Scene
+from .frame import adopt_user_data
 from .preferences import Settings
 
 SCENE_NAME = "derender"
@@ -72,6 +75,7 @@ class Session:
     ) -> dict:
         """Render and cache a target: a scene, or a generator (seed, index)."""
         handler = self.build(spec, settings.preset)
+        adopt_user_data()
         t = SceneTarget(target) if isinstance(target, Scene) else SeedTarget(*target)
         self.target = handler.handle(Reset(self._id(), t, masks=True))
         self.result = None
@@ -83,6 +87,7 @@ class Session:
             raise SessionError("load a target first: there is nothing to compare with")
         if self.handler.frame_hash != spec.hash():
             raise SessionError("the frame settings changed since the target was loaded")
+        adopt_user_data()
         item = StepItem(script, TargetRef(self.target["target_id"]), seed)
         self.result = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
         return self.result
@@ -106,6 +111,7 @@ class Session:
             curve = CurveConfig(keys / "server.key_secret", keys / "clients")
         handler = self.build(spec, settings.preset)
         self.server = Server(handler, endpoint, curve)
+        self.server.before_request = adopt_user_data
         self.server.start_timer(SERVER_INTERVAL_S, SERVER_BUDGET_S)
         self._served_seen = 0
         bpy.app.timers.register(_redraw_tick, first_interval=REDRAW_INTERVAL_S, persistent=True)

@@ -157,6 +157,56 @@ def test_run_script_scores_the_ground_truth_and_keeps_the_text(derender_addon):
     assert SESSION.result["line"] is not None
 
 
+def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
+    from derender.protocol.client import Client
+
+    bpy = derender_addon
+    user_scene = bpy.context.scene
+    assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
+    # Made after the frame was built, in the person's own scene: must never be reset away.
+    mesh = bpy.data.meshes.new("my_mesh")
+    mine = bpy.data.objects.new("my_object", mesh)
+    user_scene.collection.objects.link(mine)
+    notes = bpy.data.texts.new("notes.txt")
+    # Put on the frame's stage by hand: that is the agent's area and is cleared.
+    staged = bpy.data.objects.new("stray", None)
+    bpy.data.scenes[SCENE_NAME].collection.objects.link(staged)
+    staged_name = staged.name
+
+    text = bpy.data.texts.new("agent.py")
+    text.from_string("add_object('sphere', 'small', 'metal', 'red', 0.0, 0.0)\n")
+    bpy.context.scene.derender.script = text
+    assert bpy.ops.derender.run_script() == {"FINISHED"}
+    assert SESSION.result["outcome"] == "ok", SESSION.result["message"]
+
+    prefs = bpy.context.preferences.addons["derender"].preferences
+    prefs.port = 0
+    assert bpy.ops.derender.server_start() == {"FINISHED"}
+    server = SESSION.server
+    later = bpy.data.materials.new("made_while_serving")
+    replies = {}
+
+    def client() -> None:
+        with Client(server.endpoints[0], timeout=60) as c:
+            replies["step"] = c.step("print(2)", c.reset(seed=0))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    while thread.is_alive():
+        server._timer()
+        thread.join(0.01)
+    assert bpy.ops.derender.server_stop() == {"FINISHED"}
+    assert replies["step"].outcome == "ok"
+
+    assert bpy.data.objects.get("my_object") is not None
+    assert bpy.data.meshes.get("my_mesh") is not None
+    assert bpy.data.texts.get("notes.txt") is not None
+    assert bpy.data.materials.get("made_while_serving") is not None
+    assert staged_name not in bpy.data.objects
+    assert frame_mod.frame_differences(SESSION.frame) == []
+    del mine, notes, later
+
+
 def test_server_start_serves_from_its_timer_and_stops(derender_addon):
     from derender.protocol.client import Client
 
