@@ -13,6 +13,9 @@ the edit into the next request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import bmesh
 import bpy
 import numpy as np
@@ -81,12 +84,13 @@ def _mesh_print(mesh: bpy.types.Mesh) -> tuple:
 def _material_print(mat: bpy.types.Material) -> tuple:
     bsdf = compat.principled_bsdf(mat)
     inputs = tuple(
-        tuple(bsdf.inputs[name].default_value)
+        tuple(cast(bpy.types.NodeSocketColor, bsdf.inputs[name]).default_value)
         if name == "Base Color"
-        else bsdf.inputs[name].default_value
+        else cast(bpy.types.NodeSocketFloat, bsdf.inputs[name]).default_value
         for name in ("Base Color", "Metallic", "Roughness")
     )
-    nodes = (len(mat.node_tree.nodes), len(mat.node_tree.links))
+    tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # principled_bsdf found it
+    nodes = (len(tree.nodes), len(tree.links))
     return (mat.name, tuple(mat.diffuse_color), mat.metallic, mat.roughness, inputs, nodes)
 
 
@@ -121,9 +125,9 @@ def setup_material(mat: bpy.types.Material, material: str, color: str) -> None:
     mat.metallic = pbr["metallic"]
     mat.roughness = pbr["roughness"]
     bsdf = compat.principled_bsdf(mat)
-    bsdf.inputs["Base Color"].default_value = rgba
-    bsdf.inputs["Metallic"].default_value = pbr["metallic"]
-    bsdf.inputs["Roughness"].default_value = pbr["roughness"]
+    cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"]).default_value = rgba
+    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"]).default_value = pbr["metallic"]
+    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Roughness"]).default_value = pbr["roughness"]
 
 
 def material(material: str, color: str) -> bpy.types.Material:
@@ -162,7 +166,11 @@ def drop_modified() -> list[str]:
     Returns their names. They are rebuilt on the next request for them.
     """
     dropped: list[bpy.types.ID] = []
-    for cache, printer in ((_MESHES, _mesh_print), (_MATERIALS, _material_print)):
+    caches: tuple[tuple[dict[Any, Any], Callable[[Any], tuple]], ...] = (
+        (_MESHES, _mesh_print),
+        (_MATERIALS, _material_print),
+    )
+    for cache, printer in caches:
         for key, idb in list(cache.items()):
             if not alive(idb):
                 del cache[key]

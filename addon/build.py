@@ -8,6 +8,8 @@ carry different materials, and the cube's bevel is a modifier on the object.
 
 from __future__ import annotations
 
+from typing import cast
+
 import bpy
 
 from ..scenes import universe
@@ -34,13 +36,13 @@ def add_object(
     obj.rotation_euler = (0.0, 0.0, spec.rotation)
     obj.scale = (r, r, r)
     if spec.shape == "cube":
-        bevel = obj.modifiers.new(name="Bevel", type="BEVEL")
+        bevel = cast(bpy.types.BevelModifier, obj.modifiers.new(name="Bevel", type="BEVEL"))
         bevel.width = universe.BEVEL_WIDTH
         bevel.segments = universe.BEVEL_SEGMENTS
     slot = obj.material_slots[0]
     slot.link = "OBJECT"
     slot.material = assets.material(spec.material, spec.color)
-    bpy.context.scene.collection.objects.link(obj)
+    cast(bpy.types.Scene, bpy.context.scene).collection.objects.link(obj)
     return obj
 
 

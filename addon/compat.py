@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import bpy
 
 ENGINE_IDS_5: dict[str, str] = {
@@ -48,7 +50,7 @@ def principled_bsdf(mat: bpy.types.Material) -> bpy.types.ShaderNode:
     """The material's Principled BSDF node (found by type: its name is user-editable)."""
     for node in ensure_node_tree(mat).nodes:
         if node.type == "BSDF_PRINCIPLED":
-            return node
+            return cast(bpy.types.ShaderNode, node)
     raise RuntimeError(f"material {mat.name!r} has no Principled BSDF node")
 
 
@@ -64,8 +66,9 @@ def cycles_device() -> str:
     global _cycles_device
     if _cycles_device is None:
         _cycles_device = "CPU"
-        addon = bpy.context.preferences.addons.get("cycles")
-        prefs = addon.preferences if addon is not None else None
+        addon = cast(bpy.types.Preferences, bpy.context.preferences).addons.get("cycles")
+        # CyclesPreferences: defined by the Cycles add-on, unknown to the stubs
+        prefs: Any = addon.preferences if addon is not None else None
         for backend in _GPU_BACKENDS if prefs is not None else ():
             try:
                 prefs.compute_device_type = backend

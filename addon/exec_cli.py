@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..scenes.frame import ENGINES, FrameSpec
 
@@ -113,7 +113,7 @@ def _run(
     script: str,
     target: Scene | None,
     reward_spec: RewardSpec,
-) -> tuple[dict[str, object], StepResult]:
+) -> tuple[dict[str, Any], StepResult]:
     """Build the frame, run the script, write the PNGs; the report and the result."""
     import bpy
     from PIL import Image
@@ -123,7 +123,7 @@ def _run(
     bpy.ops.wm.read_factory_settings(use_empty=True)
     service = Service(spec, limits)
     result = service.step(script, seed=args.seed, masks=target is not None)
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "outcome": result.outcome,
         "message": result.message,
         "line": result.line,

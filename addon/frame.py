@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, cast
 
 import bpy
 import numpy as np
@@ -78,22 +78,24 @@ def _ground_coords(spec: FrameSpec) -> list[tuple[float, float, float]]:
 
 
 def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
-    data = bpy.data.lights.new(light.name, type=light.kind)
+    kind = cast("Literal['AREA', 'SUN']", light.kind)  # Light validates it
+    data = bpy.data.lights.new(light.name, type=kind)
     obj = _link(scene, bpy.data.objects.new(light.name, data))
     _set_light(obj, light)
     return obj
 
 
 def _set_light(obj: bpy.types.Object, light: Light) -> None:
-    data = obj.data
+    data = cast("bpy.types.AreaLight | bpy.types.SunLight", obj.data)  # by light.kind
     data.energy = light.strength
     data.color = light.color
     data.use_shadow = True
     if light.kind == "AREA":
-        data.shape = "SQUARE"
-        data.size = light.size
-    else:
-        data.angle = light.size  # a sun's "size" is its angular diameter, radians
+        area = cast(bpy.types.AreaLight, data)
+        area.shape = "SQUARE"
+        area.size = light.size
+    else:  # a sun's "size" is its angular diameter, radians
+        cast(bpy.types.SunLight, data).angle = light.size
     obj.matrix_world = look_at(light.location, light.target)
 
 
@@ -132,7 +134,7 @@ def build_frame(spec: FrameSpec) -> None:
         bpy.data.batch_remove(_foreign())
         settings.apply(_frame.scene, _frame.render)  # undo tampering before the new snapshot
     _remove_frame()
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)  # always set, headless or in the GUI
     _clear_scene(scene)
 
     cam_data = bpy.data.cameras.new("Camera")
@@ -160,8 +162,10 @@ def build_frame(spec: FrameSpec) -> None:
     world = bpy.data.worlds.new("World")
     world.color = spec.world_color
     background = _world_background(world)
-    background.inputs["Color"].default_value = (*spec.world_color, 1.0)
-    background.inputs["Strength"].default_value = spec.world_strength
+    color = cast(bpy.types.NodeSocketColor, background.inputs["Color"])
+    color.default_value = (*spec.world_color, 1.0)
+    strength = cast(bpy.types.NodeSocketFloat, background.inputs["Strength"])
+    strength.default_value = spec.world_strength
     scene.world = world
 
     apply_render_settings(scene, spec)
@@ -183,15 +187,15 @@ def _set_ground_material(mat: bpy.types.Material, spec: FrameSpec) -> None:
     mat.metallic = 0.0
     mat.roughness = GROUND_ROUGHNESS
     bsdf = compat.principled_bsdf(mat)
-    bsdf.inputs["Base Color"].default_value = rgba
-    bsdf.inputs["Metallic"].default_value = 0.0
-    bsdf.inputs["Roughness"].default_value = GROUND_ROUGHNESS
+    cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"]).default_value = rgba
+    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"]).default_value = 0.0
+    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Roughness"]).default_value = GROUND_ROUGHNESS
 
 
 def _world_background(world: bpy.types.World) -> bpy.types.ShaderNode:
     for node in compat.ensure_node_tree(world).nodes:
         if node.type == "BACKGROUND":
-            return node
+            return cast(bpy.types.ShaderNode, node)
     raise RuntimeError(f"world {world.name!r} has no Background node")
 
 
@@ -219,7 +223,12 @@ def _check_object(out: list[str], key: str, obj: bpy.types.Object, expected: Mat
         out.append(f"{key} is named {obj.name!r}, expected {_frame.names[key]!r}")
     if obj.parent is not None or len(obj.constraints) or obj.animation_data is not None:
         out.append(f"{key} has a parent, constraint or animation")
-    _compare(out, f"{key} matrix", [list(r) for r in obj.matrix_basis], [list(r) for r in expected])
+    _compare(
+        out,
+        f"{key} matrix",
+        [list(r) for r in obj.matrix_basis],  # type: ignore[attr-defined]  # Matrix iterates rows
+        [list(r) for r in expected],  # type: ignore[attr-defined]
+    )
     for flag in _VISIBILITY_FLAGS:
         built = obj.type != "LIGHT" or flag != "visible_camera"  # lights: camera-invisible
         _compare(out, f"{key} {flag}", getattr(obj, flag), built)
@@ -237,16 +246,17 @@ def _check_lights(out: list[str], spec: FrameSpec) -> None:
             out.append(f"{key} is missing")
             continue
         _check_object(out, key, obj, look_at(light.location, light.target))
-        data = obj.data
+        data = cast("bpy.types.AreaLight | bpy.types.SunLight", obj.data)  # obj.type is LIGHT
         _compare(out, f"{key} type", data.type, light.kind)
         _compare(out, f"{key} energy", data.energy, light.strength)
         _compare(out, f"{key} color", data.color, light.color)
         _compare(out, f"{key} use_shadow", data.use_shadow, True)
         if light.kind == "AREA":
-            _compare(out, f"{key} shape", data.shape, "SQUARE")
-            _compare(out, f"{key} size", data.size, light.size)
+            area = cast(bpy.types.AreaLight, data)
+            _compare(out, f"{key} shape", area.shape, "SQUARE")
+            _compare(out, f"{key} size", area.size, light.size)
         else:
-            _compare(out, f"{key} angle", data.angle, light.size)
+            _compare(out, f"{key} angle", cast(bpy.types.SunLight, data).angle, light.size)
         _compare(out, f"{key} node tree", data.node_tree is not None, False)
 
 
@@ -259,7 +269,7 @@ def _check_camera(out: list[str], spec: FrameSpec) -> None:
     if _frame.scene.camera is None or _frame.scene.camera.as_pointer() != cam.as_pointer():
         out.append("scene.camera is not the frame camera")
     _check_object(out, "camera", cam, look_at(spec.camera.location, spec.camera.target))
-    data = cam.data
+    data = cast(bpy.types.Camera, cam.data)  # cam.type is CAMERA
     for attr, value in (
         ("type", "PERSP"), ("lens", spec.camera.lens), ("lens_unit", "MILLIMETERS"),
         ("sensor_fit", "AUTO"), ("sensor_width", spec.camera.sensor_width),
@@ -277,22 +287,30 @@ def _check_ground(out: list[str], spec: FrameSpec) -> None:
         out.append("ground is missing")
         return
     _check_object(out, "ground", ground, Matrix.Identity(4))
-    mesh = ground.data
+    mesh = cast(bpy.types.Mesh, ground.data)  # ground.type is MESH
     co = np.empty(len(mesh.vertices) * 3)
     mesh.vertices.foreach_get("co", co)
     _compare(out, "ground vertices", co, _ground_coords(spec))
     slots = [s.material.name if s.material else None for s in ground.material_slots]
-    if slots != [mat.name] or ground.material_slots[0].material.as_pointer() != mat.as_pointer():
+    if (
+        slots != [mat.name]
+        or cast(bpy.types.Material, ground.material_slots[0].material).as_pointer()
+        != mat.as_pointer()
+    ):
         out.append(f"ground materials are {slots}, expected [{mat.name!r}]")
     rgba = (*spec.ground_color, 1.0)
     _compare(out, "ground diffuse_color", mat.diffuse_color, rgba)
     try:
         bsdf = compat.principled_bsdf(mat)
-        _compare(out, "ground base color", bsdf.inputs["Base Color"].default_value, rgba)
-        _compare(out, "ground roughness", bsdf.inputs["Roughness"].default_value, GROUND_ROUGHNESS)
-        _compare(out, "ground metallic", bsdf.inputs["Metallic"].default_value, 0.0)
-        _compare(out, "ground shader nodes", len(mat.node_tree.nodes), 2)
-        _compare(out, "ground shader links", len(mat.node_tree.links), 1)
+        base = cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"])
+        roughness = cast(bpy.types.NodeSocketFloat, bsdf.inputs["Roughness"])
+        metallic = cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"])
+        _compare(out, "ground base color", base.default_value, rgba)
+        _compare(out, "ground roughness", roughness.default_value, GROUND_ROUGHNESS)
+        _compare(out, "ground metallic", metallic.default_value, 0.0)
+        tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # principled_bsdf found it
+        _compare(out, "ground shader nodes", len(tree.nodes), 2)
+        _compare(out, "ground shader links", len(tree.links), 1)
     except RuntimeError as exc:
         out.append(str(exc))
 
@@ -310,11 +328,13 @@ def _check_world(out: list[str], spec: FrameSpec) -> None:
     except RuntimeError as exc:
         out.append(str(exc))
         return
-    _compare(out, "world background color", bg.inputs["Color"].default_value,
-             (*spec.world_color, 1.0))  # fmt: skip
-    _compare(out, "world strength", bg.inputs["Strength"].default_value, spec.world_strength)
-    _compare(out, "world shader nodes", len(world.node_tree.nodes), 2)
-    _compare(out, "world shader links", len(world.node_tree.links), 1)
+    color = cast(bpy.types.NodeSocketColor, bg.inputs["Color"])
+    strength = cast(bpy.types.NodeSocketFloat, bg.inputs["Strength"])
+    _compare(out, "world background color", color.default_value, (*spec.world_color, 1.0))
+    _compare(out, "world strength", strength.default_value, spec.world_strength)
+    tree = cast(bpy.types.ShaderNodeTree, world.node_tree)  # _world_background found it
+    _compare(out, "world shader nodes", len(tree.nodes), 2)
+    _compare(out, "world shader links", len(tree.links), 1)
 
 
 def _check_render(out: list[str], spec: FrameSpec) -> None:
@@ -329,7 +349,7 @@ def frame_differences(spec: FrameSpec) -> list[str]:
     """What differs, by value, between the built frame and ``spec``; [] if intact."""
     if _frame is None or not assets.alive(_frame.scene):
         return ["the frame is not built"]
-    if bpy.context.scene.as_pointer() != _frame.scene.as_pointer():
+    if cast(bpy.types.Scene, bpy.context.scene).as_pointer() != _frame.scene.as_pointer():
         return ["the current scene is not the frame's scene"]
     out: list[str] = []
     if _frame.spec != spec:

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="union-attr,misc"
+# (fake-bpy: context members are Optional, Scene.derender is registered at runtime, and
+# Operator.execute returns a Literal set where _Operator's mixin returns set[str])
 """The panel's operators (``bpy.ops.derender.*``).
 
 Each operator reports failures with ``self.report({"ERROR"}, ...)`` and returns
@@ -11,6 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal
 
 import bpy
 import numpy as np
@@ -66,7 +70,7 @@ def set_image(name: str, rgb: np.ndarray) -> bpy.types.Image:
         img = bpy.data.images.new(name, w, h, alpha=False)
     rgba = np.ones((h, w, 4), np.float32)
     rgba[..., :3] = rgb[::-1, :, :3] / np.float32(255.0)  # Blender stores rows bottom-up
-    img.pixels.foreach_set(rgba.ravel())
+    img.pixels.foreach_set(rgba.ravel())  # type: ignore[attr-defined]  # a bpy_prop_array
     img.update()
     return img
 
@@ -93,6 +97,7 @@ def show_image(context: bpy.types.Context, img: bpy.types.Image) -> bool:
 
 
 def _compare_array() -> np.ndarray:
+    assert SESSION.target is not None  # both callers have checked that a target is loaded
     target = SESSION.target["image"]
     render = SESSION.result["image"] if SESSION.result else None
     if render is None:  # the script failed before rendering: show an empty slot
@@ -102,6 +107,11 @@ def _compare_array() -> np.ndarray:
 
 class _Operator:
     """Shared execute: run ``action`` and turn any failure into an ERROR report."""
+
+    if TYPE_CHECKING:  # provided by bpy.types.Operator, which every subclass also derives
+        bl_label: str
+
+        def report(self, type: set[str], message: str) -> None: ...
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         try:
@@ -198,7 +208,7 @@ class DERENDER_OT_random_target(_Operator, bpy.types.Operator):
     def action(self, context: bpy.types.Context) -> set[str]:
         props = context.scene.derender
         props.seed, props.index = random.randrange(2**31 - 1), 0
-        return bpy.ops.derender.load_target(source="SEED")
+        return bpy.ops.derender.load_target(source="SEED")  # type: ignore[attr-defined]
 
 
 class DERENDER_OT_show_image(_Operator, bpy.types.Operator):
@@ -240,7 +250,7 @@ class DERENDER_OT_run_script(_Operator, bpy.types.Operator):
             text.from_string(source)
             context.scene.derender.script = text
         self._show(context, COMPARE_IMAGE, _compare_array())
-        level = "INFO" if result["outcome"] == "ok" else "WARNING"
+        level: Literal["INFO", "WARNING"] = "INFO" if result["outcome"] == "ok" else "WARNING"
         where = f" (line {result['line']})" if result["line"] is not None else ""
         self.report(
             {level},

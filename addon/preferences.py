@@ -9,6 +9,7 @@ same defaults when ``derender.register()`` was called directly (tests, scripts).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
@@ -98,7 +99,7 @@ class DerenderPreferences(bpy.types.AddonPreferences):
 
 
 def settings(context: bpy.types.Context) -> Settings:
-    addon = context.preferences.addons.get(ADDON_ID)
+    addon = cast(bpy.types.Preferences, context.preferences).addons.get(ADDON_ID)
     if addon is None or addon.preferences is None:
         return Settings()
     p = addon.preferences

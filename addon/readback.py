@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import bpy
 
@@ -39,9 +40,9 @@ def _base_color_and_metallic(mat: bpy.types.Material) -> tuple[tuple[float, ...]
         bsdf = compat.principled_bsdf(mat)
     except RuntimeError:
         return tuple(mat.diffuse_color), float(mat.metallic)
-    return tuple(bsdf.inputs["Base Color"].default_value), float(
-        bsdf.inputs["Metallic"].default_value
-    )
+    base = cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"])
+    metallic = cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"])
+    return tuple(base.default_value), float(metallic.default_value)
 
 
 def _nearest_size(shape: str, radius: float) -> str:
@@ -55,10 +56,12 @@ def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
         return f"{name!r}: not a CLEVR shape"
     if obj.type != "MESH":
         return f"{name!r}: not a mesh"
-    rx, ry, rz = obj.rotation_euler
+    # Euler and Vector are sequences of floats (the mathutils stubs lack __iter__)
+    rx, ry, rz = cast("Sequence[float]", obj.rotation_euler)
     if abs(rx) > _TILT_TOL or abs(ry) > _TILT_TOL or obj.rotation_mode != "XYZ":
-        return f"{name!r}: tilted (rotation {tuple(round(a, 4) for a in obj.rotation_euler)})"
-    dims = tuple(obj.dimensions)
+        euler = cast("Sequence[float]", obj.rotation_euler)
+        return f"{name!r}: tilted (rotation {tuple(round(a, 4) for a in euler)})"
+    dims = tuple(cast("Sequence[float]", obj.dimensions))
     if not all(math.isfinite(d) for d in dims):
         return f"{name!r}: non-finite dimensions"
     if min(dims) <= 0 or (max(dims) - min(dims)) > _SCALE_TOL * max(dims):
@@ -68,7 +71,7 @@ def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
         return f"{name!r}: no material"
     rgba, metallic = _base_color_and_metallic(mat)
     size = _nearest_size(shape, dims[2] / 2.0)
-    x, y, z = (float(v) for v in obj.location)
+    x, y, z = (float(v) for v in cast("Sequence[float]", obj.location))
     if not all(math.isfinite(v) for v in (x, y, z, rz)):
         return f"{name!r}: non-finite transform"
     resting = universe.radius(shape, size)
@@ -86,7 +89,8 @@ def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
 
 def read_back(objects: Sequence[tuple[bpy.types.Object, str | None]]) -> Readback:
     """Map the (object, creating shape) pairs, in order; unmappable ones are skipped."""
-    bpy.context.view_layer.update()  # dimensions need the evaluated bounding boxes
+    # dimensions need the evaluated bounding boxes
+    cast(bpy.types.ViewLayer, bpy.context.view_layer).update()
     mapped: list[SceneObject] = []
     reasons: list[str] = []
     for obj, shape in objects:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import bpy
 from bpy.app.handlers import persistent
 from bpy.props import PointerProperty
@@ -17,7 +19,10 @@ from .session import SESSION
 
 CLASSES = (DerenderPreferences, DerenderSceneSettings, *operators.CLASSES, *ui.CLASSES)
 
-_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+# the stubs say register_classes_factory returns None; it returns (register, unregister)
+_register_classes: Callable[[], None]
+_unregister_classes: Callable[[], None]
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)  # type: ignore[func-returns-value,misc]
 
 
 @persistent
@@ -28,7 +33,8 @@ def _on_load_pre(*_args: object) -> None:
 
 def register() -> None:
     _register_classes()
-    bpy.types.Scene.derender = PointerProperty(type=DerenderSceneSettings)
+    # a runtime-registered property, unknown to the stubs (whose PointerProperty returns None)
+    bpy.types.Scene.derender = PointerProperty(type=DerenderSceneSettings)  # type: ignore[attr-defined,func-returns-value]
     bpy.app.handlers.load_pre.append(_on_load_pre)
 
 

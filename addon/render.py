@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -66,7 +66,7 @@ def _render_png(scene: bpy.types.Scene, mode: str) -> np.ndarray:
 
 def render_image(spec: FrameSpec) -> np.ndarray:
     """Render the current scene: H x W x 3 uint8 sRGB, top row first (as the PNG)."""
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)
     image = _render_png(scene, "RGB")
     if image.shape[:2] != (spec.height, spec.width):
         raise RenderError(
@@ -88,7 +88,8 @@ _BYTE_TO_LEVEL = np.abs(np.arange(256)[:, None] - _LEVEL_BYTES[None, :]).argmin(
 
 def _id_color(index: int) -> tuple[float, float, float, float]:
     digits = (index % _LEVELS, index // _LEVELS % _LEVELS, index // _LEVELS**2)
-    return (*(d / (_LEVELS - 1) for d in digits), 1.0)
+    r, g, b = (d / (_LEVELS - 1) for d in digits)
+    return (r, g, b, 1.0)
 
 
 class _Overrides:
@@ -141,7 +142,7 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
     ids: dict[int, int] = {}
     for i, obj in enumerate(objects):
         ids.setdefault(obj.as_pointer(), i + 1)
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)
     overrides = _Overrides()
     try:
         for path, value in _MASK_SETTINGS.items():

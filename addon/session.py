@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 
@@ -56,8 +56,9 @@ class Session:
             return self.handler
         if self.server is not None:
             raise SessionError(
-                f"the server is serving frame {self.handler.frame_hash}: stop it before "
-                f"changing the frame to {spec.hash()}"
+                # a server is only started with a handler (start_server builds one first)
+                f"the server is serving frame {cast(Handler, self.handler).frame_hash}: "
+                f"stop it before changing the frame to {spec.hash()}"
             )
         from .service import Service
 
@@ -139,10 +140,17 @@ def ensure_scene() -> bpy.types.Scene:
     scene = bpy.data.scenes.get(SCENE_NAME) or bpy.data.scenes.new(SCENE_NAME)
     source = bpy.context.scene
     if source is not None and source != scene:
-        for prop in source.derender.bl_rna.properties:
+        # Scene.derender is registered at runtime (registration.register): not in the stubs
+        for prop in source.derender.bl_rna.properties:  # type: ignore[attr-defined]
             if prop.identifier != "rna_type":
-                setattr(scene.derender, prop.identifier, getattr(source.derender, prop.identifier))
-    window = bpy.context.window or next(iter(bpy.context.window_manager.windows), None)
+                setattr(
+                    scene.derender,  # type: ignore[attr-defined]
+                    prop.identifier,
+                    getattr(source.derender, prop.identifier),  # type: ignore[attr-defined]
+                )
+    window = bpy.context.window or next(
+        iter(cast(bpy.types.WindowManager, bpy.context.window_manager).windows), None
+    )
     if window is not None and window.scene != scene:
         window.scene = scene
     return scene
@@ -153,7 +161,7 @@ def _redraw_tick() -> float:
     server = SESSION.server
     if server is not None and server.handled != SESSION._served_seen:
         SESSION._served_seen = server.handled
-        for window in bpy.context.window_manager.windows:
+        for window in cast(bpy.types.WindowManager, bpy.context.window_manager).windows:
             for area in window.screen.areas:
                 if area.type == "VIEW_3D":
                     area.tag_redraw()

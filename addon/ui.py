@@ -1,3 +1,6 @@
+# mypy: disable-error-code="union-attr,misc"
+# (fake-bpy: context.scene and self.layout are Optional, Scene.derender is registered at
+# runtime, and Panel types bl_space_type/bl_region_type as Literals where _Base has str)
 """The 3D Viewport sidebar tab "derender": frame, target, script and server sections.
 
 Panels only draw: every action is an operator in ``addon.operators``; results come from

@@ -1,3 +1,6 @@
+# mypy: disable-error-code="union-attr,attr-defined"
+# (fake-bpy: context members are Optional; Scene.derender and bpy.ops.derender exist only
+# once the add-on is registered)
 """Latency of the sidebar panel's operators and of the GUI server's timer tick.
 
 In one headless Blender with the add-on enabled, at one engine/size: build the frame,

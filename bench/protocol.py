@@ -96,7 +96,7 @@ def _measure(ep: str, handler: Handler, target_id: str, n: int, preset_name: str
     step_frames = codec.encode(
         Step("s", StepItem("add_object()", target_id), preset_name).to_wire()
     )
-    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     raw.connect(ep)
     server_work: list[float] = []
 

@@ -25,7 +25,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -85,7 +85,7 @@ def bench_readback(spec: FrameSpec, repeats: int) -> dict[str, float]:
     """Median ms of render + write + decode per file format (Workbench, one scene)."""
     frame.reset(spec)
     build.build(generate_scene(0, 0))
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)
     settings = scene.render.image_settings
     base = scene.render.filepath.rsplit(".", 1)[0]
     results: dict[str, float] = {
@@ -96,7 +96,7 @@ def bench_readback(spec: FrameSpec, repeats: int) -> dict[str, float]:
         ("png_c0", "PNG", "png", 0), ("png_c15", "PNG", "png", 15),
         ("bmp", "BMP", "bmp", None), ("tga_raw", "TARGA_RAW", "tga", None),
     ):  # fmt: skip
-        settings.file_format = fmt
+        settings.file_format = fmt  # type: ignore[assignment]  # a format id from the table
         if compression is not None:
             settings.compression = compression
         scene.render.filepath = f"{base}.{ext}"

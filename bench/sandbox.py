@@ -14,6 +14,7 @@ Wall time on a shared machine: compare runs on the same host.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -75,9 +76,9 @@ def main() -> None:
     print(f"{head[0]:8}" + "".join(f"{h:>10}" for h in head[1:]))
     for name, src, baseline in rows:
         b = _median_ms(baseline, args.repeat)
-        c = _median_ms(lambda src=src: cold(src), args.repeat)
-        w = _median_ms(lambda src=src: run_script(src, limits), args.repeat)
-        p = _median_ms(lambda src=src: policy._compile.__wrapped__(src), args.repeat)
+        c = _median_ms(functools.partial(cold, src), args.repeat)
+        w = _median_ms(functools.partial(run_script, src, limits), args.repeat)
+        p = _median_ms(functools.partial(policy._compile.__wrapped__, src), args.repeat)
         print(f"{name:8}" + "".join(f"{v:10.2f}" for v in (b, c, w, c - b, w - b, p)))
 
     service = Service(SPEC, limits)

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -114,6 +114,7 @@ def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
 
 def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
     from ..protocol.client import Client
+    from ..protocol.results import StepResult
     from .local import LocalFarm
 
     with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
@@ -126,7 +127,10 @@ def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
             result = client.step(script, target)
             lat.append(time.perf_counter() - t)
         t0 = time.perf_counter()
-        results = client.step_many([script] * steps, target, window=4 * config.workers)
+        # without return_exceptions a failed step raises, so every result is a StepResult
+        results = cast(
+            list[StepResult], client.step_many([script] * steps, target, window=4 * config.workers)
+        )
         total = time.perf_counter() - t0
         bad = [r.outcome for r in results if r.outcome != "ok"]
         if bad or result.outcome != "ok":

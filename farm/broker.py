@@ -22,13 +22,13 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
 from ..protocol import codec
 from ..protocol.errors import Overloaded, ProtocolError, UnknownTarget
-from ..protocol.handler import Handler, error_reply
+from ..protocol.handler import Handler, ServiceLike, error_reply
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Info,
@@ -87,7 +87,10 @@ class Broker:
         self.frame_hash = self.frame.hash()
         self.limits = Limits(max_pending=config.max_pending, max_targets=config.max_targets)
         self.handler = Handler(
-            _FrameOnly(self.frame), self.limits, datasets, default_preset=config.preset
+            cast(ServiceLike, _FrameOnly(self.frame)),  # the broker never calls step/render
+            self.limits,
+            datasets,
+            default_preset=config.preset,
         )
         self.targets = self.handler.targets
         self.rewards = RewardStage(self.frame, config.preset)
@@ -113,11 +116,11 @@ class Broker:
         self.backend.bind(backend)  # local workers: ipc, no CURVE (bound before CURVE is on)
         if remote:
             self._bind(self.backend, remote[0], curve)
-        self.address = self.frontend.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.address = cast(bytes, self.frontend.getsockopt(zmq.LAST_ENDPOINT)).decode()
         self.backend_address = (
             backend
             if not backend.endswith("*")
-            else self.backend.getsockopt(zmq.LAST_ENDPOINT).decode()
+            else cast(bytes, self.backend.getsockopt(zmq.LAST_ENDPOINT)).decode()
         )
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_address)
         self.pool = WorkerPool(config, self.backend, self.supervisor, self.metrics, self.frame_hash)
@@ -196,8 +199,8 @@ class Broker:
             header = codec.decode(body, self.limits.codec())
             rid = request_id(header, self.limits)
             kind = header["type"] if isinstance(header.get("type"), str) else "error"
-            encoding = (
-                header.get("encoding") if header.get("encoding") in codec.ENCODINGS else "raw"
+            encoding = cast(
+                str, header.get("encoding") if header.get("encoding") in codec.ENCODINGS else "raw"
             )
             if kind == "status" and rid is not None and header.get("v") == PROTOCOL_VERSION:
                 self._reply(
@@ -313,7 +316,8 @@ class Broker:
             body = {"kind": "step", "script": item.script, "seed": item.seed}
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
-        self._with_target(item.target, p, run, lambda e: self._done(p, index, e))
+        # items parsed from the wire always carry a TargetSpec (a str is client-side only)
+        self._with_target(cast(TargetSpec, item.target), p, run, lambda e: self._done(p, index, e))
 
     def _with_target(self, spec: TargetSpec, p: Pending, then: Any, fail: Any) -> None:
         """Call ``then(target)`` once the target exists (rendering it if needed)."""

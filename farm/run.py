@@ -37,7 +37,7 @@ def run_farm(
     from .broker import Broker
 
     own_dir = run_dir is None
-    root = Path(tempfile.mkdtemp(prefix="derender-farm-")) if own_dir else Path(run_dir)
+    root = Path(tempfile.mkdtemp(prefix="derender-farm-")) if run_dir is None else Path(run_dir)
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:

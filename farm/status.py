@@ -19,7 +19,7 @@ def query_status(address: str, timeout: float = 5.0) -> dict[str, Any]:
     """The farm's status body; ClientTimeout if it does not answer within ``timeout``."""
     import zmq
 
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(address)

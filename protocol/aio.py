@@ -122,7 +122,15 @@ class AsyncClient(ClientBase):
             for it in items
         ]
         replies = await asyncio.gather(*calls, return_exceptions=return_exceptions)
-        return [r if isinstance(r, ServerError) else StepResult.from_wire(r) for r in replies]
+        out: list[StepResult | ServerError] = []
+        for r in replies:
+            if isinstance(r, ServerError):
+                out.append(r)
+            elif isinstance(r, BaseException):  # e.g. ClientTimeout: raise it, as Client does
+                raise r
+            else:
+                out.append(StepResult.from_wire(r))
+        return out
 
     async def step_batch(
         self,

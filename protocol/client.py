@@ -146,7 +146,7 @@ class Client(ClientBase):
 
     def __init__(self, address: str, timeout: float = 60.0, retries: int = 2, **kw: Any) -> None:
         super().__init__(address, timeout, retries, **kw)
-        self._ctx = zmq.Context.instance()
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._sock: zmq.Socket | None = None
         self._connect()
 

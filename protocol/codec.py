@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -144,13 +144,13 @@ def _decode_array(desc: Any, data: bytes | memoryview, k: int, limits: CodecLimi
         raise BadRequest(f"arrays[{k}].dtype must be one of {list(DTYPES)}, got {dtype!r:.40}")
     if enc not in ENCODINGS:
         raise BadRequest(f"arrays[{k}].encoding must be one of {ENCODINGS}, got {enc!r:.40}")
-    nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+    nbytes = math.prod(shape) * DTYPES[cast(str, dtype)].itemsize
     if nbytes > limits.max_array_bytes:
         raise BadRequest(f"arrays[{k}] would be {nbytes} bytes; limit {limits.max_array_bytes}")
     if enc == "raw":
         if len(data) != nbytes:
             raise BadRequest(f"arrays[{k}] has {len(data)} bytes, shape {shape} needs {nbytes}")
-        return np.frombuffer(data, DTYPES[dtype]).reshape(shape).copy()
+        return np.frombuffer(data, DTYPES[cast(str, dtype)]).reshape(shape).copy()
     from PIL import Image, UnidentifiedImageError
 
     try:

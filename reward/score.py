@@ -93,7 +93,7 @@ def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
 
 def _content_key(img: np.ndarray) -> tuple[Any, ...]:
     arr = np.ascontiguousarray(img)
-    return (arr.shape, arr.dtype.str, hashlib.blake2b(memoryview(arr), digest_size=16).digest())
+    return (arr.shape, arr.dtype.str, hashlib.blake2b(arr.data, digest_size=16).digest())
 
 
 def _image_metrics(

@@ -11,6 +11,7 @@ pixel-identically).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import MappingProxyType
 
 SHAPES: tuple[str, ...] = ("cube", "sphere", "cylinder")
@@ -87,7 +88,7 @@ def color_rgba(color: str) -> tuple[float, float, float, float]:
     return (r / 255.0, g / 255.0, b / 255.0, 1.0)
 
 
-def nearest_color(rgb: tuple[float, float, float]) -> str:
+def nearest_color(rgb: Sequence[float]) -> str:
     """The CLEVR colour closest (Euclidean, 0..1 units) to a linear RGB triple."""
 
     def dist(name: str) -> float:

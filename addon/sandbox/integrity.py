@@ -11,6 +11,7 @@ proxy never exposes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import bpy
 
@@ -51,11 +52,13 @@ def _strips(scene: bpy.types.Scene) -> int:
 
 
 def snapshot() -> Snapshot:
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)
     return Snapshot(
         handlers=_handlers(),
         driver_namespace=frozenset(bpy.app.driver_namespace.keys()),
-        auto_exec=bool(bpy.context.preferences.filepaths.use_scripts_auto_execute),
+        auto_exec=bool(
+            cast(bpy.types.Preferences, bpy.context.preferences).filepaths.use_scripts_auto_execute
+        ),
         texts=len(bpy.data.texts),
         libraries=len(bpy.data.libraries),
         linestyles=len(bpy.data.linestyles),
@@ -87,7 +90,7 @@ def tampering(spec: FrameSpec, before: Snapshot) -> list[str]:
         now = getattr(after, field)
         if now != was:
             out.append(f"{field} changed from {was!r} to {now!r}")
-    scene = bpy.context.scene
+    scene = cast(bpy.types.Scene, bpy.context.scene)
     if scene.render.use_freestyle:
         out.append("Freestyle is enabled")
     for layer in scene.view_layers:

@@ -21,6 +21,7 @@ import functools
 import re
 from dataclasses import dataclass
 from types import CodeType
+from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer
 
@@ -91,7 +92,7 @@ class _Policy(RestrictingNodeTransformer):
         super().error(node, info)
 
 
-def _loc(where: ast.AST) -> dict[str, int]:
+def _loc(where: ast.AST) -> dict[str, Any]:
     return {k: getattr(where, k) for k in ("lineno", "col_offset", "end_lineno", "end_col_offset")}
 
 

@@ -11,7 +11,7 @@ anything else Blender has but the allowlist lacks raises :class:`SandboxViolatio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import bpy
 
@@ -54,7 +54,7 @@ def _selected(session: Session) -> list[bpy.types.Object]:
 
 
 def _active(session: Session) -> bpy.types.Object | None:
-    active = bpy.context.view_layer.objects.active
+    active = cast(bpy.types.ViewLayer, bpy.context.view_layer).objects.active
     return active if active is not None and session.data.owns(active) else None
 
 
@@ -116,9 +116,11 @@ def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
                 )
             check_vertices(session, added=added)
             result = getattr(bpy.ops.mesh, op)(**kwargs)
-            obj = bpy.context.view_layer.objects.active
+            # the primitive operator made a new mesh object and made it the active one
+            layer = cast(bpy.types.ViewLayer, bpy.context.view_layer)
+            obj = cast(bpy.types.Object, layer.objects.active)
             session.data.add_object(obj, PRIMITIVES[op][0], object_vertices(obj))
-            session.data.add_id(obj.data)
+            session.data.add_id(cast(bpy.types.Mesh, obj.data))
             return set(result)
 
         return run
@@ -141,7 +143,8 @@ def _object_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
                 selected_editable_objects=targets, selected_objects=targets,
                 active_object=active, object=active,
             ):  # fmt: skip
-                return set(op(keep_sharp_edges=bool(keep_sharp_edges)))
+                # the stubs type operators as returning None; they return a set of str
+                return set(op(keep_sharp_edges=bool(keep_sharp_edges)))  # type: ignore[call-overload]
 
         return run
 
@@ -319,7 +322,7 @@ class AgentObjects(_AgentCollection):
     def sbx_set(self, name: str, value: Any) -> None:
         if name == "active" and self._with_active:
             obj = None if value is None else _agent_object(self._s, value)
-            bpy.context.view_layer.objects.active = obj
+            cast(bpy.types.ViewLayer, bpy.context.view_layer).objects.active = obj
             return None
         return super().sbx_set(name, value)
 
