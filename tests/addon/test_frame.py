@@ -129,6 +129,10 @@ def _tamper_stamp():
     bpy.context.scene.render.use_stamp = True  # burns text into the image
 
 
+def _tamper_light_type():
+    bpy.data.objects["Key"].data.type = "POINT"  # lacks the area light's shape and size
+
+
 def _tamper_bounces():
     bpy.context.scene.cycles.max_bounces = 0  # not a spec field: caught by the snapshot
 
@@ -152,6 +156,7 @@ def _tamper_bounces():
         (_tamper_stamp, "render.use_stamp"),
         (_tamper_rename, "camera is named 'Agent'"),
         (_tamper_bounces, "cycles.max_bounces"),
+        (_tamper_light_type, "light:Key type is 'POINT'"),
     ],
 )
 def test_tampering_is_reported_and_reset_repairs_it(tamper, needle, wb_frame):
