@@ -40,6 +40,17 @@ class Proxy:
         """Readable attribute names (for messages and ``dir``-like hints)."""
         return frozenset()
 
+    def sbx_mapping_get(self, missing: tuple[type[Exception], ...] = (KeyError,)) -> Any:
+        """``get(key, default=None)`` for a proxy indexed like a mapping (``nodes.get``)."""
+
+        def get(key: Any, default: Any = None) -> Any:
+            try:
+                return self[key]  # type: ignore[index]  # subclasses define __getitem__
+            except missing:
+                return default
+
+        return get
+
     def sbx_missing(self, name: str) -> Any:
         real = self._real
         if real is not None and _has(real, name):

@@ -89,14 +89,7 @@ class NodesProxy(Proxy):
 
     def sbx_get(self, name: str) -> Any:
         if name == "get":
-
-            def get(key: Any, default: Any = None) -> Any:
-                try:
-                    return self[key]
-                except KeyError:
-                    return default
-
-            return get
+            return self.sbx_mapping_get()
         if name in ("new", "remove", "clear", "links"):
             self._s.violation(
                 f"{self._label}.{name} is not allowed: only the Principled "
@@ -143,14 +136,7 @@ class InputsProxy(Proxy):
 
     def sbx_get(self, name: str) -> Any:
         if name == "get":
-
-            def get(key: Any, default: Any = None) -> Any:
-                try:
-                    return self[key]
-                except (KeyError, IndexError):
-                    return default
-
-            return get
+            return self.sbx_mapping_get((KeyError, IndexError))
         return self.sbx_missing(name)
 
     def __getitem__(self, key: Any) -> Any:

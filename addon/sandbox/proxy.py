@@ -246,14 +246,7 @@ class _AgentCollection(Proxy):
 
     def sbx_get(self, name: str) -> Any:
         if name == "get":
-
-            def get(key: Any, default: Any = None) -> Any:
-                try:
-                    return self[key]
-                except KeyError:
-                    return default
-
-            return get
+            return self.sbx_mapping_get()
         if name == "keys":
             return lambda: [idb.name for idb in self.items()]
         if name == "remove":
