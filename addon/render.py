@@ -37,12 +37,36 @@ class RenderError(RuntimeError):
     """Blender did not produce the image the spec asks for."""
 
 
+_PREFIX = "derender-render-"
+
+
+def sweep_dead_render_dirs(base: str) -> int:
+    """Remove the render dirs of processes that no longer exist; returns how many.
+
+    A worker killed at its hard deadline never runs ``atexit``; /dev/shm is memory, so the
+    next process to start sweeps what dead ones left (dirs are named by pid)."""
+    removed = 0
+    for name in os.listdir(base):
+        pid_text = name[len(_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(_PREFIX) or not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+            removed += 1
+        except PermissionError:  # alive, another user's
+            pass
+    return removed
+
+
 def _output_path() -> str:
     global _tmpdir
     if _tmpdir is None or not os.path.isdir(_tmpdir):
         shm = "/dev/shm"
-        base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-        _tmpdir = tempfile.mkdtemp(prefix="derender-render-", dir=base)
+        base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+        sweep_dead_render_dirs(base)
+        _tmpdir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=base)
         atexit.register(shutil.rmtree, _tmpdir, ignore_errors=True)
     return os.path.join(_tmpdir, "render.png")
 

@@ -8,6 +8,7 @@ documented in ``golden/README.md``. Regenerate them (after an intended change on
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -123,6 +124,20 @@ def test_same_scene_twice_is_identical(engine, spec_for):
     assert np.array_equal(_render_scene(scene, spec), first)
     if engine == "cycles":  # the seed really is the spec's
         assert not np.array_equal(_render_scene(scene, replace(spec, seed=8)), first)
+
+
+def test_render_dirs_of_dead_processes_are_swept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"derender-render-{dead.pid}-abc").mkdir()
+    (tmp_path / f"derender-render-{dead.pid}-abc" / "render.png").write_bytes(b"x")
+    (tmp_path / f"derender-render-{os.getpid()}-def").mkdir()  # alive: kept
+    (tmp_path / "derender-render-legacy").mkdir()  # no pid in the name: not ours to judge
+    (tmp_path / "unrelated").mkdir()
+    assert render.sweep_dead_render_dirs(str(tmp_path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"derender-render-{os.getpid()}-def", "derender-render-legacy", "unrelated"]
+    )
 
 
 _OTHER_PROCESS = """
