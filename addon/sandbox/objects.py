@@ -54,14 +54,14 @@ def check_vertices(session: Session, added: int = 0, obj: Any = None, stack: Any
     total = sum(estimates.values()) + added
     if obj is not None:
         new = object_vertices(obj, stack)
-        total += new - estimates.get(obj.as_pointer(), 0)
+        total += new - estimates.get(obj.session_uid, 0)
     limit = session.limits.max_vertices
     if total > limit:
         raise session.budget.abort(
             ResourceLimit(f"the scene would have ~{total} vertices (limit {limit})")
         )
     if obj is not None:
-        estimates[obj.as_pointer()] = new
+        estimates[obj.session_uid] = new
 
 
 # -- objects ----------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ class ModifiersProxy(Proxy):
 
     def _changed(self, _: Any = None) -> None:
         """After a removal: the stack shrank, so the estimate can only go down."""
-        self._s.data.vertices[self._obj.as_pointer()] = object_vertices(self._obj)
+        self._s.data.vertices[self._obj.session_uid] = object_vertices(self._obj)
 
     def _wrap(self, mod: Any) -> ModifierProxy:
         return ModifierProxy(self._s, f"Modifier({mod.name!r})", mod, self._obj)
