@@ -39,6 +39,9 @@ class Limits:
     # UV sphere of 8k vertices takes ~1.5 s here), so each call is capped on its own.
     max_primitive_vertices: int = 10_000
     max_subdiv_levels: int = 4
+    # Largest face (corners) or vertex valence allowed under a Subdivision modifier: see
+    # objects.largest_valence (32-gon caps subdivide in ~0.08 s, 48-gon ones in 0.5 s).
+    max_subsurf_valence: int = 32
     max_int_bits: int = 100_000  # largest integer a script may build (~30k digits)
     # pow(b, e, m) costs ~ bits(e) * bits(m)^2 word operations in C, uninterruptible:
     # 4096-bit operands (2^36) take ~0.1 s here, 16384-bit ones 7.5 s.

@@ -115,7 +115,7 @@ def test_benign_format_still_works(run) -> None:
         "''.replace('', 'x' * 10**6)\n'a' * 10**6\n('a' * 10**6).replace('', 'xy')\n",
         "('a' * 1000).translate({97: 'b' * 10000})\n",
         "''.join(['x' * 100000] * 100)\n",
-        "'-'.join(str(i) for i in range(10**6))\n",
+        "'-'.join(str(i) * 100 for i in range(20000))\n",
         "(1).to_bytes(10**9, 'big')\n",
         "(1).to_bytes(length=10**9, byteorder='big')\n",
         "s = 'x' * 1000\nfor i in range(40):\n    s = s + s\n",
@@ -142,3 +142,30 @@ def test_capped_methods_still_work_when_small(run) -> None:
     result, _ = run(script)
     assert result.outcome == "ok", result.message
     assert result.stdout == "ab.. 007 a+b x-y b'\\x01\\x02' 5 [1, 2]\n[1, 0, 1, 2]\n"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "bpy.ops.mesh.primitive_cylinder_add(vertices=1000)\n"
+        "bpy.context.object.modifiers.new(name='s', type='SUBSURF')\n",
+        "bpy.ops.mesh.primitive_cylinder_add(vertices=200, end_fill_type='TRIFAN')\n"
+        "bpy.ops.object.modifier_add(type='SUBSURF')\n",
+        "bpy.ops.mesh.primitive_cone_add(vertices=64)\n"
+        "m = bpy.context.object.modifiers.new(name='s', type='SUBSURF')\nm.levels = 1\n",
+    ],
+)
+def test_subdividing_high_valence_faces_is_refused(run, script: str) -> None:
+    result, _ = run("import bpy\n" + script)
+    assert result.outcome == "resource_limit", (result.outcome, result.message)
+    assert "corners or edges" in result.message
+
+
+def test_subdividing_ordinary_meshes_is_allowed(run) -> None:
+    script = (
+        "import bpy\nbpy.ops.mesh.primitive_cylinder_add(vertices=32)\n"
+        "m = bpy.context.object.modifiers.new(name='s', type='SUBSURF')\nm.levels = 2\n"
+        "bpy.ops.mesh.primitive_cube_add()\nbpy.ops.object.modifier_add(type='SUBSURF')\n"
+    )
+    result, _ = run(script)
+    assert result.outcome == "ok", result.message
