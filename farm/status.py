@@ -57,7 +57,8 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     for w in status["workers"]:
         lines.append(
-            f"  {w['id']:>10}  {w['state']:<8}  pid {w['pid']:<7}  jobs {w['jobs']:<6}"
+            f"  {w['id']:>16}  {w['role']:<6}  {w['state']:<8}  pid {w['pid']:<7}"
+            f"  jobs {w['jobs']:<6}"
             f"  rss {w['rss_mb']} MiB  age {w['age_s']} s"
         )
     return "\n".join(lines)

@@ -34,6 +34,7 @@ import ctypes
 import logging
 import os
 import resource
+import secrets
 import shutil
 import signal
 import site
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import FarmConfig
+from .jobs import STEP, TARGET
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +56,10 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(eq=False)
 class WorkerProcess:
-    """One running worker: its slot, generation, identity, process and temp dir."""
+    """One running worker: its slot, role, generation, identity, process and temp dir."""
 
     slot: int
+    role: str
     generation: int
     identity: str
     proc: subprocess.Popen
@@ -102,10 +105,10 @@ def _preexec(config: FarmConfig) -> Callable[[], None]:
 class Supervisor:
     """Owns the worker processes of one farm; the broker tells it whom to kill or restart."""
 
-    def __init__(self, config: FarmConfig, run_dir: Path, backend: str) -> None:
+    def __init__(self, config: FarmConfig, run_dir: Path, backends: dict[str, str]) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.backend = backend
+        self.backends = backends  # role -> the broker's local backend for that role
         self.network_isolated = config.isolate_network and network_isolation_works()
         if config.isolate_network and not self.network_isolated:
             log.warning("`unshare -n` does not work here: workers run with the host network")
@@ -117,18 +120,24 @@ class Supervisor:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        for slot in range(self.config.workers):
+        for slot in range(self.config.workers + self.config.target_workers):
             self.spawn(slot)
+
+    def role(self, slot: int) -> str:
+        """Slots 0..workers-1 hold step workers, the rest target workers."""
+        return STEP if slot < self.config.workers else TARGET
 
     def spawn(self, slot: int) -> WorkerProcess:
         """Start a fresh worker process in ``slot`` (which must be empty)."""
         if slot in self.workers:
             raise RuntimeError(f"worker slot {slot} is occupied by pid {self.workers[slot].pid}")
         self._generation += 1
-        identity = f"w{slot}-{self._generation}"
-        tmpdir = Path(tempfile.mkdtemp(prefix=f"{identity}-", dir=self.run_dir))
+        role = self.role(slot)
+        # Unguessable, so a worker cannot connect again posing as another one.
+        identity = f"{role[0]}{slot}-{self._generation}-{secrets.token_hex(4)}"
+        tmpdir = Path(tempfile.mkdtemp(prefix=f"{role[0]}{slot}-", dir=self.run_dir))
         env = self._env(slot, tmpdir)
-        cmd = self._command(identity)
+        cmd = self._command(identity, role)
         proc = subprocess.Popen(
             cmd,
             cwd=tmpdir,
@@ -138,7 +147,7 @@ class Supervisor:
             stdout=subprocess.DEVNULL,  # Blender prints render progress there
             preexec_fn=_preexec(self.config),
         )
-        wp = WorkerProcess(slot, self._generation, identity, proc, tmpdir)
+        wp = WorkerProcess(slot, role, self._generation, identity, proc, tmpdir)
         self.workers[slot] = wp
         self._due.pop(slot, None)
         log.info("worker %s started (pid %d)", identity, proc.pid)
@@ -191,12 +200,6 @@ class Supervisor:
             self.kill(slot)
         self._due.clear()
 
-    def slot_of(self, identity: str) -> int | None:
-        for slot, wp in self.workers.items():
-            if wp.identity == identity:
-                return slot
-        return None
-
     # -- how a worker is launched ---------------------------------------------------
     def _env(self, slot: int, tmpdir: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -209,19 +212,20 @@ class Supervisor:
             env["CUDA_VISIBLE_DEVICES"] = gpu  # Cycles only; see the module docstring
         return env
 
-    def worker_args(self, identity: str) -> list[str]:
-        c = self.config
+    def worker_args(self, identity: str, role: str) -> list[str]:
         return [
             "--connect",
-            self.backend,
+            self.backends[role],
             "--identity",
             identity,
+            "--role",
+            role,
             "--config",
-            _config_json(c),
+            _config_json(self.config),
         ]
 
-    def _command(self, identity: str) -> list[str]:
-        args = self.worker_args(identity)
+    def _command(self, identity: str, role: str) -> list[str]:
+        args = self.worker_args(identity, role)
         if self.config.blender:
             # Blender's bundled Python is 3.11 like ours: make this environment's packages
             # (and the editable derender install) importable, then run the same main.

@@ -56,13 +56,15 @@ def wait_for() -> Callable[..., Any]:
 
 @pytest.fixture
 def all_idle(farm: LocalFarm) -> Callable[[], list[dict[str, Any]]]:
-    """Wait until both workers of ``farm`` are idle; returns their status entries."""
+    """Wait until both step workers and the target worker of ``farm`` are idle; returns
+    the step workers' status entries."""
 
     def check() -> list[dict[str, Any]] | None:
-        workers = [w for w in farm.status()["workers"] if w["state"] == "idle"]
-        return workers if len(workers) >= 2 else None
+        idle = [w for w in farm.status()["workers"] if w["state"] == "idle"]
+        steps = [w for w in idle if w["role"] == "step"]
+        return steps if len(steps) >= 2 and len(idle) >= 3 else None
 
-    return lambda: _wait_for(check, 90.0, "two idle workers")
+    return lambda: _wait_for(check, 90.0, "two idle step workers and a target worker")
 
 
 @pytest.fixture

@@ -34,15 +34,21 @@ def test_config_loads_toml_and_flags_override(tmp_path):
 
 
 def test_supervisor_pins_gpus_round_robin_and_isolates_temp(tmp_path):
-    sup = Supervisor(FarmConfig(gpus=(2, 5)), tmp_path, "ipc:///nonexistent")
+    backends = {"step": "ipc:///nonexistent/step", "target": "ipc:///nonexistent/target"}
+    sup = Supervisor(FarmConfig(gpus=(2, 5)), tmp_path, backends)
     envs = [sup._env(slot, tmp_path / f"w{slot}") for slot in range(3)]
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
     assert all(e["TMPDIR"] == e["HOME"] == str(tmp_path / f"w{i}") for i, e in enumerate(envs))
-    cmd = sup._command("w0-1")
-    assert "derender.farm.worker" in cmd and cmd[cmd.index("--identity") + 1] == "w0-1"
+    cmd = sup._command("s0-1", "step")
+    assert "derender.farm.worker" in cmd and cmd[cmd.index("--identity") + 1] == "s0-1"
+    assert cmd[cmd.index("--connect") + 1] == backends["step"]
+    target = sup._command("t2-3", "target")
+    assert target[target.index("--role") + 1] == "target"
+    assert target[target.index("--connect") + 1] == backends["target"]
+    assert [sup.role(slot) for slot in range(3)] == ["step", "step", "target"]
     blender = Supervisor(
-        FarmConfig(blender="/opt/blender/blender", isolate_network=False), tmp_path, "ipc:///x"
-    )._command("w1-2")
+        FarmConfig(blender="/opt/blender/blender", isolate_network=False), tmp_path, backends
+    )._command("s1-2", "step")
     assert blender[:4] == ["/opt/blender/blender", "-b", "--factory-startup", "--python-expr"]
 
 
@@ -120,7 +126,7 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
     sup = Supervisor(
         FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5, isolate_network=False),
         tmp_path,
-        "ipc:///x",
+        {"step": "ipc:///x", "target": "ipc:///y"},
     )
 
     def delay(blame: bool) -> float:
@@ -137,8 +143,8 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        {"backend": "tcp://0.0.0.0:7777"},
         {"bind": "tcp://0.0.0.0:7778"},
+        {"bind": ("tcp://127.0.0.1:*", "tcp://0.0.0.0:7777")},
         {"remote_backend": "tcp://0.0.0.0:7779"},
     ],
 )
