@@ -54,7 +54,9 @@ class GuiServer:
         }
         if curve is not None:
             options |= {"curve_secret": str(curve[0]), "curve_clients": str(curve[1])}
-        self.farm = LocalFarm(workers=1, engine=spec.engine, size=spec.width, bind=endpoint, **options)
+        self.farm = LocalFarm(
+            workers=1, engine=spec.engine, size=spec.width, bind=endpoint, **options
+        )
         self._sub = zmq.Context.instance().socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
