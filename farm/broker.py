@@ -96,7 +96,9 @@ class Broker:
         self.rewards = RewardStage(self.frame, config.preset)
         self.metrics = Metrics()
         bind = config.bind or "tcp://127.0.0.1:*"
-        backend = config.backend or f"ipc://{Path(run_dir) / 'backend.sock'}"
+        if config.backend is None:  # a directory of its own: the workers' sandbox binds it
+            (Path(run_dir) / "workers").mkdir(exist_ok=True)
+        backend = config.backend or f"ipc://{Path(run_dir) / 'workers' / 'backend.sock'}"
         curve = None
         if config.curve_secret is not None:
             curve = CurveConfig(Path(config.curve_secret), Path(config.curve_clients or ""))
@@ -419,6 +421,7 @@ class Broker:
             "targets": len(self.targets),
             "restarts": self.supervisor.restarts,
             "network_isolated": self.supervisor.network_isolated,
+            "os_sandboxed": self.supervisor.os_sandboxed,
             "frame_hash": self.frame_hash,
             "engine": self.frame.engine,
             "reward": {"batches": self.rewards.batches, "scored": self.rewards.scored},
