@@ -54,7 +54,7 @@ class FarmConfig:
     # rlimits of every worker (supervisor.worker_limits); 0: off; None: derived there
     rlimit_as_mb: int | None = None  # address space; derived: 4096 + 96 per CPU, off with gpus
     rlimit_cpu_s: int | None = None  # CPU seconds in a worker's life; derived from deadlines
-    rlimit_nproc: int | None = None  # tasks of uid 65534, all workers together
+    rlimit_nproc: int | None = None  # tasks of uid 65534, host-wide (all farms' workers)
     rlimit_fsize_mb: int = 512
     rlimit_nofile: int = 1024
     # reward and metrics

@@ -25,13 +25,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .os_sandbox import Mount, OSSandboxError
+from .os_sandbox import Mount, SandboxConfigError
 
 CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 _GPUS = "proc/driver/nvidia/gpus"
 
 
-class GPUNotFound(OSSandboxError):
+class GPUNotFound(SandboxConfigError):
     """The GPU a worker is pinned to is not on this machine (the message lists those that are)."""
 
 

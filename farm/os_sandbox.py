@@ -66,15 +66,15 @@ _PR_SET_PDEATHSIG = 1
 _MB = 1 << 20
 
 
-class OSSandboxError(RuntimeError):
-    """The OS sandbox cannot be set up as asked; the message says what and why."""
+class OSSandboxError(Exception):
+    """The base of the OS sandbox's errors; each message states the offending value."""
 
 
-class SandboxUnavailable(OSSandboxError):
-    """bwrap is missing here or cannot create the sandbox (the message holds its error)."""
+class SandboxConfigError(OSSandboxError, ValueError):
+    """The farm asks for a sandbox that cannot be built as configured."""
 
 
-class SocketDirNotPrivate(OSSandboxError):
+class SocketDirNotPrivate(SandboxConfigError):
     """A broker socket's directory holds more than sockets, so it cannot be shared."""
 
 

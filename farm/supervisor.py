@@ -53,8 +53,8 @@ from .gpu_devices import gpu_mounts
 from .os_sandbox import (
     BASE_ENV,
     Mount,
-    OSSandboxError,
     ResourceLimits,
+    SandboxConfigError,
     SandboxSpec,
     bwrap_argv,
     privileged,
@@ -76,7 +76,7 @@ NO_OS_SANDBOX = (
 )
 
 
-class BackendNotReachable(OSSandboxError):
+class BackendNotReachable(SandboxConfigError):
     """Sandboxed local workers have no network: their backend must be an ``ipc://`` socket."""
 
 
@@ -125,10 +125,12 @@ def worker_limits(config: FarmConfig) -> ResourceLimits:
     - CPU time: a backstop for a worker's whole life, far above what the broker's hard
       deadline lets one job use: ``start_timeout`` plus ``hard_deadline`` for each of the
       ``recycle_every`` jobs it serves before it is replaced (500 when recycling is off).
-    - Processes: RLIMIT_NPROC counts every task (thread or process) of the kernel uid, so
-      it is shared by all workers (all are uid 65534): ``workers`` x (2 per CPU + 64),
-      against ~14 threads per worker measured on 2 CPUs. Off when the supervisor is not
-      root: its workers then count against the caller's own uid and everything it runs.
+    - Processes: RLIMIT_NPROC counts every task (thread or process) of the kernel uid on
+      the whole host, so it is shared by all workers of every farm here (all are uid
+      65534): ``max(workers, 32)`` x (2 per CPU + 64), about five times what they use (a
+      worker has about CPUs + 12 threads: 14 measured on 2 CPUs); it stops a fork bomb,
+      not one worker's share. Off when the supervisor is not root: its workers then count
+      against the caller's own uid and everything it runs.
     """
     cpus = os.cpu_count() or 1
     address_space = config.rlimit_as_mb
@@ -139,7 +141,7 @@ def worker_limits(config: FarmConfig) -> ResourceLimits:
         cpu = int(config.start_timeout + config.hard_deadline * (config.recycle_every or 500))
     processes = config.rlimit_nproc
     if processes is None:
-        processes = config.workers * (2 * cpus + 64) if privileged() else 0
+        processes = max(config.workers, 32) * (2 * cpus + 64) if privileged() else 0
     return ResourceLimits(
         address_space_mb=address_space,
         cpu_s=cpu,

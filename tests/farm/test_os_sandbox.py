@@ -156,7 +156,8 @@ def test_worker_limits_default_on_and_follow_the_config(monkeypatch):
     explicit = worker_limits(FarmConfig(rlimit_as_mb=0, rlimit_cpu_s=7, rlimit_nproc=99))
     assert (explicit.address_space_mb, explicit.cpu_s, explicit.processes) == (0, 7, 99)
     monkeypatch.setattr("derender.farm.supervisor.privileged", lambda: True)
-    assert worker_limits(FarmConfig(workers=3)).processes == 3 * (2 * cpus + 64)
+    assert worker_limits(FarmConfig(workers=3)).processes == 32 * (2 * cpus + 64)
+    assert worker_limits(FarmConfig(workers=40)).processes == 40 * (2 * cpus + 64)
     monkeypatch.setattr("derender.farm.supervisor.privileged", lambda: False)
     assert worker_limits(FarmConfig(workers=3)).processes == 0  # the caller's own uid
 
@@ -292,3 +293,14 @@ def test_every_engine_renders_in_the_sandbox(engine):
             target = client.reset(seed=1, index=0)
             result = client.step(dsl_program(target.scene), target)
     assert result.outcome == "ok" and result.components["mse"] == 0.0
+
+
+def test_derender_farm_refuses_a_gpu_it_cannot_give_a_worker_with_status_2(capsys):
+    from derender.cli import main
+
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    bind = f"tcp://127.0.0.1:{port.getsockname()[1]}"
+    port.close()
+    assert main(["farm", "--gpus", "7", "--workers", "1", "--bind", bind]) == 2
+    assert "GPU 7 is not on this machine" in capsys.readouterr().err
