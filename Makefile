@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TYPECHECK_VENV := .venv-typecheck
 PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test lint typecheck extension venv clean
+.PHONY: demo test lint typecheck extension venv clean bwrap
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# Farm workers run under bubblewrap (farm/os_sandbox.py); root installs it where missing.
+bwrap:
+	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && \
+		{ apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; }; } \
+		|| { echo "bubblewrap is missing: sudo apt-get install bubblewrap" >&2; exit 1; }
+
+demo: $(STAMP) bwrap
 	$(BIN)/derender demo
 
-test: $(STAMP)
+test: $(STAMP) bwrap
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -120,12 +119,11 @@ class Broker:
         self.backends: dict[str, zmq.Socket] = {}
         self.backend_addresses: dict[str, str] = {}
         for role in ROLES:
-            directory = Path(run_dir) / role
-            directory.mkdir(mode=0o700, exist_ok=True)
+            directory = Path(run_dir) / role  # the supervisor shares it with the workers
+            directory.mkdir(exist_ok=True)
             sock = self.backends[role] = self._router(-1)
             path = directory / "backend.sock"
             sock.bind(f"ipc://{path}")
-            os.chmod(path, 0o777)  # workers run as another uid; the run dir is 0700
             self.backend_addresses[role] = f"ipc://{path}"
         self.remote: zmq.Socket | None = None
         if remote:
@@ -442,6 +440,7 @@ class Broker:
             "targets": len(self.targets),
             "restarts": self.supervisor.restarts,
             "network_isolated": self.supervisor.network_isolated,
+            "os_sandboxed": self.supervisor.os_sandboxed,
             "frame_hash": self.frame_hash,
             "engine": self.frame.engine,
             "reward": {"batches": self.rewards.batches, "scored": self.rewards.scored},

@@ -54,9 +54,14 @@ class FarmConfig:
     # limits (SPEC.md section 6)
     max_pending: int = 1024
     max_targets: int = 1024
-    # OS sandbox for workers
-    isolate_network: bool = True  # `unshare -n` when it works here
-    rlimit_as_mb: int = 0  # address-space limit; 0: none (GPU drivers map huge ranges)
+    # OS sandbox for workers (farm/os_sandbox.py)
+    os_sandbox: bool = True  # bubblewrap; False (--no-os-sandbox): workers run unconfined
+    os_sandbox_tmpfs_mb: int = 512  # size of each private tmpfs (/tmp, /dev/shm)
+    isolate_network: bool = True  # without the OS sandbox: `unshare -n` when it works here
+    # rlimits of every worker (supervisor.worker_limits); 0: off; None: derived there
+    rlimit_as_mb: int | None = None  # address space; derived: 4096 + 96 per CPU, off with gpus
+    rlimit_cpu_s: int | None = None  # CPU seconds in a worker's life; derived from deadlines
+    rlimit_nproc: int | None = None  # tasks of uid 65534, host-wide (all farms' workers)
     rlimit_fsize_mb: int = 512
     rlimit_nofile: int = 1024
     # reward and metrics

@@ -138,7 +138,10 @@ class WorkerPool:
         if "rss" in msg:
             ws.rss = int(msg["rss"])
         if kind == "ready" and ws.state == "starting":
-            ws.state, ws.pid = "idle", int(msg.get("pid", 0))
+            ws.state = "idle"
+            # a local worker's own pid is namespaced (bwrap): the supervisor knows the host's
+            local = ws.slot is not None
+            ws.pid = self.supervisor.host_pid(base) if local else int(msg.get("pid", 0))
             if msg.get("frame_hash") != self.frame_hash or msg.get("role") != ws.role:
                 log.error(
                     "worker %s is a %s worker for frame %s; the farm expects a %s worker "

@@ -46,7 +46,7 @@ def format_status(status: dict[str, Any]) -> str:
     lat = m["latency_s"]
     lines = [
         f"engine {status['engine']}  frame {status['frame_hash']}  "
-        f"network isolated: {status['network_isolated']}",
+        f"OS-sandboxed: {status['os_sandboxed']}  network isolated: {status['network_isolated']}",
         f"queue {status['queue']}  in flight {status['inflight']}  pending requests "
         f"{status['pending']}  cached targets {status['targets']}",
         f"requests/s {m['requests_per_s']:.2f}  p50 {ms(lat['p50'])}  p99 {ms(lat['p99'])}  "

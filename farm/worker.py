@@ -23,10 +23,10 @@ Internal messages (codec frames, never pickled) — worker to broker:
 broker to worker: ``{"kind": "step", "job", "script", "seed", "masks"}``,
 ``{"kind": "render", "job", "scene", "masks"}``.
 
-TEST-ONLY hook: if the environment variable ``DERENDER_FARM_TEST_POISON`` is set and a
-step's script contains its value, the worker process ``os._exit(86)``s before running it.
-The tests use it to model a script that kills every worker it lands on (the sandbox
-blocks the real ways of doing that); nothing sets it outside tests.
+A worker runs untrusted scripts only inside the OS sandbox (:mod:`.os_sandbox`): one that
+finds itself unconfined (bwrap missing, or started by hand) answers every step with an
+error that says why, unless the farm's config turns the sandbox off (``os_sandbox``).
+Trusted target renders run either way.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ from ..protocol import codec
 from ..protocol.keys import KeyPair, load_keys
 from ..scenes import Scene, scene_from_clevr, scene_to_clevr
 from .config import FarmConfig
-
-POISON_ENV = "DERENDER_FARM_TEST_POISON"
+from .os_sandbox import UnconfinedWorker, confinement_gaps
 
 
 def rss_bytes() -> int:
@@ -112,7 +111,7 @@ class Worker:
         # The first render compiles shaders (seconds under software GL): do it before
         # `ready`, so it never counts against a job's hard deadline or a benchmark.
         self.service.render_scene(Scene(()), masks=True)
-        self.poison = os.environ.get(POISON_ENV) or None
+        self.unconfined = confinement_gaps() if config.os_sandbox else []
 
     def handle(self, job: dict[str, Any]) -> dict[str, Any]:
         kind = job.get("kind")
@@ -129,8 +128,12 @@ class Worker:
 
     def _step(self, job: dict[str, Any]) -> dict[str, Any]:
         script = job["script"]
-        if self.poison is not None and self.poison in script:
-            os._exit(86)  # test-only, see the module docstring
+        if self.unconfined:
+            raise UnconfinedWorker(
+                f"this worker refuses untrusted scripts: it is not in the OS sandbox "
+                f"({'; '.join(self.unconfined)}). Install bubblewrap (apt-get install "
+                "bubblewrap), or start the farm with --no-os-sandbox to accept the risk"
+            )
         t0 = time.perf_counter()
         masks = bool(job.get("masks", False))
         res = self.service.step(script, seed=int(job.get("seed", 0)), masks=masks)

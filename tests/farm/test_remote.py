@@ -32,7 +32,9 @@ def _worker(farm: LocalFarm, identity: str, *extra: str) -> subprocess.Popen:
             "--identity",
             identity,
             "--config",
-            json.dumps(farm.config.to_dict()),
+            # a remote worker reaches the farm over the network, which the OS sandbox
+            # does not give: its operator turns the sandbox off for it, explicitly
+            json.dumps({**farm.config.to_dict(), "os_sandbox": False}),
             *extra,
         ],
         stdout=subprocess.DEVNULL,
