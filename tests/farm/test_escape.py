@@ -309,13 +309,14 @@ def test_it_dies_with_its_bwrap_and_with_its_supervisor(host):
     assert _wait_gone(inner)
 
     # a supervisor process SIGKILLed (no cleanup at all) takes its workers with it
+    backends = {r: f"ipc://{host.run_dir / r / 'backend.sock'}" for r in ("step", "target")}
     code = (
         "import json, subprocess, sys, time\n"
         "from derender.farm.config import FarmConfig\n"
         "from derender.farm.supervisor import Supervisor\n"
         "from derender.farm.os_sandbox import sandboxed_pid\n"
         f"sup = Supervisor(FarmConfig(), {str(host.run_dir)!r}, "
-        f"{ {r: 'ipc://' + str(host.run_dir / r / 'backend.sock') for r in ('step', 'target')}!r})\n"
+        f"{backends!r})\n"
         "p, _ = sup.launch(['/bin/sleep', '600'], 0)\n"
         "while sandboxed_pid(p.pid) is None: time.sleep(0.02)\n"
         "print(sandboxed_pid(p.pid), flush=True)\n"
