@@ -37,9 +37,11 @@ _ID_COLLECTIONS: tuple[str, ...] = (
 
 # Scene properties that do not decide pixels (editing tools, UI state) or that are
 # compared elsewhere: objects' membership is walked through ``collection``.
+# ``derender`` is the add-on panel's own settings (the script, the seed), the person's to
+# change between requests.
 _SCENE_UNCHECKED = (
     "tool_settings", "unit_settings", "safe_areas", "cursor", "timeline_markers",
-    "transform_orientation_slots", "keying_sets", "keying_sets_all", "objects",
+    "transform_orientation_slots", "keying_sets", "keying_sets_all", "objects", "derender",
 )  # fmt: skip
 
 

@@ -27,6 +27,10 @@ from ..scenes import FrameSpec, scene_from_clevr
 REPLY_KINDS = frozenset({"reset", "step", "step_batch"})
 
 
+class UnsandboxedRefused(RuntimeError):
+    """The OS sandbox cannot run here and the person did not accept unsandboxed workers."""
+
+
 class GuiServer:
     """A running local farm, its client endpoints and the replies it has answered."""
 
@@ -63,6 +67,15 @@ class GuiServer:
         self._sub.connect(monitor)  # before the farm binds: ZeroMQ reconnects until it does
         try:
             self.farm.start()
+            status = self.farm.status()
+            self.os_sandboxed = bool(status["os_sandboxed"])
+            if not self.os_sandboxed and os_sandbox:
+                raise UnsandboxedRefused(
+                    "the OS sandbox cannot run here "
+                    f"({status['os_sandbox_problem']}): remote scripts would run unconfined. "
+                    "Install bubblewrap (Linux), or turn on 'Unsandboxed workers' in the "
+                    "add-on preferences if you accept that risk"
+                )
         except BaseException:
             self.close()
             raise

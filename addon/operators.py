@@ -5,8 +5,9 @@
 
 Each operator reports failures with ``self.report({"ERROR"}, ...)`` and returns
 CANCELLED instead of raising. Building the frame is all or nothing: datablocks it created
-are removed again if it fails. Requests go through ``addon.session.SESSION``, i.e. the same
-handler, sandbox and reward as a remote client's.
+are removed again if it fails. The panel's requests go through ``addon.session.SESSION``:
+the same request core, language sandbox and reward as a remote client's, in this process,
+for the person's own scripts; the server's requests run in its farm's workers.
 """
 
 from __future__ import annotations
@@ -232,10 +233,10 @@ class DERENDER_OT_show_image(_Operator, bpy.types.Operator):
 
 
 class DERENDER_OT_run_script(_Operator, bpy.types.Operator):
-    """Run the chosen Text in the sandbox, render it and score it against the target"""
+    """Run your own script (the chosen Text) here, in this Blender, through the language sandbox, render it and score it. Remote scripts never run here: the server's OS-sandboxed workers run them"""  # noqa: E501  (Blender shows the docstring as the tooltip)
 
     bl_idname = "derender.run_script"
-    bl_label = "Run in sandbox"
+    bl_label = "Run my script here"
 
     def action(self, context: bpy.types.Context) -> set[str]:
         props = context.scene.derender

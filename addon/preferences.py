@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..scenes.frame import ENGINES
 
@@ -35,6 +35,7 @@ class Settings:
     width: int = 320
     height: int = 240
     preset: str = DEFAULT_PRESET
+    unsandboxed: bool = False  # serve remote scripts where the OS sandbox cannot run
 
     @property
     def endpoint(self) -> str:
@@ -85,6 +86,14 @@ class DerenderPreferences(bpy.types.AddonPreferences):
     preset: EnumProperty(  # type: ignore[valid-type]
         name="Reward preset", items=_preset_enum
     )
+    unsandboxed: BoolProperty(  # type: ignore[valid-type]
+        name="Unsandboxed workers",
+        description="Serve remote scripts even where the OS sandbox (bubblewrap, Linux "
+        "only) cannot run. A script that escapes the language sandbox then runs as you: "
+        "it can read and change your files, use your network and keep running. Only for "
+        "clients you trust",
+        default=False,
+    )
 
     def draw(self, _context: bpy.types.Context) -> None:
         col = self.layout.column()
@@ -96,6 +105,10 @@ class DerenderPreferences(bpy.types.AddonPreferences):
         row.prop(self, "width")
         row.prop(self, "height")
         col.prop(self, "preset")
+        box = col.box()
+        box.prop(self, "unsandboxed")
+        if self.unsandboxed:
+            box.label(text="Remote scripts will run without the OS sandbox, as you.", icon="ERROR")
 
 
 def settings(context: bpy.types.Context) -> Settings:
@@ -103,4 +116,6 @@ def settings(context: bpy.types.Context) -> Settings:
     if addon is None or addon.preferences is None:
         return Settings()
     p = addon.preferences
-    return Settings(p.address, p.port, p.curve_dir, p.engine, p.width, p.height, p.preset)
+    return Settings(
+        p.address, p.port, p.curve_dir, p.engine, p.width, p.height, p.preset, p.unsandboxed
+    )

@@ -1,12 +1,19 @@
-"""The GUI session: one Service and Handler shared by the sidebar panel and the GUI server.
+"""The GUI session: the panel's own frame and handler, and the socket server's farm.
 
-The panel's "Load target" and "Run in sandbox" go through the same
-:class:`derender.protocol.handler.Handler` as a remote client's ``reset`` and ``step``, so
-a person at the panel sees exactly what an agent gets (sandbox, render, reward). The
-frame lives in its own scene, ``derender``, in the current file: the user's scenes are
-left alone, and the service resets only that scene's frame between requests: before each
-request the session adopts whatever the person made since (``frame.adopt_user_data``), so a
-reset never deletes their own work.
+Two paths, kept apart on purpose:
+
+- The panel ("Load target", "Run my script here") runs the person's own scripts in this
+  Blender process, through :class:`derender.protocol.handler.Handler` (language sandbox,
+  render, reward): the person's own code, shown in the panel as such.
+- The socket server ("Start server") never runs a script here: it is a local farm
+  (:class:`.gui_server.GuiServer`) whose disposable, OS-sandboxed workers run the remote
+  scripts; this process only shows what the farm answered, rebuilding a script's
+  read-back scene in the viewport with the trusted builder.
+
+The frame lives in its own scene, ``derender``, in the current file: the user's scenes are
+left alone, and only that scene's frame is reset between requests: before each the
+session adopts whatever the person made since (``frame.adopt_user_data``), so a reset
+never deletes their own work.
 """
 
 from __future__ import annotations
@@ -19,15 +26,13 @@ from typing import Any, cast
 import bpy
 
 from ..protocol.handler import Handler
-from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem, TargetRef
-from ..scenes import FrameSpec, Scene
-from .frame import adopt_user_data
+from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem
+from ..scenes import FrameSpec, Scene, scene_from_clevr
+from .frame import adopt_user_data, reset
 from .preferences import Settings
 
 SCENE_NAME = "derender"
-SERVER_INTERVAL_S = 0.05  # timer period while idle
-SERVER_BUDGET_S = 0.01  # work per timer tick beyond the first request: keeps the UI live
-REDRAW_INTERVAL_S = 0.5
+SERVER_INTERVAL_S = 0.25  # how often the panel looks for what the server answered
 
 
 class SessionError(RuntimeError):
@@ -37,7 +42,7 @@ class SessionError(RuntimeError):
 @dataclass
 class Session:
     handler: Handler | None = None
-    server: Any = None  # addon.server.Server while serving
+    server: Any = None  # addon.gui_server.GuiServer while serving
     target: dict[str, Any] | None = None  # the last reset reply
     result: dict[str, Any] | None = None  # the last step reply
     _ids: itertools.count = field(default_factory=itertools.count)
@@ -89,15 +94,17 @@ class Session:
         if self.handler.frame_hash != spec.hash():
             raise SessionError("the frame settings changed since the target was loaded")
         adopt_user_data()
-        item = StepItem(script, TargetRef(self.target["target_id"]), seed)
+        # by scene, not id: a target the server made is not in this handler's cache
+        item = StepItem(script, SceneTarget(scene_from_clevr(self.target["scene"])), seed)
         self.result = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
         return self.result
 
     # -- server -----------------------------------------------------------------------
     def start_server(self, spec: FrameSpec, settings: Settings) -> Any:
-        """Bind the configured address and serve from ``bpy.app.timers``."""
-        from ..protocol.transport import CurveConfig, is_loopback
-        from .server import Server
+        """Start a local farm bound to the configured address (its workers run the remote
+        scripts) and show what it answers from ``bpy.app.timers``."""
+        from ..protocol.transport import is_loopback
+        from .gui_server import GuiServer
 
         if self.server is not None:
             raise SessionError(f"already serving on {self.server.endpoints}")
@@ -109,18 +116,41 @@ class Session:
         curve = None
         if settings.curve_dir:
             keys = Path(bpy.path.abspath(settings.curve_dir))
-            curve = CurveConfig(keys / "server.key_secret", keys / "clients")
-        handler = self.build(spec, settings.preset)
-        self.server = Server(handler, endpoint, curve)
-        self.server.before_request = adopt_user_data
-        self.server.start_timer(SERVER_INTERVAL_S, SERVER_BUDGET_S)
+            curve = (keys / "server.key_secret", keys / "clients")
+        self.build(spec, settings.preset)
+        self.server = GuiServer(
+            spec,
+            endpoint,
+            settings.preset,
+            curve,
+            blender=bpy.app.binary_path or None,  # the pip bpy module has no binary
+            os_sandbox=not settings.unsandboxed,
+        )
         self._served_seen = 0
-        bpy.app.timers.register(_redraw_tick, first_interval=REDRAW_INTERVAL_S, persistent=True)
+        bpy.app.timers.register(server_tick, first_interval=SERVER_INTERVAL_S, persistent=True)
         return self.server
 
+    def show_served(self) -> int:
+        """Take in what the server answered since the last look: the last target, the
+        last script's result, its read-back scene in the viewport; returns how many."""
+        if self.server is None or self.handler is None:
+            return 0
+        served = self.server.poll()
+        for kind, reply in served:
+            if kind == "reset":
+                self.target = reply
+            else:
+                from .gui_server import show_read_back
+
+                self.result = reply
+                adopt_user_data()
+                reset(self.handler.service.frame)
+                show_read_back(reply)
+        return len(served)
+
     def stop_server(self) -> None:
-        if bpy.app.timers.is_registered(_redraw_tick):
-            bpy.app.timers.unregister(_redraw_tick)
+        if bpy.app.timers.is_registered(server_tick):
+            bpy.app.timers.unregister(server_tick)
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -156,8 +186,10 @@ def ensure_scene() -> bpy.types.Scene:
     return scene
 
 
-def _redraw_tick() -> float:
-    # The panel shows "requests served": redraw sidebars only when the count moved.
+def server_tick() -> float:
+    """The server's ``bpy.app.timers`` callback: show what it answered, redraw sidebars
+    when the count of requests served moved."""
+    SESSION.show_served()
     server = SESSION.server
     if server is not None and server.handled != SESSION._served_seen:
         SESSION._served_seen = server.handled
@@ -165,4 +197,4 @@ def _redraw_tick() -> float:
             for area in window.screen.areas:
                 if area.type == "VIEW_3D":
                     area.tag_redraw()
-    return REDRAW_INTERVAL_S
+    return SERVER_INTERVAL_S

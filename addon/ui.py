@@ -115,6 +115,10 @@ class DERENDER_PT_server(_Base, bpy.types.Panel):
             col.operator("derender.server_start", icon="PLAY")
             return
         col.label(text=f"Serving {' '.join(server.endpoints)}", icon="LINKED")
+        if server.os_sandboxed:
+            col.label(text="Scripts run in OS-sandboxed workers", icon="LOCKED")
+        else:
+            col.label(text="Scripts run in UNSANDBOXED workers", icon="ERROR")
         col.label(text=f"Requests served: {server.handled}")
         col.operator("derender.server_stop", icon="PAUSE")
 

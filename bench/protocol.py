@@ -22,12 +22,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import zmq
-from derender.addon.server import Server
 from derender.protocol import codec
 from derender.protocol.client import Client
 from derender.protocol.handler import Handler
 from derender.protocol.messages import Ping, SeedTarget, Step, StepItem, parse_request
 from derender.protocol.results import StepResult
+from derender.protocol.transport import split_envelope
 from derender.reward import preset
 from derender.scenes import FrameSpec, Scene, generate_scene
 
@@ -56,14 +56,25 @@ class TrivialService:
             readback=self._readback,
             timings={},
             recycle=False,
+            unmapped=0,
         )
 
 
 def _serve(size: int, addresses: list[str], preset_name: str, conn) -> None:
-    preset(preset_name).lpips_identity()  # as `derender serve` does before listening
-    server = Server(Handler(TrivialService(size)), addresses)
-    conn.send(server.endpoints)
-    server.serve_forever(lambda: conn.poll())
+    """A ROUTER around the request core, answering one request at a time."""
+    preset(preset_name).lpips_identity()  # load what scoring needs before listening
+    handler = Handler(TrivialService(size))
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    endpoints = []
+    for address in addresses:
+        sock.bind(address)
+        endpoints.append(sock.getsockopt(zmq.LAST_ENDPOINT).decode())
+    conn.send(endpoints)
+    while not conn.poll():
+        if sock.poll(100):
+            envelope, body = split_envelope(sock.recv_multipart())
+            sock.send_multipart(envelope + handler.handle_frames(body))
+    sock.close(0)
 
 
 def _paired(local: Callable[[], object], remote: Callable[[], object], n: int) -> tuple:

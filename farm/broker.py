@@ -110,9 +110,13 @@ class Broker:
         self._auth: Any = None
         self.frontend = self._router(self.limits.max_frame_bytes)
         # clients on loopback need no keys (as with `derender serve`); anyone else does
-        self.addresses = [
-            self._bind(self.frontend, bind, None if is_loopback(bind) else curve) for bind in binds
-        ]
+        # Loopback endpoints first: an endpoint takes the socket's security options when it
+        # is bound, so those bound before CURVE is switched on stay plain.
+        bound = {
+            bind: self._bind(self.frontend, bind, None if is_loopback(bind) else curve)
+            for bind in sorted(binds, key=lambda b: not is_loopback(b))
+        }
+        self.addresses = [bound[bind] for bind in binds]
         self.address = self.addresses[0]
         # Local workers: one ipc backend per role, each in a directory of its own (the OS
         # sandbox mounts only the worker's own), never CURVE (bound before CURVE is on).
@@ -441,6 +445,7 @@ class Broker:
             "restarts": self.supervisor.restarts,
             "network_isolated": self.supervisor.network_isolated,
             "os_sandboxed": self.supervisor.os_sandboxed,
+            "os_sandbox_problem": self.supervisor.os_sandbox_problem,
             "frame_hash": self.frame_hash,
             "engine": self.frame.engine,
             "reward": {"batches": self.rewards.batches, "scored": self.rewards.scored},

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,7 @@ class LocalFarm:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
         self.config = FarmConfig(workers=workers, engine=engine, size=size, bind=bind, **options)
         self.address = ""
+        self._control = ""
         self.run_dir: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
@@ -77,12 +79,17 @@ class LocalFarm:
             raise RuntimeError(f"this LocalFarm is already running at {self.address}")
         run_dir = Path(tempfile.mkdtemp(prefix="derender-farm-"))
         address_file = run_dir / "address"
+        # A control endpoint of its own, for status queries: the client endpoints may
+        # require CURVE keys this process does not have.
+        self._control = f"ipc://{run_dir / 'control.sock'}"
+        binds = (*(self.config.bind or ("tcp://127.0.0.1:*",)), self._control)
+        config = replace(self.config, bind=binds)
         cmd = [
             sys.executable,
             "-m",
             "derender.farm.run",
             "--config",
-            json.dumps(self.config.to_dict()),
+            json.dumps(config.to_dict()),
             "--run-dir",
             str(run_dir),
             "--address-file",
@@ -106,16 +113,16 @@ class LocalFarm:
                     raise TimeoutError(f"the farm did not bind within {timeout:g} s")
                 time.sleep(0.05)
             self.address = address_file.read_text()
+            expected = self.config.workers + self.config.target_workers
             while True:
                 self._check_alive()
-                status = query_status(self.address, timeout=max(0.1, deadline - time.monotonic()))
+                status = query_status(self._control, max(0.1, deadline - time.monotonic()))
                 ready = sum(1 for w in status["workers"] if w["state"] != "starting")
-                if ready >= self.config.workers:
+                if ready >= expected:
                     return self
                 if time.monotonic() > deadline:
                     raise TimeoutError(
-                        f"only {ready} of {self.config.workers} workers were "
-                        f"ready after {timeout:g} s"
+                        f"only {ready} of {expected} workers were ready after {timeout:g} s"
                     )
                 time.sleep(0.1)
         except BaseException:
@@ -131,7 +138,7 @@ class LocalFarm:
         """The farm's ``status`` reply (workers, queue, rates, latencies, restarts)."""
         from .status import query_status
 
-        return query_status(self.address, timeout)
+        return query_status(self._control, timeout)
 
     @property
     def pid(self) -> int | None:

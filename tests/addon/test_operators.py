@@ -7,7 +7,6 @@ operator that reports ERROR makes ``bpy.ops`` raise RuntimeError with its messag
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -190,11 +189,8 @@ def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
         with Client(server.endpoints[0], timeout=60) as c:
             replies["step"] = c.step("print(2)", c.reset(seed=0))
 
-    thread = threading.Thread(target=client)
-    thread.start()
-    while thread.is_alive():
-        server._timer()
-        thread.join(0.01)
+    client()  # the farm answers by itself; the panel only shows what it answered
+    assert SESSION.show_served() == 2
     assert bpy.ops.derender.server_stop() == {"FINISHED"}
     assert replies["step"].outcome == "ok"
 
@@ -207,7 +203,8 @@ def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
     del mine, notes, later
 
 
-def test_server_start_serves_from_its_timer_and_stops(derender_addon):
+def test_server_start_serves_from_a_sandboxed_farm_and_shows_its_replies(derender_addon):
+    from derender.addon.session import server_tick
     from derender.protocol.client import Client
 
     bpy = derender_addon
@@ -217,29 +214,27 @@ def test_server_start_serves_from_its_timer_and_stops(derender_addon):
     panel_target = SESSION.target["target_id"]
     assert bpy.ops.derender.server_start() == {"FINISHED"}
     server = SESSION.server
-    tick = server._timer
-    assert bpy.app.timers.is_registered(tick)
+    assert bpy.app.timers.is_registered(server_tick)
+    assert server.farm.status()["os_sandboxed"] is True  # remote scripts: never in here
     with pytest.raises(RuntimeError, match="already serving"):
         bpy.ops.derender.server_start()
 
-    replies = {}
-
-    def client() -> None:
-        with Client(server.endpoints[0], timeout=60) as c:
-            replies["target"] = c.reset(seed=0)
-            replies["step"] = c.step("print(1)", replies["target"])
-
-    thread = threading.Thread(target=client)
-    thread.start()
-    while thread.is_alive():  # headless Blender never fires timers: call it as Blender would
-        tick()
-        thread.join(0.01)
-    assert replies["target"].target_id == panel_target  # one handler: panel and server
-    assert replies["step"].outcome == "ok" and replies["step"].stdout.strip() == "1"
+    script = "print(1)\nadd_object('cube', 'large', 'metal', 'red', 0.5, -0.5)\n"
+    with Client(server.endpoints[0], timeout=60) as c:
+        target = c.reset(seed=0)
+        step = c.step(script, target)
+    assert target.target_id == panel_target  # the same scene in the same frame
+    assert step.outcome == "ok" and step.stdout.strip() == "1"
+    server_tick()  # headless Blender never fires timers: call it as Blender would
     assert server.handled == 2
+    assert SESSION.result["outcome"] == "ok" and SESSION.result["reward"] == step.reward
+    assert SESSION.target["target_id"] == target.target_id
+    # the script's read-back scene, rebuilt here by the trusted builder
+    shown = [o for o in bpy.data.scenes[SCENE_NAME].objects if o.name.startswith("cube")]
+    assert len(shown) == 1 and tuple(round(v, 3) for v in shown[0].location[:2]) == (0.5, -0.5)
 
     assert bpy.ops.derender.server_stop() == {"FINISHED"}
-    assert SESSION.server is None and not bpy.app.timers.is_registered(tick)
+    assert SESSION.server is None and not bpy.app.timers.is_registered(server_tick)
     _assert_binds_again(server.endpoints[0])
     with pytest.raises(RuntimeError, match="not running"):
         bpy.ops.derender.server_stop()
@@ -265,10 +260,14 @@ def test_server_with_curve_keys_answers_only_known_clients(derender_addon, tmp_p
     create_keypair(tmp_path / "clients", "agent")
     create_keypair(tmp_path / "stranger", "stranger")
     prefs = bpy.context.preferences.addons["derender"].preferences
-    prefs.port, prefs.curve_dir = 0, str(tmp_path)
-    assert bpy.ops.derender.server_start() == {"FINISHED"}
-    tick = SESSION.server._timer
-    endpoint = SESSION.server.endpoints[0]
+    prefs.address, prefs.port, prefs.curve_dir = "0.0.0.0", 0, str(tmp_path)
+    system = bpy.context.preferences.system
+    system.use_online_access = True  # a public address needs it (loopback needs no keys)
+    try:
+        assert bpy.ops.derender.server_start() == {"FINISHED"}
+    finally:
+        system.use_online_access = False
+    endpoint = SESSION.server.endpoints[0].replace("0.0.0.0", "127.0.0.1")
     outcome = {}
 
     def ping(name: str, keys: Path) -> None:
@@ -284,11 +283,7 @@ def test_server_with_curve_keys_answers_only_known_clients(derender_addon, tmp_p
         ("agent", tmp_path / "clients" / "agent.key_secret"),
         ("stranger", tmp_path / "stranger" / "stranger.key_secret"),
     ):
-        thread = threading.Thread(target=ping, args=(name, keys))
-        thread.start()
-        while thread.is_alive():
-            tick()
-            thread.join(0.01)
+        ping(name, keys)
     bpy.ops.derender.server_stop()
     assert outcome == {"agent": True, "stranger": "no reply"}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 from derender.addon import registration, ui
-from derender.addon.session import SESSION, _redraw_tick
+from derender.addon.session import SESSION, server_tick
 from derender.scenes import dsl_program
 
 
@@ -125,8 +125,7 @@ def test_unregister_leaves_no_class_property_timer_or_handler(derender_addon):
     ctx.preferences.addons["derender"].preferences.port = 0
     assert bpy.ops.derender.build_frame() == {"FINISHED"}
     assert bpy.ops.derender.server_start() == {"FINISHED"}
-    tick = SESSION.server._timer
-    assert bpy.app.timers.is_registered(tick) and bpy.app.timers.is_registered(_redraw_tick)
+    assert bpy.app.timers.is_registered(server_tick)
     assert registration._on_load_pre in bpy.app.handlers.load_pre
 
     addon_utils.disable("derender", default_set=True)
@@ -134,8 +133,7 @@ def test_unregister_leaves_no_class_property_timer_or_handler(derender_addon):
     with pytest.raises(AttributeError, match="could not be found"):
         bpy.ops.derender.build_frame()
     assert not hasattr(bpy.types.Scene, "derender")
-    assert not bpy.app.timers.is_registered(tick)
-    assert not bpy.app.timers.is_registered(_redraw_tick)
+    assert not bpy.app.timers.is_registered(server_tick)
     for name in dir(bpy.app.handlers):
         handlers = getattr(bpy.app.handlers, name)
         if isinstance(handlers, list):

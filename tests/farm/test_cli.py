@@ -60,7 +60,7 @@ def test_derender_farm_serves_reports_status_and_stops_on_sigint(tmp_path):
         deadline = time.monotonic() + 120
         while True:
             out = _cli("farm", "status", "--address", address, "--timeout", "1")
-            if out.returncode == 0 and " idle " in out.stdout:
+            if out.returncode == 0 and " idle " in out.stdout and " starting " not in out.stdout:
                 break
             assert proc.poll() is None, log.read_text()[-2000:]
             assert time.monotonic() < deadline, out.stderr
@@ -78,12 +78,15 @@ def test_derender_farm_serves_reports_status_and_stops_on_sigint(tmp_path):
             # the worker is killed at the hard deadline and replaced; service goes on
             from derender.farm.status import query_status
 
-            first = query_status(address)["workers"][0]["id"]
+            def step_worker() -> dict:
+                return next(w for w in query_status(address)["workers"] if w["role"] == "step")
+
+            first = step_worker()["id"]
             while True:
-                workers = query_status(address)["workers"]
-                if workers and workers[0]["id"] != first and workers[0]["state"] == "idle":
+                worker = step_worker()
+                if worker["id"] != first and worker["state"] == "idle":
                     break
-                assert time.monotonic() - t0 < 90, workers
+                assert time.monotonic() - t0 < 90, worker
                 time.sleep(0.2)
             assert client.step("pass\n", target, preset="scene").outcome == "ok"
         proc.send_signal(signal.SIGINT)

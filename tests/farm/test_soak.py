@@ -60,8 +60,10 @@ def _soak(steps: int) -> None:
             assert status["restarts"] >= steps // len(MIX)
             # sandboxed workers keep nothing on the host: their /tmp and /dev/shm are
             # private tmpfs that die with them; the run dir holds the socket dir only
-            assert sorted(p.name for p in run_dir.iterdir()) == ["address", "workers"]
-            assert [p.name for p in (run_dir / "workers").iterdir()] == ["backend.sock"]
+            names = sorted(p.name for p in run_dir.iterdir())
+            assert names == ["address", "control.sock", "step", "target"]
+            for role in ("step", "target"):
+                assert [p.name for p in (run_dir / role).iterdir()] == ["backend.sock"]
             # (a worker still starting has not told its pid yet: pid 0)
             pids = [w["pid"] for w in status["workers"] if w["pid"] > 0] + [farm.pid]
     assert not run_dir.exists()
