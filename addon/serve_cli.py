@@ -18,6 +18,8 @@ DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..reward.spec import DEFAULT_PRESET
+
     p = sub.add_parser("serve", help="serve the derender protocol from a headless Blender")
     p.add_argument(
         "--address",
@@ -55,7 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="an agent script's time budget in seconds (sandbox default if unset)",
     )
-    p.add_argument("--preset", default="seed", help="default reward preset (default seed)")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        help=f"default reward preset (default {DEFAULT_PRESET})",
+    )
     p.add_argument("--verbose", action="store_true", help="log each request's errors")
     p.set_defaults(func=run)
 

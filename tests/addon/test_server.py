@@ -29,6 +29,7 @@ from derender.protocol.errors import OUTCOMES, ServerError
 from derender.protocol.handler import Handler
 from derender.protocol.messages import Limits, Ping
 from derender.protocol.transport import InsecureBind, is_loopback
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes import (
     FrameSpec,
     GeneratorConfig,
@@ -84,7 +85,7 @@ def test_info(client):
     info = client.info()
     assert info.frame == FRAME and info.frame_hash == FRAME.hash()
     assert info.engine == "workbench" and info.server["name"] == "derender"
-    assert "seed" in info.reward_presets and info.default_preset == "seed"
+    assert "seed" in info.reward_presets and info.default_preset == DEFAULT_PRESET
     assert info.datasets == {"sample": len(load_scenes(DATA))}
     assert "add_object(" in info.cheatsheet and "cylinder" in info.universe["shapes"]
     assert info.protocol["versions"] == [1]
@@ -119,8 +120,8 @@ def test_step_ground_truth_program_matches_target(client, target):
     assert np.abs(res.image.astype(int) - target.image.astype(int)).mean() < 1.0
     assert res.scene is not None and len(res.scene) == len(target.scene)
     assert res.masks.shape == (64, 64)
-    assert res.components["mse"] < 1e-3 and res.components["valid"] == 1.0
-    assert res.preset == "seed" and len(res.spec_hash) > 0
+    assert res.components["ssim"] > 0.99 and res.components["valid"] == 1.0
+    assert res.preset == DEFAULT_PRESET and len(res.spec_hash) > 0
     assert res.timings["service"] > 0
     empty = client.step(EMPTY, target.target_id)
     assert empty.outcome == "ok" and empty.reward < res.reward
