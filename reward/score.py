@@ -232,9 +232,9 @@ def score_batch(
         else:
             c = {k: WORST[k] for k in spec.weights if k not in spec_missing}
         c["valid"] = program.validity(outcomes[i], rendered)
-        missing = tuple(sorted(k for k in spec.weights if k not in c))
-        for k in missing:
-            c[k] = math.nan
+        missing = tuple(sorted(name for name in spec.weights if name not in c))
+        for name in missing:
+            c[name] = math.nan
         avail = [k for k in spec.weights if k not in missing]
         w_avail = sum(spec.weights[k] for k in avail)
         total = sum(spec.weights[k] * term(k, c[k]) for k in avail)
