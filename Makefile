@@ -23,7 +23,7 @@ TRAINER_NO_DEPS := verl==0.9.1 openrlhf==0.11.2
 CLIENT_SOURCES := $(shell git ls-files '*.py' ':!tests' ':!bench' 2>/dev/null) pyproject.toml
 
 .PHONY: demo test test-main test-trainers lint typecheck extension venv trainers-venv \
-	client-venv clean
+	client-venv clean bwrap
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,16 +46,22 @@ venv: $(STAMP)
 trainers-venv: $(TRAINERS_STAMP)
 client-venv: $(CLIENT_STAMP)
 
-demo: $(STAMP)
+# Farm workers run under bubblewrap (farm/os_sandbox.py); root installs it where missing.
+bwrap:
+	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && \
+		{ apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; }; } \
+		|| { echo "bubblewrap is missing: sudo apt-get install bubblewrap" >&2; exit 1; }
+
+demo: $(STAMP) bwrap
 	$(BIN)/derender demo
 
 test: test-main test-trainers
 
-test-main: $(STAMP)
+test-main: $(STAMP) bwrap
 	$(BIN)/python -m pytest -q
 
 # Real trainer packages against a farm that runs from .venv, and the 3.12 client install.
-test-trainers: $(STAMP) $(TRAINERS_STAMP) $(CLIENT_STAMP)
+test-trainers: $(STAMP) $(TRAINERS_STAMP) $(CLIENT_STAMP) bwrap
 	$(TRAINERS_VENV)/bin/python -m pytest -q tests/trainers
 
 lint: $(STAMP)

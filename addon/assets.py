@@ -6,27 +6,28 @@ makes (same bmesh operators, so identical vertices and faces), and each material
 with ``bpy.data.materials.new`` and the same five values. That is what lets the programs
 render pixel-identically to :func:`addon.build.build`.
 
-Cached datablocks belong to the frame: ``addon.frame.reset`` keeps them and calls
-:func:`drop_modified` so that an agent that edited a cached material or mesh cannot leak
-the edit into the next request.
+Cached datablocks belong to the frame: agents can read them but never write them (the
+sandbox's proxies check ownership by ``session_uid``, which Blender never reuses), and
+``addon.frame.reset`` keeps them and calls :func:`drop_modified`, which compares each with
+the generic snapshot (:mod:`.rna_snapshot`) taken when it was made, so that an edit that
+got through anyway cannot reach a later request or target render.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, cast
 
 import bmesh
 import bpy
-import numpy as np
 
 from ..scenes import universe
 from . import compat
+from .rna_snapshot import Snapshot, snapshot
 
 _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
-# Fingerprints taken when an asset was made; compared in drop_modified().
-_PRINTS: dict[int, tuple] = {}
+# Snapshots taken when an asset was made, by session_uid; compared in drop_modified().
+_SNAPSHOTS: dict[int, Snapshot] = {}
 
 
 def alive(idb: bpy.types.ID) -> bool:
@@ -36,6 +37,15 @@ def alive(idb: bpy.types.ID) -> bool:
     except ReferenceError:
         return False
     return True
+
+
+def _remember(idb: bpy.types.ID) -> None:
+    """Register a finished cached datablock: kept between requests, verified each reset.
+
+    Every cached datablock (meshes, materials, and any node group they use) goes through
+    here once it is complete."""
+    idb.use_fake_user = True  # survives with no users between requests
+    _SNAPSHOTS[idb.session_uid] = snapshot(idb)
 
 
 def _build_bmesh(shape: str) -> bmesh.types.BMesh:
@@ -71,29 +81,6 @@ def _build_bmesh(shape: str) -> bmesh.types.BMesh:
     return bm
 
 
-def _mesh_print(mesh: bpy.types.Mesh) -> tuple:
-    co = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
-    mesh.vertices.foreach_get("co", co)
-    smooth = np.empty(len(mesh.polygons), dtype=bool)
-    mesh.polygons.foreach_get("use_smooth", smooth)
-    attributes = tuple(sorted(a.name for a in mesh.attributes))  # e.g. an added sharp_edge
-    return (mesh.name, co.tobytes(), smooth.tobytes(), len(mesh.loops), attributes,
-            tuple(m.name if m else None for m in mesh.materials))  # fmt: skip
-
-
-def _material_print(mat: bpy.types.Material) -> tuple:
-    bsdf = compat.principled_bsdf(mat)
-    inputs = tuple(
-        tuple(cast(bpy.types.NodeSocketColor, bsdf.inputs[name]).default_value)
-        if name == "Base Color"
-        else cast(bpy.types.NodeSocketFloat, bsdf.inputs[name]).default_value
-        for name in ("Base Color", "Metallic", "Roughness")
-    )
-    tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # principled_bsdf found it
-    nodes = (len(tree.nodes), len(tree.links))
-    return (mat.name, tuple(mat.diffuse_color), mat.metallic, mat.roughness, inputs, nodes)
-
-
 def shape_mesh(shape: str) -> bpy.types.Mesh:
     """The unit mesh of ``shape`` (half-extent 1, centred), built once and reused.
 
@@ -108,9 +95,8 @@ def shape_mesh(shape: str) -> bpy.types.Mesh:
     bm.to_mesh(mesh)
     bm.free()
     mesh.materials.append(None)
-    mesh.use_fake_user = True  # survives with no users between requests
     _MESHES[shape] = mesh
-    _PRINTS[mesh.as_pointer()] = _mesh_print(mesh)
+    _remember(mesh)
     return mesh
 
 
@@ -143,9 +129,8 @@ def material(material: str, color: str) -> bpy.types.Material:
         )
     mat = bpy.data.materials.new(f"derender_{color}_{material}")
     setup_material(mat, material, color)
-    mat.use_fake_user = True
     _MATERIALS[key] = mat
-    _PRINTS[mat.as_pointer()] = _material_print(mat)
+    _remember(mat)
     return mat
 
 
@@ -155,36 +140,28 @@ def cached() -> list[bpy.types.ID]:
 
 
 def is_asset(idb: bpy.types.ID) -> bool:
-    """True if ``idb`` is one of the cached meshes or materials."""
-    ptr = idb.as_pointer()
-    return any(ptr == a.as_pointer() for a in cached())
+    """True if ``idb`` is one of the cached datablocks."""
+    uid = idb.session_uid
+    return any(uid == a.session_uid for a in cached())
 
 
 def drop_modified() -> list[str]:
-    """Forget (and delete) cached assets that changed since they were made.
+    """Forget (and delete) cached assets that differ from their snapshot in any property.
 
     Returns their names. They are rebuilt on the next request for them.
     """
     dropped: list[bpy.types.ID] = []
-    caches: tuple[tuple[dict[Any, Any], Callable[[Any], tuple]], ...] = (
-        (_MESHES, _mesh_print),
-        (_MATERIALS, _material_print),
-    )
-    for cache, printer in caches:
+    caches: tuple[dict[Any, Any], ...] = (_MESHES, _MATERIALS)
+    for cache in caches:
         for key, idb in list(cache.items()):
             if not alive(idb):
                 del cache[key]
-                continue
-            try:
-                unchanged = printer(idb) == _PRINTS.get(idb.as_pointer())
-            except (RuntimeError, KeyError, AttributeError):
-                unchanged = False  # e.g. the BSDF node was deleted
-            if not unchanged:
+            elif snapshot(idb) != _SNAPSHOTS.get(idb.session_uid):
                 del cache[key]
                 dropped.append(idb)
     names = [idb.name for idb in dropped]
     for idb in dropped:
-        _PRINTS.pop(idb.as_pointer(), None)
+        _SNAPSHOTS.pop(idb.session_uid, None)
     if dropped:
         bpy.data.batch_remove(dropped)
     return names

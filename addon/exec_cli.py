@@ -1,23 +1,24 @@
-"""``derender exec``: run one agent script through the sandbox in this (fresh) process."""
+"""``derender exec``: run one agent script through the farm's path, in disposable workers.
+
+This process holds the target and scores the reward; the script runs in a fresh step
+worker of a local farm (a headless Blender in the OS sandbox) that never sees the
+target, and the target is rendered by a target worker of the same farm. So ``exec``
+gives the reward that ``derender serve`` and ``derender farm`` give for the same script.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..scenes.frame import ENGINES, FrameSpec
+from ..scenes.frame import ENGINES
 
 if TYPE_CHECKING:
-    from ..reward import RewardSpec
+    from ..protocol.results import StepResult
     from ..scenes.model import Scene
-    from .sandbox.limits import Limits
-    from .service import StepResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,28 +36,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send fd 1 to stderr meanwhile: Blender logs renders on stdout at the C level, and
-    ``--json`` promises stdout holds exactly one JSON object."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _usage(message: str) -> int:
     print(f"derender exec: {message}", file=sys.stderr)
     return 2
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 whatever the script did; 2 for usage errors (missing file, bad option)."""
+    """Exit 0 whatever the script did; 2 for usage errors (missing file, bad option); 1
+    when the farm cannot run it (no worker started)."""
+    from ..farm.config import FarmConfig
+    from ..reward import PRESETS
+
     try:
         script = args.script.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -69,100 +59,87 @@ def run(args: argparse.Namespace) -> int:
             target = scene_from_json(args.target.read_text(encoding="utf-8"))
         except (OSError, ValueError, KeyError) as exc:
             return _usage(f"cannot read target scene {args.target}: {exc}")
-    try:
-        from ..reward import preset
-
-        reward_spec = preset(args.preset)
-    except ValueError as exc:
-        return _usage(str(exc))
-    try:
-        spec = FrameSpec(
-            width=args.size, height=args.size, engine=args.engine, samples=args.samples
-        )
-        from .sandbox.limits import Limits
-
-        limits = Limits(deadline_s=args.deadline)
-    except ValueError as exc:
-        return _usage(str(exc))
+    if args.preset not in PRESETS:
+        return _usage(f"unknown preset {args.preset!r}; known: {sorted(PRESETS)}")
     if not args.out.parent.is_dir():
         return _usage(f"output directory {args.out.parent} does not exist")
-
-    with _stdout_to_stderr():
-        report, result = _run(args, spec, limits, script, target, reward_spec)
+    try:
+        config = FarmConfig(
+            workers=1,
+            engine=args.engine,
+            size=args.size,
+            samples=args.samples,
+            sandbox_deadline=args.deadline,
+            preset=args.preset,
+            metrics_interval=0,
+        )
+        config.frame()
+    except ValueError as exc:
+        return _usage(str(exc))
+    try:
+        report, result = _run(config, args, script, target)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"derender exec: the local farm could not run the script: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report))
     else:
-        where = f" -> {report['out']}" if report["out"] else ""
-        line = f" (line {result.line})" if result.line else ""
-        print(f"{result.outcome}{line}{where}")
-        if result.message:
-            print(result.message)
-        if report.get("reward") is not None:
-            parts = ", ".join(f"{k} {v:.4f}" for k, v in report["components"].items())
-            print(f"reward {report['reward']:.4f} ({args.preset}: {parts})")
-        if result.stdout:
-            print("--- script output ---")
-            print(result.stdout, end="" if result.stdout.endswith("\n") else "\n")
+        _print_report(report, result, args.preset)
     return 0
 
 
 def _run(
-    args: argparse.Namespace,
-    spec: FrameSpec,
-    limits: Limits,
-    script: str,
-    target: Scene | None,
-    reward_spec: RewardSpec,
+    config: Any, args: argparse.Namespace, script: str, target: Scene | None
 ) -> tuple[dict[str, Any], StepResult]:
-    """Build the frame, run the script, write the PNGs; the report and the result."""
-    import bpy
+    """Start a farm of one, run the script against the target (or the empty frame),
+    write the PNGs; the report and the result."""
     from PIL import Image
 
-    from .service import Service
+    from ..farm.local import LocalFarm
+    from ..protocol.client import Client
+    from ..scenes.clevr_json import scene_to_clevr
+    from ..scenes.model import Scene
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    service = Service(spec, limits)
-    result = service.step(script, seed=args.seed, masks=target is not None)
+    with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
+        made = client.reset(scene=target if target is not None else Scene(()), masks=False)
+        result = client.step(script, made, seed=args.seed, preset=args.preset)
     report: dict[str, Any] = {
         "outcome": result.outcome,
         "message": result.message,
         "line": result.line,
         "stdout": result.stdout,
-        "recycle": result.recycle,
         "timings": {k: round(v, 6) for k, v in result.timings.items()},
-        "frame": spec.hash(),
+        "frame": result.frame_hash,
         "out": None,
     }
     if result.image is not None:
         Image.fromarray(result.image).save(args.out)
         report["out"] = str(args.out)
-    if result.readback is not None:
-        from ..scenes.clevr_json import scene_to_clevr
-
-        report["readback"] = scene_to_clevr(result.readback)
+    if result.scene is not None:
+        report["readback"] = scene_to_clevr(result.scene)
         report["unmapped"] = result.unmapped
     if target is not None:
-        from ..reward import score
-
-        rendered = service.render_scene(target, masks=True)
         target_png = args.out.with_name(args.out.stem + ".target.png")
-        Image.fromarray(rendered.image).save(target_png)
-        report["target_out"] = str(target_png)
-        scored = score(
-            result.image,
-            rendered.image,
-            spec=reward_spec,
-            outcome=result.outcome,
-            render_masks=result.masks,
-            target_masks=rendered.masks,
-            scene=result.readback,
-            target_scene=target,
-            code=script,
-        )
+        Image.fromarray(made.image).save(target_png)
         report.update(
-            reward=scored.reward,
-            components=dict(scored.components),
-            unavailable=list(scored.unavailable),
-            spec_hash=scored.spec_hash,
+            target_out=str(target_png),
+            reward=result.reward,
+            components=dict(result.components),
+            unavailable=list(result.unavailable),
+            spec_hash=result.spec_hash,
         )
     return report, result
+
+
+def _print_report(report: dict[str, Any], result: StepResult, preset: str) -> None:
+    where = f" -> {report['out']}" if report["out"] else ""
+    line = f" (line {result.line})" if result.line else ""
+    print(f"{result.outcome}{line}{where}")
+    if result.message:
+        print(result.message)
+    if report.get("reward") is not None:
+        parts = ", ".join(f"{k} {v:.4f}" for k, v in report["components"].items())
+        print(f"reward {report['reward']:.4f} ({preset}: {parts})")
+    if result.stdout:
+        print("--- script output ---")
+        print(result.stdout, end="" if result.stdout.endswith("\n") else "\n")

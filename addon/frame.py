@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import bpy
-import numpy as np
 from mathutils import Matrix, Vector
 
 from ..scenes.frame import FrameSpec, Light
 from . import assets, compat, settings
+from .rna_snapshot import Snapshot, differences, label, restore, snapshot
 
 GROUND_ROUGHNESS = 0.9
 CLIP_START = 0.1
 CLIP_END = 1000.0
-_VISIBILITY_FLAGS = ("visible_camera", "visible_diffuse", "visible_glossy", "visible_shadow")
 
 # bpy.data collections an agent can add to; the rest (screens, workspaces, window
 # managers, libraries, shape keys) cannot be removed this way or are owned by others.
@@ -36,20 +35,22 @@ _ID_COLLECTIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# Scene properties that do not decide pixels (editing tools, UI state) or that are
+# compared elsewhere: objects' membership is walked through ``collection``.
+_SCENE_UNCHECKED = (
+    "tool_settings", "unit_settings", "safe_areas", "cursor", "timeline_markers",
+    "transform_orientation_slots", "keying_sets", "keying_sets_all", "objects",
+)  # fmt: skip
+
+
 @dataclass
 class _Frame:
     spec: FrameSpec
     scene: bpy.types.Scene
-    objects: dict[str, bpy.types.Object]  # "camera", "ground", "light:<name>"
-    world: bpy.types.World
-    ground_material: bpy.types.Material
-    ids: frozenset[tuple[int, str, str]]  # _key() of every datablock right after the build
-    render: dict[str, Any]  # every render property as built (settings.snapshot)
-    names: dict[str, str]  # key of `objects` -> the name it was built with
-
-    def render_settings(self, spec: FrameSpec) -> dict[str, Any]:
-        """The whole expected render state: the snapshot, with ``spec``'s values on top."""
-        return self.render | settings.spec_settings(spec)
+    ids: frozenset[int]  # session_uid of every datablock right after the build
+    made: frozenset[int]  # the ones the build created (removed when a new frame is built)
+    snapshots: dict[int, Snapshot]  # per datablock the build made, and the scene
+    labels: dict[int, str]  # how the snapshots name each datablock (its name when built)
 
 
 _frame: _Frame | None = None
@@ -109,7 +110,7 @@ def _clear_scene(scene: bpy.types.Scene) -> None:
     old_world, scene.world = scene.world, None
     bpy.data.batch_remove(objects + own)
     for group in (data, materials, [old_world] if old_world else []):
-        unused = {idb.as_pointer(): idb for idb in group if assets.alive(idb) and idb.users == 0}
+        unused = {idb.session_uid: idb for idb in group if assets.alive(idb) and idb.users == 0}
         bpy.data.batch_remove(list(unused.values()))
 
 
@@ -118,9 +119,8 @@ def _remove_frame() -> None:
     global _frame
     if _frame is None:
         return
-    old = [*_frame.objects.values(), _frame.world, _frame.ground_material]
-    data = [o.data for o in _frame.objects.values() if assets.alive(o) and o.data is not None]
-    bpy.data.batch_remove([idb for idb in (*old, *data) if assets.alive(idb)])
+    made = _frame.made
+    bpy.data.batch_remove([idb for uid, idb in _datablocks().items() if uid in made])
     _frame = None
 
 
@@ -131,12 +131,33 @@ def build_frame(spec: FrameSpec) -> None:
     that only they used; other scenes are left alone."""
     global _frame
     if _frame is not None and assets.alive(_frame.scene):
+        # The scene outlives frames (the GUI shows it): put back what the last build left.
         bpy.data.batch_remove(_foreign())
-        settings.apply(_frame.scene, _frame.render)  # undo tampering before the new snapshot
+        uid = _frame.scene.session_uid
+        restore(_frame.scene, _frame.snapshots[uid], _frame.labels[uid], _datablocks())
     _remove_frame()
     scene = cast(bpy.types.Scene, bpy.context.scene)  # always set, headless or in the GUI
     _clear_scene(scene)
+    before = _uids()
+    _build_parts(scene, spec)
+    apply_render_settings(scene, spec)
+    cast(bpy.types.ViewLayer, bpy.context.view_layer).update()  # settle derived values
+    ids = frozenset(_uids())
+    made = ids - before
+    checked = {uid: idb for uid, idb in _datablocks().items() if uid in made}
+    checked[scene.session_uid] = scene
+    labels = {uid: label(idb) for uid, idb in checked.items()}
+    snapshots = {uid: _snapshot(idb, ids, labels[uid]) for uid, idb in checked.items()}
+    _frame = _Frame(spec, scene, ids, frozenset(made), snapshots, labels)
 
+
+def _snapshot(idb: bpy.types.ID, protected: frozenset[int], name: str) -> Snapshot:
+    skip = _SCENE_UNCHECKED if isinstance(idb, bpy.types.Scene) else ()
+    return snapshot(idb, skip, protected, name)
+
+
+def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> None:
+    """Camera, lights, ground and world of ``spec`` into ``scene``."""
     cam_data = bpy.data.cameras.new("Camera")
     cam_data.type = "PERSP"
     cam_data.lens = spec.camera.lens
@@ -168,11 +189,6 @@ def build_frame(spec: FrameSpec) -> None:
     strength.default_value = spec.world_strength
     scene.world = world
 
-    apply_render_settings(scene, spec)
-    ids = frozenset(_key(idb) for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
-    names = {key: obj.name for key, obj in objects.items()} | {"scene": scene.name}
-    _frame = _Frame(spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names)
-
 
 def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
     """Set what the spec fixes in the render; the scene keeps one view layer."""
@@ -199,176 +215,14 @@ def _world_background(world: bpy.types.World) -> bpy.types.ShaderNode:
     raise RuntimeError(f"world {world.name!r} has no Background node")
 
 
-# -- checking -----------------------------------------------------------------------------
-def _compare(out: list[str], what: str, actual: Any, expected: Any) -> None:
-    if not settings.values_close(actual, expected):
-        out.append(f"{what} is {_fmt(actual)}, expected {_fmt(expected)}")
+# -- identity, checking and reset ---------------------------------------------------------
+def _datablocks() -> dict[int, bpy.types.ID]:
+    """Every datablock of the collections an agent could add to, by ``session_uid``."""
+    return {idb.session_uid: idb for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name)}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, str | bool | int | float):
-        return repr(value)
-    try:
-        return repr(tuple(round(float(v), 6) for v in np.asarray(value, float).ravel()))
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _check_object(out: list[str], key: str, obj: bpy.types.Object, expected: Matrix) -> None:
-    assert _frame is not None
-    scene_obj = _frame.scene.objects.get(obj.name)
-    if scene_obj is None or scene_obj.as_pointer() != obj.as_pointer():
-        out.append(f"{key} is not in the scene")
-    if obj.name != _frame.names[key]:  # pixels alike, but the next script would see it
-        out.append(f"{key} is named {obj.name!r}, expected {_frame.names[key]!r}")
-    if obj.parent is not None or len(obj.constraints) or obj.animation_data is not None:
-        out.append(f"{key} has a parent, constraint or animation")
-    _compare(
-        out,
-        f"{key} matrix",
-        [list(r) for r in obj.matrix_basis],  # type: ignore[attr-defined]  # Matrix iterates rows
-        [list(r) for r in expected],  # type: ignore[attr-defined]
-    )
-    for flag in _VISIBILITY_FLAGS:
-        built = obj.type != "LIGHT" or flag != "visible_camera"  # lights: camera-invisible
-        _compare(out, f"{key} {flag}", getattr(obj, flag), built)
-    _compare(out, f"{key} hide_render", obj.hide_render, False)
-    if len(obj.modifiers):
-        out.append(f"{key} has modifiers")
-
-
-def _check_lights(out: list[str], spec: FrameSpec) -> None:
-    assert _frame is not None
-    for light in spec.lights:
-        key = f"light:{light.name}"
-        obj = _frame.objects.get(key)
-        if obj is None or not assets.alive(obj) or obj.type != "LIGHT":
-            out.append(f"{key} is missing")
-            continue
-        _check_object(out, key, obj, look_at(light.location, light.target))
-        data = cast("bpy.types.AreaLight | bpy.types.SunLight", obj.data)  # obj.type is LIGHT
-        if data.type != light.kind:  # the other checks would read attributes it lacks
-            out.append(f"{key} type is {data.type!r}, expected {light.kind!r}")
-            continue
-        _compare(out, f"{key} energy", data.energy, light.strength)
-        _compare(out, f"{key} color", data.color, light.color)
-        _compare(out, f"{key} use_shadow", data.use_shadow, True)
-        if light.kind == "AREA":
-            area = cast(bpy.types.AreaLight, data)
-            _compare(out, f"{key} shape", area.shape, "SQUARE")
-            _compare(out, f"{key} size", area.size, light.size)
-        else:
-            _compare(out, f"{key} angle", cast(bpy.types.SunLight, data).angle, light.size)
-        _compare(out, f"{key} node tree", data.node_tree is not None, False)
-
-
-def _check_camera(out: list[str], spec: FrameSpec) -> None:
-    assert _frame is not None
-    cam = _frame.objects["camera"]
-    if not assets.alive(cam) or cam.type != "CAMERA":
-        out.append("camera is missing")
-        return
-    if _frame.scene.camera is None or _frame.scene.camera.as_pointer() != cam.as_pointer():
-        out.append("scene.camera is not the frame camera")
-    _check_object(out, "camera", cam, look_at(spec.camera.location, spec.camera.target))
-    data = cast(bpy.types.Camera, cam.data)  # cam.type is CAMERA
-    for attr, value in (
-        ("type", "PERSP"), ("lens", spec.camera.lens), ("lens_unit", "MILLIMETERS"),
-        ("sensor_fit", "AUTO"), ("sensor_width", spec.camera.sensor_width),
-        ("sensor_height", spec.camera.sensor_height), ("shift_x", 0.0), ("shift_y", 0.0),
-        ("clip_start", CLIP_START), ("clip_end", CLIP_END), ("dof.use_dof", False),
-    ):  # fmt: skip
-        owner, name = (data.dof, "use_dof") if attr == "dof.use_dof" else (data, attr)
-        _compare(out, f"camera {attr}", getattr(owner, name), value)
-
-
-def _check_ground(out: list[str], spec: FrameSpec) -> None:
-    assert _frame is not None
-    ground, mat = _frame.objects["ground"], _frame.ground_material
-    if not assets.alive(ground) or ground.type != "MESH" or not assets.alive(mat):
-        out.append("ground is missing")
-        return
-    _check_object(out, "ground", ground, Matrix.Identity(4))
-    mesh = cast(bpy.types.Mesh, ground.data)  # ground.type is MESH
-    co = np.empty(len(mesh.vertices) * 3)
-    mesh.vertices.foreach_get("co", co)
-    _compare(out, "ground vertices", co, _ground_coords(spec))
-    slots = [s.material.name if s.material else None for s in ground.material_slots]
-    if (
-        slots != [mat.name]
-        or cast(bpy.types.Material, ground.material_slots[0].material).as_pointer()
-        != mat.as_pointer()
-    ):
-        out.append(f"ground materials are {slots}, expected [{mat.name!r}]")
-    rgba = (*spec.ground_color, 1.0)
-    _compare(out, "ground diffuse_color", mat.diffuse_color, rgba)
-    try:
-        bsdf = compat.principled_bsdf(mat)
-        base = cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"])
-        roughness = cast(bpy.types.NodeSocketFloat, bsdf.inputs["Roughness"])
-        metallic = cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"])
-        _compare(out, "ground base color", base.default_value, rgba)
-        _compare(out, "ground roughness", roughness.default_value, GROUND_ROUGHNESS)
-        _compare(out, "ground metallic", metallic.default_value, 0.0)
-        tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # principled_bsdf found it
-        _compare(out, "ground shader nodes", len(tree.nodes), 2)
-        _compare(out, "ground shader links", len(tree.links), 1)
-    except RuntimeError as exc:
-        out.append(str(exc))
-
-
-def _check_world(out: list[str], spec: FrameSpec) -> None:
-    assert _frame is not None
-    world = _frame.world
-    scene_world = _frame.scene.world
-    if not (assets.alive(world) and scene_world and scene_world.as_pointer() == world.as_pointer()):
-        out.append("scene.world is not the frame world")
-        return
-    _compare(out, "world color", world.color, spec.world_color)
-    try:
-        bg = _world_background(world)
-    except RuntimeError as exc:
-        out.append(str(exc))
-        return
-    color = cast(bpy.types.NodeSocketColor, bg.inputs["Color"])
-    strength = cast(bpy.types.NodeSocketFloat, bg.inputs["Strength"])
-    _compare(out, "world background color", color.default_value, (*spec.world_color, 1.0))
-    _compare(out, "world strength", strength.default_value, spec.world_strength)
-    tree = cast(bpy.types.ShaderNodeTree, world.node_tree)  # _world_background found it
-    _compare(out, "world shader nodes", len(tree.nodes), 2)
-    _compare(out, "world shader links", len(tree.links), 1)
-
-
-def _check_render(out: list[str], spec: FrameSpec) -> None:
-    assert _frame is not None
-    scene = _frame.scene
-    if len(scene.view_layers) != 1:
-        out.append(f"scene has {len(scene.view_layers)} view layers, expected 1")
-    out.extend(settings.differences(scene, _frame.render_settings(spec)))
-
-
-def frame_differences(spec: FrameSpec) -> list[str]:
-    """What differs, by value, between the built frame and ``spec``; [] if intact."""
-    if _frame is None or not assets.alive(_frame.scene):
-        return ["the frame is not built"]
-    if cast(bpy.types.Scene, bpy.context.scene).as_pointer() != _frame.scene.as_pointer():
-        return ["the current scene is not the frame's scene"]
-    out: list[str] = []
-    if _frame.spec != spec:
-        out.append(f"the frame was built for spec {_frame.spec.hash()}, not {spec.hash()}")
-    _check_camera(out, spec)
-    _check_lights(out, spec)
-    _check_ground(out, spec)
-    _check_world(out, spec)
-    _check_render(out, spec)
-    return out
-
-
-# -- identity and reset -------------------------------------------------------------------
-def _key(idb: bpy.types.ID) -> tuple[int, str, str]:
-    """Identity of a datablock. The pointer alone is not enough: one the agent frees can
-    be reused by malloc for the agent's next datablock; type and name must match too."""
-    return (idb.as_pointer(), type(idb).__name__, idb.name)
+def _uids() -> set[int]:
+    return set(_datablocks())
 
 
 def is_frame_datablock(idb: bpy.types.ID) -> bool:
@@ -376,25 +230,43 @@ def is_frame_datablock(idb: bpy.types.ID) -> bool:
     its UI data), cached assets, and the images Blender keeps for render results."""
     if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
         return True
-    if _frame is not None and _key(idb) in _frame.ids:
+    if _frame is not None and idb.session_uid in _frame.ids:
         return True
     return assets.is_asset(idb)
+
+
+def frame_differences(spec: FrameSpec) -> list[str]:
+    """What differs between the built frame and its snapshot, by path; [] if intact."""
+    if _frame is None or not assets.alive(_frame.scene):
+        return ["the frame is not built"]
+    scene = cast(bpy.types.Scene, bpy.context.scene)
+    if scene.session_uid != _frame.scene.session_uid:
+        return ["the current scene is not the frame's scene"]
+    if _frame.spec != spec:
+        return [f"the frame was built for spec {_frame.spec.hash()}, not {spec.hash()}"]
+    present = _datablocks()
+    out: list[str] = []
+    for uid, before in _frame.snapshots.items():
+        idb = _frame.scene if uid == _frame.scene.session_uid else present.get(uid)
+        name = _frame.labels[uid]
+        if idb is None:
+            out.append(f"{name} is gone")
+        else:
+            out += differences(before, _snapshot(idb, _frame.ids, name))
+    return out
 
 
 def _foreign() -> list[bpy.types.ID]:
     """Every removable datablock that is not part of the frame."""
     assert _frame is not None
-    assets_kept = {a.as_pointer() for a in assets.cached()}
+    kept = _frame.ids | {a.session_uid for a in assets.cached()}
     out = []
-    for name in _ID_COLLECTIONS:
-        for idb in getattr(bpy.data, name):
-            if _key(idb) in _frame.ids or idb.as_pointer() in assets_kept:
-                continue
-            if idb == _frame.scene:  # renamed by the agent: restored by reset, never removed
-                continue
-            if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
-                continue
-            out.append(idb)
+    for uid, idb in _datablocks().items():
+        if uid in kept or uid == _frame.scene.session_uid:
+            continue
+        if isinstance(idb, bpy.types.Image) and idb.type in {"RENDER_RESULT", "COMPOSITING"}:
+            continue
+        out.append(idb)
     return out
 
 
@@ -408,31 +280,36 @@ def adopt_user_data() -> int:
     global _frame
     if _frame is None or not assets.alive(_frame.scene):
         return 0
-    staged = {o.as_pointer() for o in _frame.scene.objects}
-    keep = [i for i in _foreign() if i.as_pointer() not in staged]
+    staged = {o.session_uid for o in _frame.scene.objects}
+    keep = [i for i in _foreign() if i.session_uid not in staged]
     if keep:
-        _frame = replace(_frame, ids=_frame.ids | {_key(i) for i in keep})
+        _frame = replace(_frame, ids=_frame.ids | {i.session_uid for i in keep})
     return len(keep)
+
+
+class FrameBroken(RuntimeError):
+    """The frame differs from its snapshot even after a rebuild; names what differs.
+
+    A worker process that raises it is replaced: its Blender state is not trusted."""
 
 
 def reset(spec: FrameSpec) -> None:
     """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
-    render settings are re-applied, and the frame is rebuilt if anything else differs.
+    and the frame is rebuilt from scratch if anything else differs from its snapshot.
 
-    The first call builds the frame (see :func:`build_frame`)."""
+    The first call builds the frame (see :func:`build_frame`). Raises
+    :class:`FrameBroken` if even the rebuilt frame differs."""
     if _frame is None or not assets.alive(_frame.scene) or _frame.spec != spec:
         build_frame(spec)
         return
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:
         bpy.context.window.scene = _frame.scene
-    if _frame.scene.name != _frame.names["scene"]:
-        _frame.scene.name = _frame.names["scene"]
     foreign = _foreign()
     if foreign:
         bpy.data.batch_remove(foreign)
     assets.drop_modified()
-    for layer in list(_frame.scene.view_layers)[1:]:
-        _frame.scene.view_layers.remove(layer)
-    settings.apply(_frame.scene, _frame.render_settings(spec))
     if frame_differences(spec):
         build_frame(spec)
+        still = frame_differences(spec)
+        if still:
+            raise FrameBroken("; ".join(still))

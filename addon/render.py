@@ -165,7 +165,7 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
         raise ValueError(f"at most {MAX_MASK_IDS} objects per mask, got {len(objects)}")
     ids: dict[int, int] = {}
     for i, obj in enumerate(objects):
-        ids.setdefault(obj.as_pointer(), i + 1)
+        ids.setdefault(obj.session_uid, i + 1)
     scene = cast(bpy.types.Scene, bpy.context.scene)
     overrides = _Overrides()
     try:
@@ -176,7 +176,7 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
         overrides.set(scene.render, "resolution_y", spec.height)
         overrides.set(scene.render, "resolution_percentage", 100)
         for obj in scene.objects:
-            overrides.set(obj, "color", _id_color(ids.get(obj.as_pointer(), 0)))
+            overrides.set(obj, "color", _id_color(ids.get(obj.session_uid, 0)))
             if obj.display_type in {"WIRE", "BOUNDS"}:  # Workbench would draw only edges
                 overrides.set(obj, "display_type", "TEXTURED")
         rgba = _render_png(scene, "RGBA")

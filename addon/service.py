@@ -8,14 +8,14 @@ whatever happens the worker ends the step at exactly the frame.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..scenes.frame import FrameSpec
 from ..scenes.model import Scene
 from . import build, render
-from .frame import build_frame, reset
+from .frame import FrameBroken, build_frame, reset
 from .readback import read_back
 from .sandbox import errors, integrity
 from .sandbox.limits import Limits
@@ -84,13 +84,29 @@ class Service:
 
     def step(self, script: str, seed: int = 0, masks: bool = True) -> StepResult:
         """Run ``script`` in the sandbox and render it. Never raises for anything the
-        script does; a non-ok outcome has no image."""
+        script does; a non-ok outcome has no image. A frame that even a rebuild cannot
+        restore makes the step ``frame_tampered`` and asks for the worker's replacement."""
         clock = _Clock()
         try:
-            return self._step(script, seed, masks, clock)
+            result = self._step(script, seed, masks, clock)
         finally:
-            reset(self.frame)
+            try:
+                reset(self.frame)
+                broken = None
+            except FrameBroken as exc:
+                broken = exc
             clock.lap("reset")
+        if broken is not None:
+            return replace(
+                result,
+                outcome=errors.FRAME_TAMPERED,
+                message=f"the frame could not be restored: {broken}",
+                image=None,
+                masks=None,
+                readback=None,
+                recycle=True,
+            )
+        return result
 
     def _step(self, script: str, seed: int, masks: bool, clock: _Clock) -> StepResult:
         before = integrity.snapshot()

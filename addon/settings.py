@@ -1,11 +1,9 @@
-"""The frame's render settings: what the spec fixes, and everything else left as built.
+"""The frame's render settings: what the spec fixes.
 
-Two layers. :func:`spec_settings` names the settings a :class:`FrameSpec` decides
-(engine, samples, resolution, seed, colour management …) and :func:`apply` sets them.
-:class:`Snapshot` then records every other plain render property (all of
-``scene.render``, ``cycles``, ``eevee``, ``display``, colour management, the view layer),
-so that a change to any of them (a stamp burned into the image, freestyle lines, a
-bounce count) is found and undone, not only the ones named here.
+:func:`spec_settings` names the settings a :class:`FrameSpec` decides (engine, samples,
+resolution, seed, colour management …) and :func:`apply` sets them. Every other render
+property keeps the value the build left, and the frame's generic snapshot
+(``addon.frame``) reports a change to any of them.
 """
 
 from __future__ import annotations
@@ -21,17 +19,6 @@ from . import compat
 _WORKBENCH_AA: tuple[tuple[int, str], ...] = (
     (1, "OFF"), (5, "5"), (8, "8"), (11, "11"), (16, "16"), (32, "32"),
 )  # fmt: skip
-# Property groups of the scene that decide pixels ("view_layer" is the first view layer).
-_GROUPS: tuple[str, ...] = (
-    "render", "render.image_settings", "cycles", "eevee", "display", "display.shading",
-    "view_settings", "display_settings", "view_layer",
-)  # fmt: skip
-_UNCHECKED = frozenset(
-    {
-        "render.filepath",  # set by addon.render for each readback
-        "display.shading.wireframe_color_type",  # unset in a new scene: reading it warns
-    }
-)
 _TOL = 1e-5
 
 
@@ -133,24 +120,9 @@ def values_close(a: Any, b: Any) -> bool:
     return a == b
 
 
-def differences(scene: bpy.types.Scene, expected: dict[str, Any]) -> list[str]:
-    """'path is X, expected Y' for each path whose value differs."""
-    out = []
-    for path, value in expected.items():
-        try:
-            owner, attr = resolve_path(scene, path)
-            actual = _plain(getattr(owner, attr))
-        except (AttributeError, IndexError):
-            out.append(f"{path} is unreadable")
-            continue
-        if not values_close(actual, value):
-            out.append(f"{path} is {actual!r}, expected {value!r}")
-    return out
-
-
 def apply(scene: bpy.types.Scene, expected: dict[str, Any]) -> None:
     """Set each path that differs (setting an unchanged value still re-syncs engines).
-    A value Blender refuses is left as it is: :func:`differences` then reports it."""
+    A value Blender refuses is left as it is: the frame check then reports it."""
     for path, value in expected.items():
         owner, attr = resolve_path(scene, path)
         if not values_close(_plain(getattr(owner, attr)), value):
@@ -158,18 +130,3 @@ def apply(scene: bpy.types.Scene, expected: dict[str, Any]) -> None:
                 setattr(owner, attr, set(value) if isinstance(value, frozenset) else value)
             except (TypeError, ValueError, AttributeError):
                 continue
-
-
-def snapshot(scene: bpy.types.Scene) -> dict[str, Any]:
-    """Every writable plain property of the render property groups, by path."""
-    out: dict[str, Any] = {}
-    for group in _GROUPS:
-        owner = _owner(scene, group)
-        for prop in owner.bl_rna.properties:
-            path = f"{group}.{prop.identifier}"
-            if prop.is_readonly or prop.type in {"POINTER", "COLLECTION"} or path in _UNCHECKED:
-                continue
-            if prop.identifier == "rna_type":
-                continue
-            out[path] = _plain(getattr(owner, prop.identifier))
-    return out

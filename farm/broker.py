@@ -1,12 +1,16 @@
-"""The farm broker: clients' ROUTER in front, workers' ROUTER behind, one event loop.
+"""The farm broker: clients' ROUTER in front, workers' ROUTERs behind, one event loop.
 
 Clients speak protocol v1 unchanged (SPEC.md), plus the farm-only ``status`` request.
 Request meaning (validation, target specs, ``info``, target bodies) comes from
 :class:`derender.protocol.handler.Handler`; the broker adds what a farm needs around it:
 
 - fan-out: a request becomes jobs for :class:`.pool.WorkerPool` (which owns workers,
-  dispatch, deadlines, retries); a ``step_batch`` spreads over all workers; at most
+  dispatch, deadlines, retries); a ``step_batch`` spreads over all step workers; at most
   ``max_pending`` jobs wait, beyond that the reply is ``overloaded``;
+- isolation: scripts run only on step workers and targets are rendered only by target
+  workers, each role on its own ``ipc://`` backend in its own directory (the OS sandbox
+  gives a worker only its own role's socket); a step job carries the script, its seed
+  and whether masks are needed, never the target it is scored against;
 - deadlines: a request unanswered after ``request_timeout`` gets ``timeout``;
 - delivery: each request is answered exactly once; a duplicate (same client, same id) of
   a request still open is dropped; replies to vanished clients are dropped, never block;
@@ -28,7 +32,7 @@ import zmq
 
 from ..protocol import codec
 from ..protocol.errors import Overloaded, ProtocolError, UnknownTarget
-from ..protocol.handler import Handler, ServiceLike, error_reply
+from ..protocol.handler import Handler, ServiceLike, decode_request, error_reply
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Info,
@@ -42,7 +46,6 @@ from ..protocol.messages import (
     TargetRef,
     TargetSpec,
     parse_request,
-    request_id,
 )
 from ..protocol.targets import Target, target_id
 from ..protocol.transport import (
@@ -56,7 +59,7 @@ from ..protocol.transport import (
 )
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
-from .jobs import Finish, Job, Pending
+from .jobs import ROLES, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool
 from .reward_stage import Finished, RewardStage
@@ -95,41 +98,54 @@ class Broker:
         self.targets = self.handler.targets
         self.rewards = RewardStage(self.frame, config.preset)
         self.metrics = Metrics()
-        bind = config.bind or "tcp://127.0.0.1:*"
-        backend = config.backend or f"ipc://{Path(run_dir) / 'backend.sock'}"
+        binds = list(config.bind) or ["tcp://127.0.0.1:*"]
         curve = None
         if config.curve_secret is not None:
             curve = CurveConfig(Path(config.curve_secret), Path(config.curve_clients or ""))
         remote = [config.remote_backend] if config.remote_backend else []
-        if not is_loopback(backend):  # it is never CURVE-protected: see _bind
-            raise InsecureBind(
-                f"backend {backend!r} is not loopback; local workers use it "
-                "without keys: put workers on other hosts on remote_backend"
-            )
-        check_addresses([bind, *remote], curve)
+        check_addresses([*binds, *remote], curve)
+        if config.monitor is not None and not is_loopback(config.monitor):
+            raise InsecureBind(f"the monitor {config.monitor!r} must be loopback or ipc")
         self._ctx = context or zmq.Context.instance()
         self._auth: Any = None
         self.frontend = self._router(self.limits.max_frame_bytes)
         # clients on loopback need no keys (as with `derender serve`); anyone else does
-        self._bind(self.frontend, bind, None if is_loopback(bind) else curve)
-        self.backend = self._router(-1)
-        self.backend.bind(backend)  # local workers: ipc, no CURVE (bound before CURVE is on)
+        self.addresses = [
+            self._bind(self.frontend, bind, None if is_loopback(bind) else curve) for bind in binds
+        ]
+        self.address = self.addresses[0]
+        # Local workers: one ipc backend per role, each in a directory of its own (the OS
+        # sandbox mounts only the worker's own), never CURVE (bound before CURVE is on).
+        self.backends: dict[str, zmq.Socket] = {}
+        self.backend_addresses: dict[str, str] = {}
+        for role in ROLES:
+            directory = Path(run_dir) / role  # the supervisor shares it with the workers
+            directory.mkdir(exist_ok=True)
+            sock = self.backends[role] = self._router(-1)
+            path = directory / "backend.sock"
+            sock.bind(f"ipc://{path}")
+            self.backend_addresses[role] = f"ipc://{path}"
+        self.remote: zmq.Socket | None = None
         if remote:
-            self._bind(self.backend, remote[0], curve)
-        self.address = cast(bytes, self.frontend.getsockopt(zmq.LAST_ENDPOINT)).decode()
-        self.backend_address = (
-            backend
-            if not backend.endswith("*")
-            else cast(bytes, self.backend.getsockopt(zmq.LAST_ENDPOINT)).decode()
+            self.remote = self._router(-1)
+            self._bind(self.remote, remote[0], curve)
+        self.supervisor = Supervisor(config, Path(run_dir), self.backend_addresses)
+        self.pool = WorkerPool(
+            config, self.backends, self.remote, self.supervisor, self.metrics, self.frame_hash
         )
-        self.supervisor = Supervisor(config, Path(run_dir), self.backend_address)
-        self.pool = WorkerPool(config, self.backend, self.supervisor, self.metrics, self.frame_hash)
         self.pending: dict[tuple[bytes, Any], Pending] = {}
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
         self._jids = itertools.count(1)
         self._poller = zmq.Poller()
-        self._poller.register(self.frontend, zmq.POLLIN)
-        self._poller.register(self.backend, zmq.POLLIN)
+        for sock in (self.frontend, *self.backends.values(), self.remote):
+            if sock is not None:
+                self._poller.register(sock, zmq.POLLIN)
+        self.monitor: zmq.Socket | None = None
+        if config.monitor is not None:
+            self.monitor = self._ctx.socket(zmq.PUB)
+            self.monitor.setsockopt(zmq.LINGER, 0)
+            self.monitor.setsockopt(zmq.SNDHWM, 16)  # a slow viewer misses replies, never blocks
+            self.monitor.bind(config.monitor)
         self._next_log = time.monotonic() + config.metrics_interval
 
     def _router(self, max_msg: int) -> zmq.Socket:
@@ -139,8 +155,9 @@ class Broker:
         sock.setsockopt(zmq.MAXMSGSIZE, max_msg)
         return sock
 
-    def _bind(self, sock: zmq.Socket, address: str, curve: CurveConfig | None) -> None:
-        """Bind; with ``curve``, this endpoint (and later ones) require CURVE keys.
+    def _bind(self, sock: zmq.Socket, address: str, curve: CurveConfig | None) -> str:
+        """Bind and return the bound endpoint (with the port the OS picked); with
+        ``curve``, this endpoint (and later ones) require CURVE keys.
 
         libzmq copies security options into an endpoint when it is bound, so endpoints
         bound before CURVE is switched on (the local workers' ipc) stay plain.
@@ -150,6 +167,7 @@ class Broker:
             if self._auth is None:
                 self._auth = start_authenticator(self._ctx, curve)
         sock.bind(address)
+        return cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode()
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -158,19 +176,21 @@ class Broker:
 
     def close(self) -> None:
         self.supervisor.stop()
-        self.frontend.close(0)
-        self.backend.close(0)
+        for sock in (self.frontend, *self.backends.values(), self.remote, self.monitor):
+            if sock is not None:
+                sock.close(0)
         if self._auth is not None:
             self._auth.stop()
-        for address in (self.address, self.backend_address):
+        for address in (*self.addresses, *self.backend_addresses.values()):
             if address.startswith("ipc://"):  # zmq leaves the socket file behind
                 Path(address.removeprefix("ipc://")).unlink(missing_ok=True)
 
     def run_once(self, wait_s: float = 0.05) -> None:
         """One loop iteration: receive, dispatch, score, reply, supervise."""
         events = dict(self._poller.poll(int(wait_s * 1000)))
-        if self.backend in events:
-            self._drain(self.backend, self.pool.on_message)
+        for sock in (*self.backends.values(), self.remote):
+            if sock is not None and sock in events:
+                self._drain(sock, lambda frames, s=sock: self.pool.on_message(s, frames))
         self.pool.dispatch()
         self.rewards.flush()
         if self.frontend in events:
@@ -193,37 +213,25 @@ class Broker:
     # -- clients --------------------------------------------------------------------
     def _on_client(self, frames: list[Any]) -> None:
         envelope, body = split_envelope(frames)
-        rid: Any = None
-        kind, encoding = "error", "raw"
+        incoming = decode_request(body, self.limits)
+        rid, kind, encoding = incoming.rid, incoming.kind, incoming.encoding
         try:
-            header = codec.decode(body, self.limits.codec())
-            rid = request_id(header, self.limits)
-            kind = header["type"] if isinstance(header.get("type"), str) else "error"
-            encoding = cast(
-                str, header.get("encoding") if header.get("encoding") in codec.ENCODINGS else "raw"
-            )
-            if kind == "status" and rid is not None and header.get("v") == PROTOCOL_VERSION:
-                self._reply(
-                    envelope,
-                    {
-                        "v": PROTOCOL_VERSION,
-                        "id": rid,
-                        "type": "status",
-                        "ok": True,
-                        **self.status(),
-                    },
-                    "raw",
-                )
+            if incoming.error is not None:
+                raise incoming.error
+            header = cast(dict[str, Any], incoming.header)
+            if kind == "status" and header.get("v") == PROTOCOL_VERSION:
+                body = {"v": PROTOCOL_VERSION, "id": rid, "type": "status", "ok": True}
+                self._reply(envelope, {**body, **self.status()}, "raw")
                 return
             self._request(envelope, parse_request(header, self.limits), encoding)
         except ProtocolError as exc:
-            self._reply(envelope, error_reply(rid, kind[:32], exc), encoding)
-            self.metrics.answered(kind[:32], 0.0, exc.code)
+            self._reply(envelope, error_reply(rid, kind, exc), encoding)
+            self.metrics.answered(kind, 0.0, exc.code)
         except Exception as exc:  # a bug must not stop the farm; the client learns what
             log.exception("internal error handling request %r", rid)
             err = ProtocolError(f"{type(exc).__name__}: {exc}")
-            self._reply(envelope, error_reply(rid, kind[:32], err), encoding)
-            self.metrics.answered(kind[:32], 0.0, err.code)
+            self._reply(envelope, error_reply(rid, kind, err), encoding)
+            self.metrics.answered(kind, 0.0, err.code)
 
     def _request(self, envelope: list[bytes], req: Any, encoding: str) -> None:
         if isinstance(req, Ping | Info):
@@ -236,14 +244,15 @@ class Broker:
         elif isinstance(req, Step):
             items = (req.item,)
         needed = max(1, len(items))
-        if len(self.pool.queue) + needed > self.config.max_pending:
+        if self.pool.queued + needed > self.config.max_pending:
             self.metrics.rejected += 1
             raise Overloaded(
-                f"{len(self.pool.queue)} jobs are queued (limit "
-                f"{self.config.max_pending}); retry later"
+                f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
+        masks = False
         if isinstance(req, Step | StepBatch):
-            self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest if unknown
+            spec = self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest
+            masks = req.masks or "iou" in spec.weights  # the masks pass costs a render
         p = Pending(
             envelope,
             req.id,
@@ -276,7 +285,7 @@ class Broker:
         else:
             preset = req.preset or self.config.preset
             for i, item in enumerate(items):
-                self._step(p, i, item, preset, req.masks)
+                self._step(p, i, item, preset, req.masks, masks)
 
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -296,7 +305,12 @@ class Broker:
 
         return finish
 
-    def _step(self, p: Pending, index: int, item: StepItem, preset: str, masks: bool) -> None:
+    def _step(
+        self, p: Pending, index: int, item: StepItem, preset: str, send_masks: bool, masks: bool
+    ) -> None:
+        """Queue one script; ``masks``: the worker renders masks (the reward or the client
+        needs them), ``send_masks``: the client gets them."""
+
         def run(target: Target) -> None:
             def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
                 if error is not None or result is None:
@@ -307,13 +321,13 @@ class Broker:
                         item.script,
                         target,
                         preset,
-                        masks,
+                        send_masks,
                         result,
                         lambda body: self._done(p, index, body),
                     )
                 )
 
-            body = {"kind": "step", "script": item.script, "seed": item.seed}
+            body = {"kind": "step", "script": item.script, "seed": item.seed, "masks": masks}
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)
@@ -388,6 +402,13 @@ class Broker:
                 self.metrics.outcomes[v["outcome"]] += 1
         self._reply(p.envelope, reply, p.encoding)
         self.metrics.answered(p.kind, time.monotonic() - p.received, error)
+        if self.monitor is not None:
+            try:
+                self.monitor.send_multipart(
+                    codec.encode({"kind": p.kind, "reply": reply}, "raw"), zmq.NOBLOCK
+                )
+            except zmq.Again:
+                pass
 
     def _reply(self, envelope: list[bytes], reply: dict[str, Any], encoding: str) -> None:
         try:
@@ -413,12 +434,13 @@ class Broker:
         """The ``status`` reply body (and the metrics log line's source)."""
         return {
             "workers": [ws.to_dict() for ws in self.pool.workers.values()],
-            "queue": len(self.pool.queue),
+            "queue": self.pool.queued,
             "inflight": self.pool.inflight,
             "pending": len(self.pending),
             "targets": len(self.targets),
             "restarts": self.supervisor.restarts,
             "network_isolated": self.supervisor.network_isolated,
+            "os_sandboxed": self.supervisor.os_sandboxed,
             "frame_hash": self.frame_hash,
             "engine": self.frame.engine,
             "reward": {"batches": self.rewards.batches, "scored": self.rewards.scored},

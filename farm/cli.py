@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     farm.add_argument("--gpus", type=_gpus, help="pin workers round-robin to these GPUs: 0,1")
     farm.add_argument("--blender", help="run workers under this Blender binary")
     farm.add_argument("--config", type=Path, help="farm.toml (keys: FarmConfig fields)")
+    farm.add_argument(
+        "--no-os-sandbox",
+        action="store_true",
+        help="DANGEROUS: run workers without bubblewrap; an escaped script gets this "
+        "farm's user, files, processes and network",
+    )
     farm.set_defaults(func=run_farm_command)
     farm_sub = farm.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
     status = farm_sub.add_parser("status", help="workers, queue, rate, latency, restarts")
@@ -81,6 +87,7 @@ def _config(args: argparse.Namespace) -> object:
         "bind": args.bind,
         "gpus": args.gpus,
         "blender": args.blender,
+        "os_sandbox": False if args.no_os_sandbox else None,
     }
     if args.config is not None:
         config = FarmConfig.load(args.config, **overrides)

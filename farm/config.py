@@ -22,13 +22,20 @@ from ..scenes.frame import ENGINES
 class FarmConfig:
     """What a farm runs: how many workers, which frame, which deadlines and limits."""
 
-    workers: int = 2
+    workers: int = 2  # step workers: the only processes that run agent scripts
+    # Target workers render targets and trusted scenes and never run an agent script, so
+    # no process that runs agent code ever holds a target (or learns one from a job).
+    target_workers: int = 1
     engine: str = "workbench"
-    size: int = 128
+    size: int = 128  # the frame's width in px
+    height: int | None = None  # None: square (height = size)
     samples: int | None = None  # render samples; None keeps the FrameSpec default
-    bind: str | None = None  # client frontend; None: a free loopback tcp port
-    backend: str | None = None  # worker backend; None: ipc:// in the farm's temp dir
+    # client frontend endpoints (a str is one); (): a free loopback tcp port
+    bind: tuple[str, ...] = ()
     remote_backend: str | None = None  # extra worker endpoint (tcp) for workers on other hosts
+    # A PUB endpoint (loopback or ipc) on which the broker publishes every reply it sends,
+    # as {"kind", "reply"}: how the Blender GUI shows what its server answered.
+    monitor: str | None = None
     curve_secret: str | None = None  # the farm's CURVE secret key file (derender keys)
     curve_clients: str | None = None  # directory of accepted client and worker public keys
     gpus: tuple[int, ...] = ()  # workers are pinned round-robin; () = no pinning
@@ -48,9 +55,14 @@ class FarmConfig:
     # limits (SPEC.md section 6)
     max_pending: int = 1024
     max_targets: int = 1024
-    # OS sandbox for workers
-    isolate_network: bool = True  # `unshare -n` when it works here
-    rlimit_as_mb: int = 0  # address-space limit; 0: none (GPU drivers map huge ranges)
+    # OS sandbox for workers (farm/os_sandbox.py)
+    os_sandbox: bool = True  # bubblewrap; False (--no-os-sandbox): workers run unconfined
+    os_sandbox_tmpfs_mb: int = 512  # size of each private tmpfs (/tmp, /dev/shm)
+    isolate_network: bool = True  # without the OS sandbox: `unshare -n` when it works here
+    # rlimits of every worker (supervisor.worker_limits); 0: off; None: derived there
+    rlimit_as_mb: int | None = None  # address space; derived: 4096 + 96 per CPU, off with gpus
+    rlimit_cpu_s: int | None = None  # CPU seconds in a worker's life; derived from deadlines
+    rlimit_nproc: int | None = None  # tasks of uid 65534, host-wide (all farms' workers)
     rlimit_fsize_mb: int = 512
     rlimit_nofile: int = 1024
     # reward and metrics
@@ -64,18 +76,24 @@ class FarmConfig:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
             raise ValueError(f"workers must be an int in 1..256, got {self.workers!r}")
-        if not isinstance(self.size, int) or not 8 <= self.size <= 4096:
-            raise ValueError(f"size must be an int in 8..4096, got {self.size!r}")
+        if not isinstance(self.target_workers, int) or not 1 <= self.target_workers <= 64:
+            raise ValueError(f"target_workers must be an int in 1..64, got {self.target_workers!r}")
+        for name in ("size", "height"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 8 <= value <= 4096):
+                raise ValueError(f"{name} must be an int in 8..4096, got {value!r}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
         for name in ("sandbox_deadline", "hard_deadline", "heartbeat_timeout", "request_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus))
+        bind = (self.bind,) if isinstance(self.bind, str) else tuple(self.bind or ())
+        object.__setattr__(self, "bind", bind)
 
     def frame(self) -> FrameSpec:
         """The locked frame every worker renders in (and every target is made in)."""
-        base = FrameSpec(engine=self.engine).with_size(self.size)
+        base = FrameSpec(engine=self.engine).with_size(self.size, self.height)
         return base if self.samples is None else replace(base, samples=self.samples)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The broker's bookkeeping records: jobs (work for one worker), client requests, workers.
 
 A client request (``Pending``) fans out into jobs: a ``step_batch`` of 64 scripts is 64
-step jobs that run on all workers at once, plus at most one render job per target that
-is not cached yet. A job belongs to at most one worker at a time; a result is accepted
-only from the worker the job is assigned to, and a request is answered exactly once.
+step jobs that run on all step workers at once, plus at most one render job per target
+that is not cached yet, which a target worker runs. A job belongs to at most one worker
+at a time; a result is accepted only from the worker the job is assigned to, and a
+request is answered exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from ..protocol.errors import ProtocolError
 
 # finish(result members, None) on success, finish(None, error) on failure
 Finish = Callable[[dict[str, Any] | None, ProtocolError | None], None]
+
+# Worker roles. Step workers run agent scripts (untrusted); target workers render targets
+# and client scenes (trusted) and never receive a script.
+STEP, TARGET = "step", "target"
+ROLES: tuple[str, ...] = (STEP, TARGET)
 
 
 @dataclass(eq=False)
@@ -36,6 +42,11 @@ class Job:
     def kind(self) -> str:
         return str(self.body["kind"])
 
+    @property
+    def role(self) -> str:
+        """Which workers may run it: scripts go to step workers, renders to target ones."""
+        return STEP if self.kind == "step" else TARGET
+
 
 @dataclass(eq=False)
 class Pending:
@@ -51,7 +62,6 @@ class Pending:
     received: float = field(default_factory=time.monotonic)
     jobs: list[Job] = field(default_factory=list)
     answered: bool = False
-    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[bytes, Any]:
@@ -73,6 +83,7 @@ class WorkerState:
 
     identity: str
     slot: int | None  # None: a remote worker that joined by address
+    role: str = STEP
     state: str = "starting"  # starting | idle | busy
     pid: int = 0
     started: float = field(default_factory=time.monotonic)
@@ -80,11 +91,13 @@ class WorkerState:
     job: Job | None = None
     jobs_done: int = 0
     rss: int = 0
+    socket: Any = field(default=None, repr=False)  # the backend socket it is reached on
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.identity,
             "slot": self.slot,
+            "role": self.role,
             "state": self.state,
             "pid": self.pid,
             "jobs": self.jobs_done,

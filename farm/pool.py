@@ -1,12 +1,16 @@
-"""The broker's worker side: the job queue, idle workers, dispatch and worker failures.
+"""The broker's worker side: the job queues, idle workers, dispatch and worker failures.
 
-Workers connect a DEALER to the backend ROUTER and say ``ready``; a job goes to the
-longest-idle worker. A worker is replaced when its process exits, it stays silent for
-``heartbeat_timeout`` (SIGSTOPped, wedged), it is not ready after ``start_timeout``, or its
-job runs past ``hard_deadline`` (then the job's step ends with outcome ``timeout``). A job
-whose worker died is retried up to ``max_attempts`` tries in all, then fails: a step with
-outcome ``poisoned``, a render with ``worker_lost``. Results are accepted only from the
-worker a job is assigned to.
+Workers connect a DEALER to a backend ROUTER and say ``ready``; a job goes to the
+longest-idle worker of its role (scripts to step workers, renders to target workers).
+Local workers are accepted only under the identity the supervisor gave them and on the
+backend socket of their role (an escaped step worker that connects again under another
+identity gets nothing); remote workers join through the CURVE-authenticated remote
+backend and say which role they are. A worker is replaced when its process exits, it
+stays silent for ``heartbeat_timeout`` (SIGSTOPped, wedged), it is not ready after
+``start_timeout``, or its job runs past ``hard_deadline`` (then the job's step ends with
+outcome ``timeout``). A job whose worker died is retried up to ``max_attempts`` tries in
+all, then fails: a step with outcome ``poisoned``, a render with ``worker_lost``. Results
+are accepted only from the worker a job is assigned to.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import zmq
 from ..protocol import codec
 from ..protocol.errors import ProtocolError
 from .config import FarmConfig
-from .jobs import Job, WorkerState
+from .jobs import ROLES, Job, WorkerState
 from .metrics import Metrics
 from .reward_stage import failed_result
 from .supervisor import Supervisor, WorkerProcess
@@ -35,19 +39,21 @@ class WorkerPool:
     def __init__(
         self,
         config: FarmConfig,
-        backend: zmq.Socket,
+        sockets: dict[str, zmq.Socket],
+        remote: zmq.Socket | None,
         supervisor: Supervisor,
         metrics: Metrics,
         frame_hash: str,
     ) -> None:
         self.config = config
-        self.backend = backend
+        self.sockets = sockets  # role -> the local backend of that role
+        self.remote = remote  # the CURVE backend workers on other hosts join through
         self.supervisor = supervisor
         self.metrics = metrics
         self.frame_hash = frame_hash
         self.workers: dict[str, WorkerState] = {}
-        self.queue: deque[Job] = deque()
-        self._idle: deque[str] = deque()
+        self.queues: dict[str, deque[Job]] = {role: deque() for role in ROLES}
+        self._idle: dict[str, deque[str]] = {role: deque() for role in ROLES}
 
     def start(self) -> None:
         self.supervisor.start()
@@ -55,41 +61,52 @@ class WorkerPool:
             self.register(wp)
 
     def register(self, wp: WorkerProcess) -> None:
-        self.workers[wp.identity] = WorkerState(wp.identity, wp.slot, pid=wp.pid)
+        self.workers[wp.identity] = WorkerState(
+            wp.identity, wp.slot, role=wp.role, pid=wp.pid, socket=self.sockets[wp.role]
+        )
 
     @property
     def inflight(self) -> int:
         return sum(1 for ws in self.workers.values() if ws.job is not None)
 
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
     def submit(self, job: Job) -> None:
         if job.owner is not None:
             job.owner.jobs.append(job)
-        self.queue.append(job)
+        self.queues[job.role].append(job)
 
     def dispatch(self) -> None:
-        while self.queue and self._idle:
-            ws = self.workers.get(self._idle.popleft())
+        for role in ROLES:
+            self._dispatch(self.queues[role], self._idle[role])
+
+    def _dispatch(self, queue: deque[Job], idle: deque[str]) -> None:
+        while queue and idle:
+            ws = self.workers.get(idle.popleft())
             if ws is None or ws.state != "idle":
                 continue
-            job = self.queue.popleft()
-            while job.cancelled and self.queue:
-                job = self.queue.popleft()
+            job = queue.popleft()
+            while job.cancelled and queue:
+                job = queue.popleft()
             if job.cancelled:
-                self._idle.appendleft(ws.identity)
+                idle.appendleft(ws.identity)
                 return
             job.attempts += 1
             job.worker, job.started = ws.identity, time.monotonic()
             ws.state, ws.job = "busy", job
             self.metrics.jobs += 1
             try:
-                self.backend.send_multipart(
+                ws.socket.send_multipart(
                     [ws.identity.encode(), *codec.encode({**job.body, "job": job.jid})]
                 )
             except zmq.ZMQError:  # gone between its last message and now
                 job.attempts -= 1
                 self._lost(ws, "unreachable")
 
-    def on_message(self, frames: list[Any]) -> None:
+    def on_message(self, socket: zmq.Socket, frames: list[Any]) -> None:
+        """A message from a worker on ``socket`` (one of the backends)."""
         ident = frames[0].decode(errors="replace")
         try:
             msg = codec.decode(frames[1:], codec.CodecLimits(max_frames=64))
@@ -100,9 +117,16 @@ class WorkerPool:
         ws = self.workers.get(base)
         kind = msg.get("kind")
         if ws is None:
-            if kind != "ready":
-                return  # a killed worker's last words, or a stranger
-            ws = self.workers[base] = WorkerState(base, None)  # a remote worker joined
+            if kind != "ready" or socket is not self.remote:
+                return  # a killed worker's last words, or a stranger on a local backend
+            role = msg.get("role")
+            if role not in ROLES:
+                log.warning("remote worker %s names no known role (%r): ignored", base, role)
+                return
+            ws = self.workers[base] = WorkerState(base, None, role=role, socket=socket)
+        elif ws.socket is not socket:
+            log.warning("message for worker %s on another backend: ignored", base)
+            return
         try:
             self._worker_message(ws, kind, msg)
         except Exception:  # a bug (or a garbled result) must not stop the farm
@@ -114,17 +138,23 @@ class WorkerPool:
         if "rss" in msg:
             ws.rss = int(msg["rss"])
         if kind == "ready" and ws.state == "starting":
-            ws.state, ws.pid = "idle", int(msg.get("pid", 0))
-            if msg.get("frame_hash") != self.frame_hash:
+            ws.state = "idle"
+            # a local worker's own pid is namespaced (bwrap): the supervisor knows the host's
+            local = ws.slot is not None
+            ws.pid = self.supervisor.host_pid(base) if local else int(msg.get("pid", 0))
+            if msg.get("frame_hash") != self.frame_hash or msg.get("role") != ws.role:
                 log.error(
-                    "worker %s renders frame %s, the farm's is %s: dropping it",
+                    "worker %s is a %s worker for frame %s; the farm expects a %s worker "
+                    "for frame %s: dropping it",
                     base,
+                    msg.get("role"),
                     msg.get("frame_hash"),
+                    ws.role,
                     self.frame_hash,
                 )
-                self._lost(ws, "wrong frame")
+                self._lost(ws, "wrong frame or role")
                 return
-            self._idle.append(base)
+            self._idle[ws.role].append(base)
         elif kind == "result":
             self._on_result(ws, msg)
 
@@ -142,7 +172,7 @@ class WorkerPool:
         if recycle:
             self._retire(ws)
         else:
-            self._idle.append(ws.identity)
+            self._idle[ws.role].append(ws.identity)
         if msg.get("ok"):
             job.finish({k: v for k, v in msg.items() if k not in ("kind", "job", "ok")}, None)
         else:
@@ -170,7 +200,7 @@ class WorkerPool:
         job.worker = None
         if job.attempts < self.config.max_attempts:
             self.metrics.retries += 1
-            self.queue.appendleft(job)
+            self.queues[job.role].appendleft(job)
         elif job.kind == "step":
             job.finish(
                 failed_result(

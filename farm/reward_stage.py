@@ -71,12 +71,12 @@ class RewardStage:
         return tuple(self._reward.PRESETS)
 
     def warm(self, size: int) -> None:
-        """Score one dummy pair per preset now: loads torch/LPIPS before the first client."""
+        """Score one dummy pair with the default preset now: loads torch/LPIPS before the
+        first client (other presets load on their first use)."""
         import numpy as np
 
         blank = np.zeros((size, size, 3), np.uint8)
-        for name in self.presets():
-            self._reward.score_batch([blank], [blank], spec=self._spec(name))
+        self._reward.score_batch([blank], [blank], spec=self._spec(self.default_preset))
 
     def add(self, item: Finished) -> None:
         self._queue.append(item)
@@ -119,6 +119,7 @@ class RewardStage:
                 None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"]),
                 {**(it.result.get("timings") or {}), "reward_wait": t0 - it.queued},
                 send_masks=it.masks,
+                unmapped=int(it.result.get("unmapped") or 0),
             )
             for it in items
         ]

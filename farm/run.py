@@ -16,11 +16,15 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..scenes import Scene
 from .config import FarmConfig
+
+if TYPE_CHECKING:
+    from .broker import Broker
 
 log = logging.getLogger("derender.farm")
 
@@ -31,9 +35,11 @@ def run_farm(
     address_file: str | Path | None = None,
     datasets: Mapping[str, Sequence[Scene]] | None = None,
     owner_pid: int | None = None,
+    ready: Callable[[Broker], object] | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT (or, with ``owner_pid``, until that process is no
-    longer this one's parent); always kills the workers and removes temp dirs."""
+    longer this one's parent); always kills the workers and removes temp dirs.
+    ``ready(broker)`` is called once the farm listens and its workers are starting."""
     from .broker import Broker
 
     own_dir = run_dir is None
@@ -52,6 +58,8 @@ def run_farm(
             tmp = Path(f"{address_file}.tmp")
             tmp.write_text(broker.address)
             os.replace(tmp, address_file)
+        if ready is not None:
+            ready(broker)
         log.info(
             "farm: %d %s workers at %d px; clients connect to %s",
             config.workers,

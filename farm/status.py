@@ -46,7 +46,7 @@ def format_status(status: dict[str, Any]) -> str:
     lat = m["latency_s"]
     lines = [
         f"engine {status['engine']}  frame {status['frame_hash']}  "
-        f"network isolated: {status['network_isolated']}",
+        f"OS-sandboxed: {status['os_sandboxed']}  network isolated: {status['network_isolated']}",
         f"queue {status['queue']}  in flight {status['inflight']}  pending requests "
         f"{status['pending']}  cached targets {status['targets']}",
         f"requests/s {m['requests_per_s']:.2f}  p50 {ms(lat['p50'])}  p99 {ms(lat['p99'])}  "
@@ -57,7 +57,8 @@ def format_status(status: dict[str, Any]) -> str:
     ]
     for w in status["workers"]:
         lines.append(
-            f"  {w['id']:>10}  {w['state']:<8}  pid {w['pid']:<7}  jobs {w['jobs']:<6}"
+            f"  {w['id']:>16}  {w['role']:<6}  {w['state']:<8}  pid {w['pid']:<7}"
+            f"  jobs {w['jobs']:<6}"
             f"  rss {w['rss_mb']} MiB  age {w['age_s']} s"
         )
     return "\n".join(lines)

@@ -1,39 +1,43 @@
-"""Worker processes: spawn them sandboxed at the OS level, kill whole groups, restart.
+"""Worker processes: spawn them in the OS sandbox, kill them whole, restart them.
 
-Each worker is ``python -m derender.farm.worker`` (the pip bpy module) or, with
-``FarmConfig.blender``, ``blender -b --factory-startup --python-expr …``. It runs:
+Each worker is ``python -I -B -m derender.farm.worker`` (the pip bpy module) or, with
+``FarmConfig.blender``, ``blender -b --factory-startup --python-expr …``, started by
+:meth:`Supervisor.launch`:
 
-- in its own session/process group (``start_new_session``), so ``os.killpg`` takes
-  Blender's helper threads and any child with it;
-- in a fresh temp dir that is its cwd, ``TMPDIR`` and ``HOME`` and holds Blender's user
-  resources (``BLENDER_USER_RESOURCES``), so no user preferences or add-ons load
-  (factory startup) and everything it writes is deleted with it;
-- without network: under ``unshare -n`` (a new, empty network namespace) where that works
-  (it needs root or user namespaces; probed once). Local workers then reach the broker
-  through an ``ipc://`` socket file, which a network namespace does not hide. Where
-  ``unshare -n`` fails, workers run with the host network and ``network_isolated`` says so;
-- with resource limits set in ``preexec_fn``: no core files, a file-size cap, an fd cap,
-  optionally an address-space cap, and ``PR_SET_PDEATHSIG`` so a worker dies with its
-  supervisor even if the supervisor is SIGKILLed.
+- in the OS sandbox of :mod:`.os_sandbox` (bubblewrap: read-only root of what Python,
+  Blender and derender need, private /tmp and /dev/shm, no network, own PID namespace,
+  kernel uid 65534 without capabilities, a seccomp filter, a cleared environment). Its
+  only way out is the broker's ``ipc://`` socket of its role, whose directory alone is
+  bound in (a step worker cannot reach the target workers' backend); a ``tcp://``
+  backend is refused for local workers (they have no network);
+- in its own session (``start_new_session``): ``os.killpg`` on bwrap's group kills bwrap,
+  and ``--die-with-parent`` takes the PID namespace and everything in it along;
+- with the rlimits of :func:`worker_limits` (address space, CPU time, open files, file
+  size, processes, no core) and ``PR_SET_PDEATHSIG``, so a worker dies with its supervisor
+  even if the supervisor is SIGKILLed.
 
-GPU pinning (``FarmConfig.gpus``, round-robin by worker slot) sets ``CUDA_VISIBLE_DEVICES``,
-which selects the device Cycles renders on (CUDA/OptiX). It does NOT pin EEVEE or
-Workbench: headless Blender 5.0 draws through OpenGL on an EGL context made from
-``eglGetDisplay(EGL_DEFAULT_DISPLAY)`` (``GHOST_SystemHeadless`` → ``GHOST_ContextEGL``,
-falling back to ``EGL_MESA_platform_surfaceless``); it never enumerates EGL devices and
-reads no environment variable to choose one, so the EGL vendor library decides which GPU
-it gets (not verified on a multi-GPU machine: none was available while writing this). To
-spread EEVEE workers over GPUs, make each worker see only its GPU: run workers in
-containers with ``NVIDIA_VISIBLE_DEVICES`` set per worker, or start one remote worker per
-GPU that joins the broker by address.
+Where bwrap is missing or cannot build the sandbox, workers still start (trusted target
+renders need them) but, finding themselves unconfined, refuse untrusted scripts
+(:func:`.os_sandbox.confinement_gaps`). ``FarmConfig.os_sandbox = False``
+(``derender farm --no-os-sandbox``) runs workers without bwrap and lets them run scripts:
+then each has a fresh host temp dir (cwd, ``HOME``, ``TMPDIR``, Blender's user resources)
+and runs under ``unshare -n`` where that works (``isolate_network``).
+
+GPU pinning (``FarmConfig.gpus``, round-robin by worker slot): a sandboxed worker gets the
+device nodes of its own GPU only (:func:`.gpu_devices.gpu_mounts`), which pins CUDA,
+OptiX and EGL alike; an unsandboxed one gets ``CUDA_VISIBLE_DEVICES``, which selects the
+device Cycles renders on but does NOT pin EEVEE or Workbench: headless Blender 5.0 draws
+through an EGL context made from ``eglGetDisplay(EGL_DEFAULT_DISPLAY)`` and reads no
+variable to choose a GPU. Neither was verified on a multi-GPU machine (none was available
+while writing this).
 """
 
 from __future__ import annotations
 
-import ctypes
+import json
 import logging
 import os
-import resource
+import secrets
 import shutil
 import signal
 import site
@@ -41,31 +45,66 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO, Any
 
 from .config import FarmConfig
+from .gpu_devices import gpu_mounts
+from .jobs import ROLES, STEP, TARGET
+from .os_sandbox import (
+    BASE_ENV,
+    Mount,
+    ResourceLimits,
+    SandboxConfigError,
+    SandboxSpec,
+    bwrap_argv,
+    privileged,
+    runtime_tree,
+    sandboxed_pid,
+    share_socket_dir,
+    unavailable_reason,
+)
+from .seccomp import seccomp_fd
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
+# What a farm started with --no-os-sandbox gives up; logged once, loudly.
+NO_OS_SANDBOX = (
+    "the OS sandbox is OFF (--no-os-sandbox): a script that escapes the language sandbox "
+    "runs as this farm's user ({user}) with its files, its network (unless `unshare -n` "
+    "works) and its processes: it can read and write every file that user can, signal "
+    "this farm and its workers, and persist; only rlimits remain"
+)
+
+
+class BackendNotReachable(SandboxConfigError):
+    """Sandboxed local workers have no network: their backend must be an ``ipc://`` socket."""
 
 
 @dataclass(eq=False)
 class WorkerProcess:
-    """One running worker: its slot, generation, identity, process and temp dir."""
+    """One running worker: its slot, role, generation, identity, process and temp dir."""
 
     slot: int
+    role: str
     generation: int
     identity: str
     proc: subprocess.Popen
-    tmpdir: Path
+    tmpdir: Path | None  # None in the OS sandbox: its /tmp is a tmpfs of its own
     started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
+        """The pid of what was started (bwrap, in the sandbox); its group is the worker."""
         return self.proc.pid
+
+    def host_pid(self) -> int:
+        """The host pid of the worker's own process (inside bwrap, two levels down)."""
+        if self.tmpdir is not None:
+            return self.proc.pid
+        return sandboxed_pid(self.proc.pid) or self.proc.pid
 
 
 def network_isolation_works() -> bool:
@@ -79,35 +118,92 @@ def network_isolation_works() -> bool:
         return False
 
 
-def _preexec(config: FarmConfig) -> Callable[[], None]:
-    """Runs in the child between fork and exec: rlimits and death with the parent."""
-    mb = 1 << 20
-    limits = [(resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, config.rlimit_nofile)]
-    if config.rlimit_fsize_mb > 0:
-        limits.append((resource.RLIMIT_FSIZE, config.rlimit_fsize_mb * mb))
-    if config.rlimit_as_mb > 0:
-        limits.append((resource.RLIMIT_AS, config.rlimit_as_mb * mb))
+def worker_limits(config: FarmConfig) -> ResourceLimits:
+    """The rlimits of every worker: FarmConfig's ``rlimit_*`` fields (0 = off), and for
+    those left at None the defaults derived here.
 
-    def run() -> None:
-        for what, value in limits:
-            _, hard = resource.getrlimit(what)
-            soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            resource.setrlimit(what, (soft, soft))
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    - Address space: 4096 MiB + 96 MiB per CPU. A worker's VmPeak was measured at 2.2 GB
+      (Workbench, 128-512 px) and 2.4 GB (Cycles) with 14 threads on 2 CPUs; each render
+      thread adds up to ~72 MiB of stack and malloc arena, and Blender starts about one
+      per CPU. Off when ``gpus`` is set: GPU drivers reserve huge virtual ranges.
+    - CPU time: a backstop for a worker's whole life, far above what the broker's hard
+      deadline lets one job use: ``start_timeout`` plus ``hard_deadline`` for each of the
+      ``recycle_every`` jobs it serves before it is replaced (500 when recycling is off).
+    - Processes: RLIMIT_NPROC counts every task (thread or process) of the kernel uid on
+      the whole host, so it is shared by all workers of every farm here (all are uid
+      65534): ``max(workers, 32)`` x (2 per CPU + 64), about five times what they use (a
+      worker has about CPUs + 12 threads: 14 measured on 2 CPUs); it stops a fork bomb,
+      not one worker's share. Off when the supervisor is not root: its workers then count
+      against the caller's own uid and everything it runs.
+    """
+    cpus = os.cpu_count() or 1
+    address_space = config.rlimit_as_mb
+    if address_space is None:
+        address_space = 0 if config.gpus else 4096 + 96 * cpus
+    cpu = config.rlimit_cpu_s
+    if cpu is None:
+        cpu = int(config.start_timeout + config.hard_deadline * (config.recycle_every or 500))
+    processes = config.rlimit_nproc
+    if processes is None:
+        processes = max(config.workers, 32) * (2 * cpus + 64) if privileged() else 0
+    return ResourceLimits(
+        address_space_mb=address_space,
+        cpu_s=cpu,
+        open_files=config.rlimit_nofile,
+        file_size_mb=config.rlimit_fsize_mb,
+        processes=processes,
+    )
 
-    return run
+
+def socket_path(backend: str) -> Path:
+    """The socket file of an ``ipc://`` backend; BackendNotReachable for anything else."""
+    if not backend.startswith("ipc://"):
+        raise BackendNotReachable(
+            f"local workers run in the OS sandbox without network and reach the broker "
+            f"over an ipc:// socket; the backend is {backend!r}"
+        )
+    return Path(backend.removeprefix("ipc://"))
 
 
 class Supervisor:
     """Owns the worker processes of one farm; the broker tells it whom to kill or restart."""
 
-    def __init__(self, config: FarmConfig, run_dir: Path, backend: str) -> None:
+    def __init__(self, config: FarmConfig, run_dir: Path, backends: dict[str, str]) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.backend = backend
-        self.network_isolated = config.isolate_network and network_isolation_works()
-        if config.isolate_network and not self.network_isolated:
+        self.backends = backends  # role -> the broker's local backend for that role
+        self.limits = worker_limits(config)
+        self.os_sandboxed = False
+        self.os_sandbox_problem: str | None = None  # why workers are unconfined, if they are
+        self._specs: dict[str, SandboxSpec] = {}
+        self._gpu_mounts: dict[int, tuple[Mount, ...]] = {}
+        if config.os_sandbox:
+            self._gpu_mounts = {g: gpu_mounts(g) for g in config.gpus}
+            runtime = runtime_tree(config.blender)
+            self._specs = {
+                role: SandboxSpec(
+                    runtime,
+                    (share_socket_dir(socket_path(backends[role])),),
+                    tmpfs_mb=config.os_sandbox_tmpfs_mb,
+                )
+                for role in ROLES
+            }
+            self.os_sandbox_problem = unavailable_reason(self._specs[STEP])
+            self.os_sandboxed = self.os_sandbox_problem is None
+            if not self.os_sandboxed:
+                log.error(
+                    "the OS sandbox does not work here (%s): workers start without it and "
+                    "refuse untrusted scripts; install bubblewrap, or start the farm with "
+                    "--no-os-sandbox to accept the risk",
+                    self.os_sandbox_problem,
+                )
+        else:
+            self.os_sandbox_problem = "off (--no-os-sandbox)"
+            log.warning(NO_OS_SANDBOX.format(user=os.getuid()))
+        self.network_isolated = self.os_sandboxed or (
+            config.isolate_network and network_isolation_works()
+        )
+        if not self.network_isolated and config.isolate_network:
             log.warning("`unshare -n` does not work here: workers run with the host network")
         self.workers: dict[int, WorkerProcess] = {}
         self.restarts = 0
@@ -117,35 +213,79 @@ class Supervisor:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        for slot in range(self.config.workers):
+        for slot in range(self.config.workers + self.config.target_workers):
             self.spawn(slot)
+
+    def role(self, slot: int) -> str:
+        """Slots 0..workers-1 hold step workers, the rest target workers."""
+        return STEP if slot < self.config.workers else TARGET
 
     def spawn(self, slot: int) -> WorkerProcess:
         """Start a fresh worker process in ``slot`` (which must be empty)."""
         if slot in self.workers:
             raise RuntimeError(f"worker slot {slot} is occupied by pid {self.workers[slot].pid}")
         self._generation += 1
-        identity = f"w{slot}-{self._generation}"
-        tmpdir = Path(tempfile.mkdtemp(prefix=f"{identity}-", dir=self.run_dir))
-        env = self._env(slot, tmpdir)
-        cmd = self._command(identity)
-        proc = subprocess.Popen(
-            cmd,
-            cwd=tmpdir,
-            env=env,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # Blender prints render progress there
-            preexec_fn=_preexec(self.config),
-        )
-        wp = WorkerProcess(slot, self._generation, identity, proc, tmpdir)
+        role = self.role(slot)
+        # Unguessable, so a worker cannot connect again posing as another one.
+        identity = f"{role[0]}{slot}-{self._generation}-{secrets.token_hex(4)}"
+        proc, tmpdir = self.launch(self.worker_command(identity, role), slot)
+        wp = WorkerProcess(slot, role, self._generation, identity, proc, tmpdir)
         self.workers[slot] = wp
         self._due.pop(slot, None)
         log.info("worker %s started (pid %d)", identity, proc.pid)
         return wp
 
+    def launch(
+        self, command: Sequence[str], slot: int, stdout: int | IO[Any] = subprocess.DEVNULL
+    ) -> tuple[subprocess.Popen, Path | None]:
+        """Start ``command`` as the worker in ``slot`` is started; returns it and its host
+        temp dir (None in the OS sandbox).
+
+        ``spawn`` passes the worker's command; whatever runs here gets the same sandbox,
+        environment and limits. ``stdout`` defaults to nothing: Blender prints render
+        progress there."""
+        if self._specs and self.os_sandboxed:
+            fd = seccomp_fd()
+            try:
+                proc = subprocess.Popen(
+                    bwrap_argv(command, self._sandbox(slot), fd),
+                    cwd="/",
+                    env={},  # bwrap clears it again and sets only the sandbox's own
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    pass_fds=(fd,),
+                    preexec_fn=self.limits.preexec(),
+                )
+            finally:
+                os.close(fd)
+            return proc, None
+        tmpdir = Path(tempfile.mkdtemp(prefix=f"w{slot}-", dir=self.run_dir))
+        env = {
+            **BASE_ENV,
+            "HOME": str(tmpdir),
+            "TMPDIR": str(tmpdir),
+            "BLENDER_USER_RESOURCES": str(tmpdir / "blender"),
+        }
+        if self.config.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(self.config.gpus[slot % len(self.config.gpus)])
+        if self.network_isolated:
+            command = [shutil.which("unshare") or "unshare", "-n", "--", *command]
+        proc = subprocess.Popen(
+            command,
+            cwd=tmpdir,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            preexec_fn=self.limits.preexec(),
+        )
+        return proc, tmpdir
+
     def kill(self, slot: int) -> None:
-        """SIGKILL the worker's whole process group, reap it and delete its temp dir."""
+        """SIGKILL the worker's process group, reap it and delete its temp dir.
+
+        In the sandbox the group is bwrap's: its death takes the PID namespace down."""
         wp = self.workers.pop(slot, None)
         if wp is None:
             return
@@ -157,7 +297,8 @@ class Supervisor:
             wp.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             log.error("worker %s (pid %d) survived SIGKILL for 10 s", wp.identity, wp.pid)
-        shutil.rmtree(wp.tmpdir, ignore_errors=True)
+        if wp.tmpdir is not None:
+            shutil.rmtree(wp.tmpdir, ignore_errors=True)
 
     def restart(self, slot: int, blame: bool) -> None:
         """Kill ``slot`` and schedule a new worker: at once, or with backoff if ``blame``.
@@ -197,31 +338,35 @@ class Supervisor:
                 return slot
         return None
 
-    # -- how a worker is launched ---------------------------------------------------
-    def _env(self, slot: int, tmpdir: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        for key in ("TMPDIR", "TEMP", "TMP", "HOME"):
-            env[key] = str(tmpdir)
-        env["BLENDER_USER_RESOURCES"] = str(tmpdir / "blender")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        if self.config.gpus:
-            gpu = str(self.config.gpus[slot % len(self.config.gpus)])
-            env["CUDA_VISIBLE_DEVICES"] = gpu  # Cycles only; see the module docstring
-        return env
+    def host_pid(self, identity: str) -> int:
+        """The host pid of worker ``identity``'s own process (0 if it is not running)."""
+        slot = self.slot_of(identity)
+        return 0 if slot is None else self.workers[slot].host_pid()
 
-    def worker_args(self, identity: str) -> list[str]:
-        c = self.config
+    # -- how a worker is launched ---------------------------------------------------
+    def _sandbox(self, slot: int) -> SandboxSpec:
+        """The sandbox of the worker in ``slot``: its role's, plus its GPU if pinned."""
+        spec = self._specs[self.role(slot)]
+        if not self.config.gpus:
+            return spec
+        gpu = self.config.gpus[slot % len(self.config.gpus)]
+        return replace(spec, devices=self._gpu_mounts[gpu])
+
+    def worker_args(self, identity: str, role: str) -> list[str]:
         return [
             "--connect",
-            self.backend,
+            self.backends[role],
             "--identity",
             identity,
+            "--role",
+            role,
             "--config",
-            _config_json(c),
+            json.dumps(self.config.to_dict(), separators=(",", ":")),
         ]
 
-    def _command(self, identity: str) -> list[str]:
-        args = self.worker_args(identity)
+    def worker_command(self, identity: str, role: str) -> list[str]:
+        """The worker's own command line (:meth:`launch` wraps it in the sandbox)."""
+        args = self.worker_args(identity, role)
         if self.config.blender:
             # Blender's bundled Python is 3.11 like ours: make this environment's packages
             # (and the editable derender install) importable, then run the same main.
@@ -231,16 +376,14 @@ class Supervisor:
                 + "; from derender.farm.worker import main; "
                 "sys.exit(main(sys.argv[sys.argv.index('--') + 1:]))"
             )
-            cmd = [self.config.blender, "-b", "--factory-startup", "--python-expr", expr, "--"]
-            cmd += args
-        else:
-            cmd = [sys.executable, "-m", "derender.farm.worker", *args]
-        if self.network_isolated:
-            cmd = [shutil.which("unshare") or "unshare", "-n", "--", *cmd]
-        return cmd
-
-
-def _config_json(config: FarmConfig) -> str:
-    import json
-
-    return json.dumps(config.to_dict(), separators=(",", ":"))
+            return [
+                self.config.blender,
+                "-b",
+                "--factory-startup",
+                "--python-expr",
+                expr,
+                "--",
+                *args,
+            ]
+        # -I: no PYTHON* variables, no user site, no script dir or cwd on sys.path
+        return [sys.executable, "-I", "-B", "-m", "derender.farm.worker", *args]

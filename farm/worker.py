@@ -1,7 +1,7 @@
 """The worker process: one headless Blender serving jobs from the farm's broker.
 
-``python -m derender.farm.worker --connect ADDR --identity ID --config JSON`` (a worker on
-another host adds ``--server-key farm.key --keys worker.key_secret``: the farm's
+``python -m derender.farm.worker --connect ADDR --identity ID --role ROLE --config JSON``
+(a worker on another host adds ``--server-key farm.key --keys worker.key_secret``: the farm's
 ``remote_backend`` endpoint requires CURVE, and the worker's public key must be in the
 farm's ``curve_clients`` directory; the farm then adopts it like its own). The worker
 connects a DEALER socket (identity ``ID``) to the broker's backend ROUTER, says ``ready``
@@ -11,17 +11,22 @@ a heartbeat thread says ``hb`` every ``heartbeat_interval`` seconds: a SIGSTOPpe
 wedged process stops beating and is replaced. A script that spins in Python keeps the
 heartbeat thread alive, which is why the broker also enforces a per-job hard deadline.
 
+A worker has one role. A ``step`` worker runs agent scripts and nothing else: it never
+sees a target (no job it gets names one), so a script that reads its whole process finds
+no answer to copy. A ``target`` worker renders targets and client scenes and never runs a
+script. Each refuses the other role's jobs.
+
 Internal messages (codec frames, never pickled) — worker to broker:
-``{"kind": "ready", "pid", "frame_hash"}``, ``{"kind": "hb", "rss"}``,
+``{"kind": "ready", "pid", "frame_hash", "role"}``, ``{"kind": "hb", "rss"}``,
 ``{"kind": "result", "job", "ok": true, ...result members}`` or
 ``{"kind": "result", "job", "ok": false, "error": {"code", "message"}}``;
-broker to worker: ``{"kind": "step", "job", "script", "seed"}``,
+broker to worker: ``{"kind": "step", "job", "script", "seed", "masks"}``,
 ``{"kind": "render", "job", "scene", "masks"}``.
 
-TEST-ONLY hook: if the environment variable ``DERENDER_FARM_TEST_POISON`` is set and a
-step's script contains its value, the worker process ``os._exit(86)``s before running it.
-The tests use it to model a script that kills every worker it lands on (the sandbox
-blocks the real ways of doing that); nothing sets it outside tests.
+A worker runs untrusted scripts only inside the OS sandbox (:mod:`.os_sandbox`): one that
+finds itself unconfined (bwrap missing, or started by hand) answers every step with an
+error that says why, unless the farm's config turns the sandbox off (``os_sandbox``).
+Trusted target renders run either way.
 """
 
 from __future__ import annotations
@@ -41,8 +46,7 @@ from ..protocol import codec
 from ..protocol.keys import KeyPair, load_keys
 from ..scenes import Scene, scene_from_clevr, scene_to_clevr
 from .config import FarmConfig
-
-POISON_ENV = "DERENDER_FARM_TEST_POISON"
+from .os_sandbox import UnconfinedWorker, confinement_gaps
 
 
 def rss_bytes() -> int:
@@ -88,24 +92,31 @@ def _heartbeat(ctx: zmq.Context, conn: Connection, interval: float, stop: thread
         sock.close(0)
 
 
+class WrongRole(ValueError):
+    """A job of a kind this worker's role does not run (a script sent to a target worker)."""
+
+
 class Worker:
     """Runs jobs against one Service; ``handle`` maps a job dict to a reply dict."""
 
-    def __init__(self, config: FarmConfig) -> None:
+    def __init__(self, config: FarmConfig, role: str) -> None:
         from ..addon.sandbox.limits import Limits
         from ..addon.service import Service
 
         self.config = config
+        self.role = role
         limits = Limits(deadline_s=config.sandbox_deadline, **config.options)
         self.service = Service(config.frame(), limits)
         self.frame = self.service.frame
         # The first render compiles shaders (seconds under software GL): do it before
         # `ready`, so it never counts against a job's hard deadline or a benchmark.
         self.service.render_scene(Scene(()), masks=True)
-        self.poison = os.environ.get(POISON_ENV) or None
+        self.unconfined = confinement_gaps() if config.os_sandbox else []
 
     def handle(self, job: dict[str, Any]) -> dict[str, Any]:
         kind = job.get("kind")
+        if (kind == "step") != (self.role == "step"):
+            raise WrongRole(f"a {self.role} worker does not run {kind!r} jobs")
         if kind == "step":
             return self._step(job)
         if kind == "render":
@@ -117,10 +128,15 @@ class Worker:
 
     def _step(self, job: dict[str, Any]) -> dict[str, Any]:
         script = job["script"]
-        if self.poison is not None and self.poison in script:
-            os._exit(86)  # test-only, see the module docstring
+        if self.unconfined:
+            raise UnconfinedWorker(
+                f"this worker refuses untrusted scripts: it is not in the OS sandbox "
+                f"({'; '.join(self.unconfined)}). Install bubblewrap (apt-get install "
+                "bubblewrap), or start the farm with --no-os-sandbox to accept the risk"
+            )
         t0 = time.perf_counter()
-        res = self.service.step(script, seed=int(job.get("seed", 0)), masks=True)
+        masks = bool(job.get("masks", False))
+        res = self.service.step(script, seed=int(job.get("seed", 0)), masks=masks)
         timings = {**res.timings, "service": time.perf_counter() - t0}
         return {
             "outcome": res.outcome,
@@ -130,12 +146,13 @@ class Worker:
             "image": res.image,
             "masks": res.masks,
             "scene": None if res.readback is None else scene_to_clevr(res.readback, self.frame),
+            "unmapped": res.unmapped,
             "timings": timings,
             "recycle": bool(res.recycle),
         }
 
 
-def serve(config: FarmConfig, conn: Connection) -> int:
+def serve(config: FarmConfig, conn: Connection, role: str) -> int:
     """Connect, say ready, answer jobs until the broker says exit or the parent dies."""
     parent = os.getppid()
     ctx = zmq.Context()
@@ -151,10 +168,9 @@ def serve(config: FarmConfig, conn: Connection) -> int:
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(conn.address)
     try:
-        worker = Worker(config)
-        sock.send_multipart(
-            codec.encode({"kind": "ready", "pid": os.getpid(), "frame_hash": worker.frame.hash()})
-        )
+        worker = Worker(config, role)
+        ready = {"kind": "ready", "pid": os.getpid(), "frame_hash": worker.frame.hash()}
+        sock.send_multipart(codec.encode({**ready, "role": role}))
         while True:
             if not sock.poll(1000):
                 if os.getppid() != parent:  # orphaned: the supervisor is gone
@@ -186,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m derender.farm.worker")
     parser.add_argument("--connect", required=True, help="the broker's backend address")
     parser.add_argument("--identity", required=True, help="this worker's id (from the supervisor)")
+    parser.add_argument(
+        "--role", choices=("step", "target"), default="step", help="run scripts or targets"
+    )
     parser.add_argument("--config", required=True, help="the FarmConfig as JSON")
     parser.add_argument("--server-key", help="remote workers: the farm's public key file")
     parser.add_argument("--keys", help="remote workers: this worker's secret key file")
@@ -198,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         conn = Connection(
             args.connect, args.identity, load_keys(args.server_key).public, load_keys(args.keys)
         )
-    return serve(config, conn)
+    return serve(config, conn, args.role)
 
 
 if __name__ == "__main__":

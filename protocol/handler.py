@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import __version__
@@ -68,6 +69,37 @@ def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": False, "error": exc.to_dict()}
 
 
+@dataclass
+class Incoming:
+    """A request's frames, decoded as far as they go: what the reply must echo (id, type,
+    encoding) is read first, so even a request whose arrays are broken gets its id back."""
+
+    rid: object = None
+    kind: str = "error"
+    encoding: str = "raw"
+    header: dict[str, Any] | None = None  # with its arrays attached; None on error
+    error: ProtocolError | None = None
+
+
+def decode_request(frames: Sequence[Any], limits: Limits) -> Incoming:
+    """Decode the frames after the routing envelope (header first); never raises."""
+    incoming = Incoming()
+    codec_limits = limits.codec()
+    try:
+        if not frames:
+            raise BadRequest("empty message: no header frame")
+        header = codec.decode_header(frames[0], codec_limits)
+        incoming.rid = request_id(header, limits)
+        if isinstance(header.get("type"), str) and len(header["type"]) <= 32:
+            incoming.kind = header["type"]
+        if header.get("encoding") in codec.ENCODINGS:
+            incoming.encoding = header["encoding"]
+        incoming.header = codec.attach_arrays(header, frames[1:], codec_limits)
+    except ProtocolError as exc:
+        incoming.error = exc
+    return incoming
+
+
 class Handler:
     """Dispatches requests to a service, keeps the target cache, scores steps."""
 
@@ -95,21 +127,13 @@ class Handler:
     # -- entry points -------------------------------------------------------------
     def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
         """Reply frames for request frames (header first); never raises on bad input."""
-        rid: object = None
-        kind = "error"
-        encoding = "raw"
-        limits = self.limits.codec()
+        incoming = decode_request(frames, self.limits)
+        rid, kind, encoding = incoming.rid, incoming.kind, incoming.encoding
         try:
-            if not frames:
-                raise BadRequest("empty message: no header frame")
-            header = codec.decode_header(frames[0], limits)
-            rid = request_id(header, self.limits)
-            if isinstance(header.get("type"), str) and len(header["type"]) <= 32:
-                kind = header["type"]
-            if header.get("encoding") in codec.ENCODINGS:
-                encoding = header["encoding"]
-            header = codec.attach_arrays(header, frames[1:], limits)
-            reply = self.handle(parse_request(header, self.limits))
+            if incoming.error is not None:
+                raise incoming.error
+            assert incoming.header is not None
+            reply = self.handle(parse_request(incoming.header, self.limits))
         except ProtocolError as exc:
             reply = error_reply(rid, kind, exc)
         except Exception as exc:  # a bug must not stop the loop; the client learns what
@@ -212,6 +236,7 @@ class Handler:
                     res.readback,
                     {**res.timings, "service": service_s},
                     send_masks=masks,
+                    unmapped=res.unmapped,
                 )
             )
         done = iter(

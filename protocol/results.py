@@ -83,6 +83,7 @@ class StepResult:
     timings: dict[str, float] = field(default_factory=dict)
     target_id: str = ""
     frame_hash: str = ""
+    unmapped: int = 0  # the script's objects the read-back could not map to CLEVR objects
 
     @property
     def ok(self) -> bool:
@@ -106,6 +107,7 @@ class StepResult:
             timings=_floats(d.get("timings")),
             target_id=d.get("target_id", ""),
             frame_hash=d.get("frame_hash", ""),
+            unmapped=int(d.get("unmapped") or 0),
         )
 
 

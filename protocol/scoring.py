@@ -31,6 +31,7 @@ class FinishedStep:
     readback: Scene | None = None
     timings: dict[str, float] = field(default_factory=dict)
     send_masks: bool = False  # the client asked for the candidate's masks
+    unmapped: int = 0  # the agent's objects the read-back could not map to CLEVR objects
 
 
 def score_steps(
@@ -73,6 +74,7 @@ def score_steps(
             "image": s.image,
             "masks": s.masks if s.send_masks else None,
             "scene": None if s.readback is None else scene_to_clevr(s.readback, frame),
+            "unmapped": s.unmapped,
             "timings": {**s.timings, "reward": per_step},
             "target_id": s.target.target_id,
             "frame_hash": frame_hash,

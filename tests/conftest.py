@@ -19,3 +19,40 @@ def bpy_empty():
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     yield bpy
+
+
+def _spawn_serve(args: list[str], log, timeout: float = 180.0):
+    """Start ``derender serve ARGS`` in a child process; return it and its endpoints.
+
+    The child's stdout and stderr go to the file ``log`` (a pipe nobody drains could fill
+    and block the server). Waits for the ``listening on`` line; raises RuntimeError with
+    the log if the child exits or stays silent."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "derender.cli", "serve", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = Path(log).read_text(errors="replace")
+        for line in text.splitlines():
+            if line.startswith("derender serve: listening on "):
+                return proc, line.split(" on ", 1)[1].split(" (")[0].split()
+        if proc.poll() is not None:
+            raise RuntimeError(f"derender serve exited with {proc.returncode}:\n{text}")
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"derender serve did not start within {timeout} s:\n{Path(log).read_text()}")
+
+
+@pytest.fixture(scope="session")
+def spawn_serve():
+    """``spawn_serve(args, log) -> (process, endpoints)``: a real ``derender serve``."""
+    return _spawn_serve

@@ -135,18 +135,31 @@ MODIFIER_NAMES: Mapping[str, str] = {
 
 
 def evaluated_vertices(
-    verts: int, edges: int, faces: int, modifiers: Iterable[tuple[str, Mapping[str, Any]]]
+    verts: int,
+    edges: int,
+    faces: int,
+    corners: int,
+    modifiers: Iterable[tuple[str, Mapping[str, Any]]],
 ) -> int:
-    """Upper bound on the evaluated vertex count after a modifier stack."""
-    v, e, f = verts, edges, faces
+    """Upper bound on the vertices the renderer evaluates after a modifier stack.
+
+    Catmull-Clark is exact: one level makes v + e + f vertices, 2e + c edges and c quads
+    (c = face corners, so an n-gon counts n, not 4); later levels are all quads. Bevel is
+    bounded per edge and per vertex (the patch at a vertex grows with its valence, and
+    the valences sum to 2e). Subdivision uses the larger of ``levels`` and
+    ``render_levels``: the render uses the latter, Workbench's viewport the former.
+    """
+    v, e, f, c = verts, edges, faces, corners
     for kind, settings in modifiers:
         if kind == "SUBSURF":
             levels = max(int(settings.get("levels", 1)), int(settings.get("render_levels", 2)))
             for _ in range(levels):
-                v, e, f = v + e + f, 2 * e + 4 * f, 4 * f
+                v, e, f, c = v + e + f, 2 * e + c, c, 4 * c
         elif kind == "BEVEL":
-            s = int(settings.get("segments", 1)) + 1
-            v, e, f = v * s * s + 2 * e * s, e * (2 * s + 1) + v * s * s, f + e * s + v * s * s
+            s = int(settings.get("segments", 1))
+            strip, patch = 2 * e * (s + 1), 2 * e * s * s
+            v, e, f = v + strip + patch, e + 2 * strip + 2 * patch, f + e * s + patch
+            c = 4 * f
         elif kind == "SOLIDIFY":
-            v, e, f = 2 * v, 2 * e + v, 2 * f + e
+            v, e, f, c = 2 * v, 2 * e + v, 2 * f + e, 2 * c + 4 * e
     return v

@@ -2,8 +2,11 @@
 
 RestrictedPython turns ``a.b`` into ``_getattr_(a, "b")``, ``a.b = c`` into
 ``_write_(a).b = c``, ``a[k]`` into ``_getitem_(a, k)`` and loops into ``_getiter_``; the
-policy adds ``_tick_``, ``_exc_``, ``_pow_``, ``_mul_`` and ``_lshift_``. This module
-supplies them all, plus the allowlisted builtins and ``__import__``.
+policy adds ``_tick_``, ``_exc_``, the size-checked operators and the import calls
+(``_import_``, ``_import_from_``). This module supplies them all, plus the allowlisted
+builtins. Every way to reach an attribute by name ends in :meth:`Guards.getattr`: ``a.b``,
+``getattr``/``hasattr``, each component of an import, and each ``{0.b}`` field of
+``str.format`` (for ``str``, its instances and its subclasses alike).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Any
 import bpy
 import mathutils
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from .base import Namespace, Proxy
+from .policy import refused_name
 from .session import Session
 
 ALLOWED_MODULES: tuple[str, ...] = ("bpy", "math", "random", "mathutils")
@@ -70,8 +73,9 @@ class Guards:
     def _check_name(self, obj: Any, name: Any) -> str:
         if type(name) is not str:  # a str subclass could lie in startswith / __eq__
             self.s.violation(f"attribute names must be plain str, got {type(name).__name__}")
-        if name.startswith("_") or name in INSPECT_ATTRIBUTES:
-            self.s.violation(f"attribute {name!r} is not accessible in the sandbox")
+        why = refused_name(name)
+        if why is not None:
+            self.s.violation(why)
         if isinstance(obj, _NEVER):
             self.s.violation(f"{type(obj).__name__} objects are not accessible in the sandbox")
         if name in _MATHUTILS_BLOCKED and (
@@ -85,9 +89,11 @@ class Guards:
         try:
             if isinstance(obj, Proxy):
                 return obj.sbx_get(name)
-            if name in ("format", "format_map") and (obj is str or isinstance(obj, str)):
+            if name in ("format", "format_map") and _is_str_like(obj):
                 return self._format_method(obj, name)
-            return getattr(obj, name)
+            value = getattr(obj, name)
+            sized = self.s.budget.sized_method(obj, name, value)
+            return value if sized is None else sized
         except AttributeError:
             if default:
                 return default[0]
@@ -135,7 +141,7 @@ class Guards:
     # -- str.format with guarded field access ---------------------------------------------
     def _format_method(self, obj: Any, name: str) -> Callable[..., str]:
         fmt = _SafeFormatter(self)
-        if obj is str:
+        if isinstance(obj, type):  # str or a subclass: the template is the first argument
             if name == "format":
                 return lambda template, *a, **kw: fmt.vformat(template, a, kw)
             return lambda template, mapping: fmt.vformat(template, (), mapping)
@@ -144,21 +150,41 @@ class Guards:
         return lambda mapping: fmt.vformat(obj, (), mapping)
 
     # -- imports, print ---------------------------------------------------------------------
-    def import_(
-        self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-    ) -> Any:
-        top = str(name).partition(".")[0]
-        if level != 0 or top not in self.modules:
-            why = " (bmesh builds geometry outside the vertex budget)" if top == "bmesh" else ""
+    def import_module(self, dotted: str, top: bool) -> Any:
+        """``import dotted`` (``top``: the first component is bound, as without ``as``).
+
+        Every component after the first is reached with :meth:`getattr`, exactly like
+        ``a.b.c``, even when only the top module is bound."""
+        head, *rest = dotted.split(".")
+        if head not in self.modules:
+            why = " (bmesh builds geometry outside the vertex budget)" if head == "bmesh" else ""
             self.s.violation(
-                f"import of module {name!r} is not allowed{why}; "
+                f"import of module {dotted!r} is not allowed{why}; "
                 f"allowed: {', '.join(ALLOWED_MODULES)}"
             )
-        module = self.modules[top]
-        if fromlist and "." in name:  # from bpy.ops import mesh
-            for part in name.split(".")[1:]:
-                module = self.getattr(module, part)
-        return module
+        module = obj = self.modules[head]
+        for i, part in enumerate(rest):
+            obj = self._import_attr(obj, part, ".".join([head, *rest[: i + 1]]))
+        return module if top else obj
+
+    def import_from(self, dotted: str, name: str) -> Any:
+        """``from dotted import name``: the module, then ``name`` through :meth:`getattr`."""
+        return self._import_attr(self.import_module(dotted, top=False), name, f"{dotted}.{name}")
+
+    def _import_attr(self, obj: Any, name: str, dotted: str) -> Any:
+        try:
+            return self.getattr(obj, name)
+        except AttributeError:
+            raise ImportError(f"cannot import {dotted!r}") from None
+
+    def dunder_import(
+        self, name: Any, globals: Any = None, locals: Any = None, fromlist: Any = (), level: Any = 0
+    ) -> Any:
+        """``__import__`` for C code that imports through the caller's builtins (agent code
+        itself has no import opcodes left): the same checks as an import statement."""
+        if level != 0 or type(name) is not str:
+            self.s.violation(f"import of {name!r} is not allowed")
+        return self.import_module(name, top=not fromlist)
 
     def printer(self, _getattr: Any = None) -> _Printer:
         return _Printer(self.s)
@@ -168,12 +194,13 @@ class Guards:
         b = self.s.budget
         safe = {name: getattr(builtins, name) for name in _BUILTIN_NAMES}
         safe |= {
-            "__import__": self.import_,
+            "__import__": self.dunder_import,
             "getattr": self.getattr,
             "hasattr": self.hasattr,
             "setattr": self.setattr,
             "range": b.range,
             "pow": b.pow,
+            "sum": b.sum,
         }
         return {
             "__builtins__": safe,
@@ -194,7 +221,10 @@ class Guards:
             "_mul_": b.mul,
             "_lshift_": b.lshift,
             "_mod_": b.mod,
+            "_add_": b.add,
             "_format_": b.format_value,
+            "_import_": self.import_module,
+            "_import_from_": self.import_from,
             **extra,
         }
 
@@ -216,11 +246,24 @@ class _Printer:
         return self.s.output.text()
 
 
+def _is_str_like(obj: Any) -> bool:
+    """``str``, a subclass of it, or an instance of either: their ``format`` is guarded."""
+    return isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+
+
 class _SafeFormatter(string.Formatter):
-    """``str.format`` whose ``{0.attr}`` / ``{0[key]}`` fields go through the guards."""
+    """``str.format`` whose ``{0.attr}`` / ``{0[key]}`` fields go through the guards and
+    whose result may not outgrow the sequence budget."""
 
     def __init__(self, guards: Guards) -> None:
         self.g = guards
+        self.size = 0
+
+    def vformat(self, format_string: Any, args: Any, kwargs: Any) -> str:
+        if type(format_string) is not str:  # a subclass could override what parse sees
+            format_string = str.__str__(format_string)
+        self.size = len(format_string)
+        return super().vformat(format_string, args, kwargs)
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
         first, rest = _string.formatter_field_name_split(field_name)
@@ -230,7 +273,11 @@ class _SafeFormatter(string.Formatter):
         return obj, first
 
     def format_field(self, value: Any, format_spec: str) -> Any:
-        return super().format_field(value, self.g.s.budget.format_spec(format_spec))
+        budget = self.g.s.budget
+        text = super().format_field(value, budget.format_spec(format_spec))
+        self.size += len(text)
+        budget.check_length(self.size, "str.format result")
+        return text
 
 
 def std_modules(session: Session) -> dict[str, Any]:

@@ -39,8 +39,14 @@ class Limits:
     # UV sphere of 8k vertices takes ~1.5 s here), so each call is capped on its own.
     max_primitive_vertices: int = 10_000
     max_subdiv_levels: int = 4
+    # Largest face (corners) or vertex valence allowed under a Subdivision modifier: see
+    # objects.largest_valence (32-gon caps subdivide in ~0.08 s, 48-gon ones in 0.5 s).
+    max_subsurf_valence: int = 32
     max_int_bits: int = 100_000  # largest integer a script may build (~30k digits)
-    max_sequence: int = 1_000_000  # longest range / repeated sequence
+    # pow(b, e, m) costs ~ bits(e) * bits(m)^2 word operations in C, uninterruptible:
+    # 4096-bit operands (2^36) take ~0.1 s here, 16384-bit ones 7.5 s.
+    max_modpow_cost: int = 2**36
+    max_sequence: int = 1_000_000  # longest range / repeated sequence / built string
     max_format_width: int = 10_000  # widths/precisions in format specs and %-formatting
 
     def __post_init__(self) -> None:
@@ -95,14 +101,67 @@ class Budget:
             limit = self.limits.max_sequence
             raise self.abort(ResourceLimit(f"{what} would have {length} items (limit {limit})"))
 
+    def check_length(self, length: int, what: str) -> None:
+        """Abort with ResourceLimit if a built sequence or string would exceed the budget."""
+        self._seq_len(length, what)
+
     def pow(self, base: Any, exp: Any, mod: Any = None) -> Any:
-        """``base ** exp`` refusing integer results beyond ``max_int_bits`` before computing."""
+        """``base ** exp`` refusing integer results beyond ``max_int_bits``, and
+        ``pow(b, e, m)`` whose cost (C, not interruptible) is beyond ``max_modpow_cost``,
+        before computing."""
         if mod is None and _is_int(base) and _is_int(exp):
             # int(): an int subclass may lie in its comparison methods, not in its value
             b, e = int(base), int(exp)
             if e > 0 and abs(b) > 1:
                 self._int_bits(abs(b).bit_length() * e, f"{b} ** {e}")
+        if mod is not None and _is_int(exp) and _is_int(mod):
+            cost = max(abs(int(exp)).bit_length(), 1) * abs(int(mod)).bit_length() ** 2
+            if cost > self.limits.max_modpow_cost:
+                raise self.abort(
+                    ResourceLimit(
+                        f"pow() with a {abs(int(exp)).bit_length()}-bit exponent and a "
+                        f"{abs(int(mod)).bit_length()}-bit modulus is too expensive"
+                    )
+                )
         return pow(base, exp) if mod is None else pow(base, exp, mod)
+
+    def add(self, a: Any, b: Any) -> Any:
+        """``a + b`` refusing concatenations longer than ``max_sequence``."""
+        if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+            self._seq_len(len(a) + len(b), f"{type(a).__name__} + {type(b).__name__}")
+        return a + b
+
+    def sum(self, iterable: Any, /, start: Any = 0) -> Any:
+        """``sum`` that ticks per item and refuses sequence results beyond the budget.
+
+        Lists and tuples are concatenated in linear time: the built-in ``sum`` copies the
+        growing total at every item, which is quadratic and cannot be interrupted."""
+        items = list(self.ticking(iterable))
+        if not isinstance(start, list | tuple):
+            return sum(items, start)
+        lengths = [len(i) for i in items if isinstance(i, _SEQUENCES)]
+        self._seq_len(len(start) + sum(lengths), "sum()")
+        if len(lengths) < len(items) or not all(type(i) is type(start) for i in items):
+            return sum(items, start)  # mixed types: let the built-in raise its TypeError
+        out = list(start)
+        for item in items:
+            out.extend(item)
+        return out if isinstance(start, list) else tuple(out)
+
+    def sized_method(self, obj: Any, name: str, method: Any) -> Callable[..., Any] | None:
+        """A size-checked stand-in for a built-in method whose result can be far larger
+        than its inputs (``"x".ljust(10**9)``, ``(0).to_bytes(10**9)``, ``l.extend(l)``
+        doubling), or None when ``method`` allocates no more than its inputs."""
+        bound = _GROWTH.get((_kind(obj), name))
+        if bound is None:
+            return None
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            args = _materialized(name, args)
+            self._seq_len(bound(obj, args, kwargs), f"{type(obj).__name__}.{name}()")
+            return method(*args, **kwargs)
+
+        return checked
 
     def mul(self, a: Any, b: Any) -> Any:
         """``a * b`` refusing huge repeated sequences and huge integer products."""
@@ -166,7 +225,7 @@ class Budget:
         return fn(self, target, value)
 
     _inplace_ops: ClassVar[dict[str, Callable[[Budget, Any, Any], Any]]] = {
-        "+=": lambda s, a, b: operator.iadd(a, b),
+        "+=": lambda s, a, b: s._iadd(a, b),
         "-=": lambda s, a, b: operator.isub(a, b),
         "*=": lambda s, a, b: s.mul(a, b),
         "/=": lambda s, a, b: operator.itruediv(a, b),
@@ -181,6 +240,84 @@ class Budget:
         "@=": lambda s, a, b: operator.imatmul(a, b),
     }
 
+    def _iadd(self, a: Any, b: Any) -> Any:
+        if isinstance(a, _SEQUENCES) and hasattr(b, "__len__"):
+            self._seq_len(len(a) + len(b), f"{type(a).__name__} += ...")
+        return operator.iadd(a, b)
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+_SEQUENCES = (str, bytes, list, tuple)
+
+
+def _kind(obj: Any) -> type | None:
+    for kind in (str, bytes, list, int):
+        if isinstance(obj, kind) and not isinstance(obj, bool):
+            return kind
+    return None
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = 0) -> Any:
+    value = args[index] if len(args) > index else kwargs.get(name, default)
+    return int(value) if _is_int(value) else 0  # a wrong type fails in the real method
+
+
+def _replace_bound(s: Any, args: tuple, kwargs: dict) -> int:
+    if len(args) < 2 or not all(isinstance(a, str | bytes) for a in args[:2]):
+        return len(s)
+    old, new = args[0], args[1]
+    count = (len(s) + 1) if not old else s.count(old)
+    limit = _arg(args, kwargs, 2, "count", -1)
+    if limit >= 0:
+        count = min(count, limit)
+    return len(s) + count * max(0, len(new) - len(old))
+
+
+def _translate_bound(s: Any, args: tuple, kwargs: dict) -> int:
+    table = args[0] if args else kwargs.get("table")
+    values = table.values() if isinstance(table, dict) else ()
+    longest = max((len(v) for v in values if isinstance(v, str | bytes)), default=1)
+    return len(s) * max(longest, 1)
+
+
+def _materialized(name: str, args: tuple) -> tuple:
+    """``join``/``extend`` take any iterable: make it a list once, so its size is known
+    and the real call sees the same items."""
+    if name in ("join", "extend") and args and not isinstance(args[0], _SEQUENCES):
+        return (list(args[0]), *args[1:])
+    return args
+
+
+def _items_length(items: Any) -> int:
+    return sum(len(i) if isinstance(i, str | bytes) else 0 for i in items)
+
+
+# (type, method) -> upper bound on the length of the result, from (obj, args, kwargs).
+_GROWTH: dict[tuple[type, str], Callable[[Any, tuple, dict], int]] = {
+    **{
+        (kind, name): (lambda s, a, k: _arg(a, k, 0, "width"))
+        for kind in (str, bytes)
+        for name in ("ljust", "rjust", "center", "zfill")
+    },
+    **{
+        (kind, "expandtabs"): (lambda s, a, k: len(s) * max(1, _arg(a, k, 0, "tabsize", 8)))
+        for kind in (str, bytes)
+    },
+    **{(kind, "replace"): _replace_bound for kind in (str, bytes)},
+    **{(kind, "translate"): _translate_bound for kind in (str, bytes)},
+    **{
+        (kind, "join"): (
+            lambda s, a, k: (
+                _items_length(a[0]) + len(s) * max(len(a[0]) - 1, 0)
+                if a and isinstance(a[0], list)
+                else 0
+            )
+        )
+        for kind in (str, bytes)
+    },
+    (int, "to_bytes"): lambda s, a, k: _arg(a, k, 0, "length", 1),
+    (list, "extend"): lambda s, a, k: len(s) + (len(a[0]) if a and hasattr(a[0], "__len__") else 0),
+}

@@ -7,11 +7,17 @@ Three passes over the AST:
    container is evaluated once and both accesses go through the normal guards.
 2. ``_Policy`` = RestrictedPython's transformer (``_getattr_``, ``_write_``, ``_getitem_``,
    ``_getiter_``, no ``_`` names, no ``except*``, no async …) recording error lines.
-3. ``_inject_guards`` (after RestrictedPython, so it may use ``_`` names): ``_tick_()`` at the top
+3. ``_ImportsAsCalls`` (after RestrictedPython, so it may use ``_`` names): every ``import`` and
+   ``from … import`` becomes an assignment from ``_import_(dotted, top)`` /
+   ``_import_from_(dotted, name)``, which walk each component through the same guarded
+   getattr as ``a.b``. No ``IMPORT_NAME``/``IMPORT_FROM`` opcode is left in agent code:
+   CPython's ``IMPORT_FROM`` is a plain getattr, and RestrictedPython checks only the
+   first character of a dotted name, so ``import bpy._real.x as y`` would reach anything.
+4. ``_inject_guards``: ``_tick_()`` at the top
    of every loop body, function, lambda, ``except`` handler and ``finally``; every handler
    type goes through ``_exc_`` (bare ``except:`` becomes ``except Exception``) so sandbox
    aborts, which are not ``Exception`` subclasses, can never be caught; ``**``, ``*``,
-   ``<<``, ``%`` and f-string format specs go through size-checked helpers.
+   ``<<``, ``%``, ``+`` and f-string format specs go through size-checked helpers.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from types import CodeType
 from typing import Any
 
 from RestrictedPython import RestrictingNodeTransformer
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 AGENT_FILENAME = "<agent>"
 # Any augmented-assignment operator (also matches <= and >=: then the pass just runs).
@@ -80,8 +87,22 @@ class _AugmentedTargets(ast.NodeTransformer):
         return out
 
 
+def refused_name(name: str) -> str | None:
+    """Why an attribute (or import component) name is refused, or None if it is allowed.
+
+    One rule for every way a name reaches an object: ``a.b``, ``getattr``, each component
+    of ``import a.b.c``, each name of ``from a import b`` and each ``{0.b}`` format field.
+    """
+    if name.startswith("_"):
+        return f"attribute {name!r} is not accessible in the sandbox"
+    if name in INSPECT_ATTRIBUTES:
+        return f"attribute {name!r} is not accessible in the sandbox"
+    return None
+
+
 class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy, keeping (line, message) pairs for the outcome."""
+    """RestrictedPython's policy, keeping (line, message) pairs for the outcome, plus a
+    check of every component of every imported name."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -90,6 +111,48 @@ class _Policy(RestrictingNodeTransformer):
     def error(self, node: ast.AST, info: str) -> None:
         self.located.append((getattr(node, "lineno", None), info))
         super().error(node, info)
+
+    def check_import_names(self, node: ast.ImportFrom | ast.Import) -> ast.AST:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                self.error(node, "relative imports are not allowed in the sandbox")
+            dotted = [*(node.module or "").split("."), *(a.name for a in node.names)]
+        else:
+            dotted = [part for a in node.names for part in a.name.split(".")]
+        for part in dotted:
+            why = refused_name(part)
+            if why is not None:
+                self.error(node, why)
+        return super().check_import_names(node)
+
+
+class _ImportsAsCalls(ast.NodeTransformer):
+    """``import a.b`` -> ``a = _import_("a.b", True)``; ``import a.b as c`` ->
+    ``c = _import_("a.b", False)``; ``from a.b import c as d`` ->
+    ``d = _import_from_("a.b", "c")`` (see the module docstring)."""
+
+    def _assign(self, target: str, func: str, args: list[object], where: ast.stmt) -> ast.Assign:
+        loc = _loc(where)
+        consts: list[ast.expr] = [ast.Constant(a, **loc) for a in args]
+        value = _call(func, consts, where)
+        return ast.Assign([ast.Name(target, ast.Store(), **loc)], value, **loc)
+
+    def visit_Import(self, node: ast.Import) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for alias in node.names:
+            if alias.asname:
+                out.append(self._assign(alias.asname, "_import_", [alias.name, False], node))
+            else:
+                top = alias.name.partition(".")[0]
+                out.append(self._assign(top, "_import_", [alias.name, True], node))
+        return out
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> list[ast.stmt]:
+        module = node.module or ""
+        return [
+            self._assign(a.asname or a.name, "_import_from_", [module, a.name], node)
+            for a in node.names
+        ]
 
 
 def _loc(where: ast.AST) -> dict[str, Any]:
@@ -112,6 +175,7 @@ _BINOP_GUARDS: dict[type[ast.operator], str] = {
     ast.Mult: "_mul_",
     ast.LShift: "_lshift_",
     ast.Mod: "_mod_",  # %-formatting widths
+    ast.Add: "_add_",  # s + s doubling
 }
 
 
@@ -186,5 +250,6 @@ def _compile(source: str) -> CodeType:
     if policy.located:
         line, message = policy.located[0]
         raise CompileFailure("sandbox_violation", message, line)
+    tree = _ImportsAsCalls().visit(tree)
     _inject_guards(tree)
     return compile(tree, AGENT_FILENAME, "exec", dont_inherit=True)

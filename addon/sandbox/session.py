@@ -12,31 +12,34 @@ from .limits import Budget, Limits
 
 
 class AgentData:
-    """Objects, meshes and materials the script created, in creation order, by pointer.
+    """Objects, meshes and materials the script created, in creation order, by identity.
 
-    Ownership is by identity, not by name: renaming an object to "Camera" does not make
-    it the camera, and the frame's datablocks are never in here.
+    Identity is Blender's ``session_uid``, which is never reused within a process. An
+    ``as_pointer()`` address is: a script that frees its own material and then makes the
+    DSL create a cached asset at the same address would own that shared asset by address.
+    Ownership is not by name either: renaming an object to "Camera" does not make it the
+    camera, and the frame's datablocks are never in here.
     """
 
     def __init__(self) -> None:
-        # pointer -> (object, shape it was created as: "cube"/"sphere"/"cylinder"/None)
+        # uid -> (object, shape it was created as: "cube"/"sphere"/"cylinder"/None)
         self.objects: dict[int, tuple[bpy.types.Object, str | None]] = {}
         self.ids: dict[int, bpy.types.ID] = {}  # meshes and materials
-        self.vertices: dict[int, int] = {}  # object pointer -> evaluated vertex estimate
+        self.vertices: dict[int, int] = {}  # object uid -> evaluated vertex estimate
 
     def add_id(self, idb: bpy.types.ID) -> None:
-        self.ids[idb.as_pointer()] = idb
+        self.ids[idb.session_uid] = idb
 
     def add_object(self, obj: bpy.types.Object, shape: str | None, vertices: int) -> None:
-        self.objects[obj.as_pointer()] = (obj, shape)
-        self.vertices[obj.as_pointer()] = vertices
+        self.objects[obj.session_uid] = (obj, shape)
+        self.vertices[obj.session_uid] = vertices
 
     def owns(self, idb: Any) -> bool:
         try:
-            ptr = idb.as_pointer()
-        except ReferenceError:
+            uid = idb.session_uid
+        except (ReferenceError, AttributeError):
             return False
-        return ptr in self.objects or ptr in self.ids
+        return uid in self.objects or uid in self.ids
 
     def live_objects(self) -> list[tuple[bpy.types.Object, str | None]]:
         """The agent's objects that still exist, in creation order."""
@@ -46,8 +49,8 @@ class AgentData:
         return [idb for idb in self.ids.values() if _alive(idb)]
 
     def forget(self, obj: bpy.types.Object) -> None:
-        self.objects.pop(obj.as_pointer(), None)
-        self.vertices.pop(obj.as_pointer(), None)
+        self.objects.pop(obj.session_uid, None)
+        self.vertices.pop(obj.session_uid, None)
 
 
 def _alive(idb: bpy.types.ID) -> bool:

@@ -32,7 +32,9 @@ def test_built_frame_matches_its_spec(engine, spec_for):
     assert names == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     # another spec is a different frame
     other = replace(spec, width=32)
-    assert any("resolution_x" in d for d in frame.frame_differences(other))
+    assert frame.frame_differences(other) == [
+        f"the frame was built for spec {spec.hash()}, not {other.hash()}"
+    ]
 
 
 def test_engine_ids_for_this_blender():
@@ -140,23 +142,23 @@ def _tamper_bounces():
 @pytest.mark.parametrize(
     ("tamper", "needle"),
     [
-        (_tamper_camera_location, "camera matrix"),
-        (_tamper_lens, "camera lens"),
-        (_tamper_light_energy, "light:Key energy"),
-        (_tamper_light_deleted, "light:Fill is missing"),
-        (_tamper_light_hidden, "light:Back hide_render"),
-        (_tamper_ground_color, "ground base color"),
-        (_tamper_world, "world strength"),
+        (_tamper_camera_location, "Object('Camera').location"),
+        (_tamper_lens, "Camera('Camera').lens"),
+        (_tamper_light_energy, "AreaLight('Key').energy"),
+        (_tamper_light_deleted, "Object('Fill') is gone"),
+        (_tamper_light_hidden, "Object('Back').hide_render"),
+        (_tamper_ground_color, "Material('Ground').node_tree.nodes"),
+        (_tamper_world, "World('World').node_tree.nodes"),
         (_tamper_engine, "render.engine"),
         (_tamper_resolution, "render.resolution_x"),
         (_tamper_samples, "display.render_aa"),
-        (_tamper_scene_camera, "scene.camera"),
+        (_tamper_scene_camera, "Scene('Scene').camera"),
         (_tamper_view_transform, "view_settings.view_transform"),
-        (_tamper_parented_camera, "camera has a parent"),
+        (_tamper_parented_camera, "Object('Camera').parent"),
         (_tamper_stamp, "render.use_stamp"),
-        (_tamper_rename, "camera is named 'Agent'"),
+        (_tamper_rename, "Object('Camera').name changed from 'Camera' to 'Agent'"),
         (_tamper_bounces, "cycles.max_bounces"),
-        (_tamper_light_type, "light:Key type is 'POINT'"),
+        (_tamper_light_type, "AreaLight('Key').type changed from 'AREA' to 'POINT'"),
     ],
 )
 def test_tampering_is_reported_and_reset_repairs_it(tamper, needle, wb_frame):

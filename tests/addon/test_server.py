@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import zmq
 from derender import Client
-from derender.addon.serve_cli import spawn
 from derender.addon.server import Server
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
@@ -45,9 +44,9 @@ EMPTY = "# nothing\n"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, spawn_serve):
     tmp = tmp_path_factory.mktemp("serve")
-    proc, endpoints = spawn(
+    proc, endpoints = spawn_serve(
         [
             "--engine",
             "workbench",

@@ -106,7 +106,7 @@ def test_an_escape_that_tampers_is_caught_and_undone(service, monkeypatch) -> No
     result = service.step("x = 1")
     monkeypatch.undo()
     assert (result.outcome, result.recycle, result.image) == ("frame_tampered", True, None)
-    assert "camera" in result.message
+    assert "Camera" in result.message
     assert frame_differences(SPEC) == []
     assert np.array_equal(service.render_scene(Scene(()), masks=False).image, empty)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from derender.farm.local import LocalFarm
-from derender.farm.worker import POISON_ENV
 
-POISON = "__derender_test_poison__"
+# Allowed by the language sandbox, but hashing a tuple nested 300,000 deep recurses in C
+# until CPython overflows its stack: a real crash that kills every worker it lands on.
+CRASHER = "x = ()\nfor i in range(300000):\n    x = (x,)\nhash(x)\n"
 
 # Short deadlines so failure paths finish fast; the sandbox's own deadline is long on
 # purpose so that `while True: pass` reaches the farm's hard deadline.
@@ -29,13 +29,8 @@ FARM_OPTIONS: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def farm() -> Iterator[LocalFarm]:
-    os.environ[POISON_ENV] = POISON  # test-only hook, inherited by the workers
-    try:
-        f = LocalFarm(workers=2, engine="workbench", size=32, **FARM_OPTIONS)
-        with f:
-            yield f
-    finally:
-        os.environ.pop(POISON_ENV, None)
+    with LocalFarm(workers=2, engine="workbench", size=32, **FARM_OPTIONS) as f:
+        yield f
 
 
 def _wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
@@ -56,16 +51,18 @@ def wait_for() -> Callable[..., Any]:
 
 @pytest.fixture
 def all_idle(farm: LocalFarm) -> Callable[[], list[dict[str, Any]]]:
-    """Wait until both workers of ``farm`` are idle; returns their status entries."""
+    """Wait until both step workers and the target worker of ``farm`` are idle; returns
+    the step workers' status entries."""
 
     def check() -> list[dict[str, Any]] | None:
-        workers = [w for w in farm.status()["workers"] if w["state"] == "idle"]
-        return workers if len(workers) >= 2 else None
+        idle = [w for w in farm.status()["workers"] if w["state"] == "idle"]
+        steps = [w for w in idle if w["role"] == "step"]
+        return steps if len(steps) >= 2 and len(idle) >= 3 else None
 
-    return lambda: _wait_for(check, 90.0, "two idle workers")
+    return lambda: _wait_for(check, 90.0, "two idle step workers and a target worker")
 
 
 @pytest.fixture
-def poison() -> str:
-    """A marker that makes a farm worker `os._exit` on any script containing it."""
-    return POISON
+def crasher() -> str:
+    """A script that segfaults the worker running it (see CRASHER)."""
+    return CRASHER

@@ -64,7 +64,10 @@ def test_derender_farm_serves_reports_status_and_stops_on_sigint(tmp_path):
                 break
             assert proc.poll() is None, log.read_text()[-2000:]
             assert time.monotonic() < deadline, out.stderr
-        assert "requests/s" in out.stdout and out.stdout.count(" pid ") == 1
+        # one step worker and one target worker
+        assert "requests/s" in out.stdout and out.stdout.count(" pid ") == 2
+        assert " step " in out.stdout and " target " in out.stdout
+        assert "OS-sandboxed: True" in out.stdout
         with Client(address, timeout=60) as client:
             target = client.reset(seed=1, index=0)
             t0 = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from derender.farm.config import FarmConfig
@@ -33,17 +35,42 @@ def test_config_loads_toml_and_flags_override(tmp_path):
         FarmConfig(engine="povray")
 
 
-def test_supervisor_pins_gpus_round_robin_and_isolates_temp(tmp_path):
-    sup = Supervisor(FarmConfig(gpus=(2, 5)), tmp_path, "ipc:///nonexistent")
-    envs = [sup._env(slot, tmp_path / f"w{slot}") for slot in range(3)]
-    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["2", "5", "2"]
-    assert all(e["TMPDIR"] == e["HOME"] == str(tmp_path / f"w{i}") for i, e in enumerate(envs))
-    cmd = sup._command("w0-1")
-    assert "derender.farm.worker" in cmd and cmd[cmd.index("--identity") + 1] == "w0-1"
-    blender = Supervisor(
-        FarmConfig(blender="/opt/blender/blender", isolate_network=False), tmp_path, "ipc:///x"
-    )._command("w1-2")
-    assert blender[:4] == ["/opt/blender/blender", "-b", "--factory-startup", "--python-expr"]
+def test_an_unsandboxed_worker_gets_its_gpu_a_fresh_temp_dir_and_no_parent_env(
+    tmp_path, monkeypatch
+):
+    import subprocess
+
+    monkeypatch.setenv("DERENDER_TEST_API_KEY", "sk-secret")
+    backends = {"step": "ipc:///nonexistent/step", "target": "ipc:///nonexistent/target"}
+    sup = Supervisor(FarmConfig(gpus=(2, 5), os_sandbox=False), tmp_path, backends)
+    envs = []
+    for slot in range(3):
+        proc, tmpdir = sup.launch(["/usr/bin/env"], slot, stdout=subprocess.PIPE)
+        out, _ = proc.communicate(timeout=30)
+        envs.append((dict(line.split("=", 1) for line in out.decode().splitlines()), tmpdir))
+    assert [e["CUDA_VISIBLE_DEVICES"] for e, _ in envs] == ["2", "5", "2"]
+    assert all(e["TMPDIR"] == e["HOME"] == str(d) for e, d in envs)
+    assert all(d is not None and d.parent == tmp_path for _, d in envs)
+    assert all("DERENDER_TEST_API_KEY" not in e for e, _ in envs)
+    cmd = sup.worker_command("s0-1", "step")
+    assert cmd[:5] == [sys.executable, "-I", "-B", "-m", "derender.farm.worker"]
+    assert cmd[cmd.index("--identity") + 1] == "s0-1"
+    assert cmd[cmd.index("--connect") + 1] == backends["step"]
+    target = sup.worker_command("t2-3", "target")
+    assert target[target.index("--role") + 1] == "target"
+    assert target[target.index("--connect") + 1] == backends["target"]
+    assert [sup.role(slot) for slot in range(3)] == ["step", "step", "target"]
+
+
+def test_a_sandboxed_farm_refuses_gpus_that_are_not_there(tmp_path):
+    from derender.farm.gpu_devices import GPUNotFound
+
+    backends = {}
+    for role in ("step", "target"):
+        (tmp_path / role).mkdir()
+        backends[role] = f"ipc://{tmp_path}/{role}/backend.sock"
+    with pytest.raises(GPUNotFound, match="GPU 3 is not on this machine"):
+        Supervisor(FarmConfig(gpus=(3,)), tmp_path, backends)
 
 
 def _target(size: int = 32) -> Target:
@@ -118,9 +145,9 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
     import time
 
     sup = Supervisor(
-        FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5, isolate_network=False),
+        FarmConfig(restart_backoff=0.5, restart_backoff_max=1.5, os_sandbox=False),
         tmp_path,
-        "ipc:///x",
+        {"step": "ipc:///x", "target": "ipc:///y"},
     )
 
     def delay(blame: bool) -> float:
@@ -137,8 +164,8 @@ def test_restart_backoff_grows_for_blamed_deaths_only(tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        {"backend": "tcp://0.0.0.0:7777"},
         {"bind": "tcp://0.0.0.0:7778"},
+        {"bind": ("tcp://127.0.0.1:*", "tcp://0.0.0.0:7777")},
         {"remote_backend": "tcp://0.0.0.0:7779"},
     ],
 )

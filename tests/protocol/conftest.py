@@ -6,14 +6,13 @@ import signal
 from types import SimpleNamespace
 
 import pytest
-from derender.addon.serve_cli import spawn
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
+def live_server(tmp_path_factory, spawn_serve):
     tmp = tmp_path_factory.mktemp("serve")
     log = tmp / "serve.log"
-    proc, endpoints = spawn(
+    proc, endpoints = spawn_serve(
         [
             "--engine",
             "workbench",

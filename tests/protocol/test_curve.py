@@ -12,7 +12,6 @@ import time
 
 import pytest
 from derender import Client
-from derender.addon.serve_cli import spawn
 from derender.protocol.errors import ClientTimeout
 from derender.protocol.keys import create_keypair, load_keys
 
@@ -35,8 +34,8 @@ def keys(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def secure_server(keys):
-    proc, endpoints = spawn(
+def secure_server(keys, spawn_serve):
+    proc, endpoints = spawn_serve(
         [
             "--engine",
             "workbench",

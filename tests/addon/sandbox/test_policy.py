@@ -23,7 +23,7 @@ def _transformed(source: str) -> str:
 def test_augmented_attribute_evaluates_container_once() -> None:
     out = _transformed("f().loc.z += 1")
     assert out.count("f()") == 1
-    assert "_write_(aug·0).z = _getattr_(aug·0, 'z') + 1" in out
+    assert "_write_(aug·0).z = _add_(_getattr_(aug·0, 'z'), 1)" in out
 
 
 def test_augmented_subscript_evaluates_key_once() -> None:
