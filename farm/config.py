@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..reward.spec import DEFAULT_PRESET
 from ..scenes import FrameSpec
 from ..scenes.frame import ENGINES
 
@@ -65,7 +66,7 @@ class FarmConfig:
     rlimit_fsize_mb: int = 512
     rlimit_nofile: int = 1024
     # reward and metrics
-    preset: str = "seed"  # the default reward preset
+    preset: str = DEFAULT_PRESET  # the default reward preset
     metrics_interval: float = 5.0  # seconds between metrics log lines; 0: off
     # extra sandbox budgets for the workers (fields of addon.sandbox.limits.Limits)
     options: dict[str, Any] = field(default_factory=dict)

@@ -3,7 +3,8 @@
 A reader task routes each reply to the future of its request id, so
 ``await asyncio.gather(*(client.step(s, t) for s in scripts))`` pipelines naturally.
 Idempotent calls are re-sent on timeout (``retries`` times) on the same socket, because
-other requests are in flight on it; ZeroMQ reconnects a DEALER by itself.
+other requests are in flight on it; ZeroMQ reconnects a DEALER by itself. ``ping(timeout=)``
+is the same liveness probe as the sync client's (:class:`ServerUnreachable`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import zmq.asyncio
 from ..scenes import Scene
 from . import codec
 from .client import ClientBase, TargetLike, _batch_result, _items, as_target_spec, reset_spec
-from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerError
+from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerError, ServerUnreachable
 from .messages import Info, Ping, Render, Request, Reset, Step, StepBatch, StepItem
 from .results import RenderResult, ServerInfo, StepResult, target_from_wire
 from .targets import Target
@@ -48,10 +49,17 @@ class AsyncClient(ClientBase):
             if fut is not None and not fut.done():  # else: a stale reply to a retried request
                 fut.set_result(reply)
 
-    async def _call(self, req: Request, idempotent: bool) -> dict[str, Any]:
+    async def _call(
+        self,
+        req: Request,
+        idempotent: bool,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> dict[str, Any]:
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
-        attempts = 1 + (self.retries if idempotent else 0)
+        attempts = 1 + ((self.retries if retries is None else retries) if idempotent else 0)
+        wait = self.timeout if timeout is None else timeout
         for attempt in range(attempts):
             rid = self._next_id() if attempt else str(req.id)
             wire = {**req.to_wire(), "id": rid}
@@ -59,13 +67,11 @@ class AsyncClient(ClientBase):
             self._waiting[rid] = fut
             await self._sock.send_multipart([b"", *codec.encode(wire)])
             try:
-                reply = await asyncio.wait_for(fut, self.timeout)
-            except TimeoutError:
+                reply = await asyncio.wait_for(fut, wait)
+            except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 self._waiting.pop(rid, None)
                 if attempt + 1 == attempts:
-                    raise ClientTimeout(
-                        f"no reply from {self.address} within {self.timeout:g} s"
-                    ) from None
+                    raise ClientTimeout(f"no reply from {self.address} within {wait:g} s") from None
                 continue
             err = (reply.get("error") or {}).get("code")
             if idempotent and err in RETRYABLE and attempt + 1 < attempts:
@@ -74,9 +80,15 @@ class AsyncClient(ClientBase):
             return self._check(reply)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def ping(self) -> float:
+    async def ping(self, timeout: float | None = None) -> float:
         t0 = time.perf_counter()
-        await self._call(Ping(self._next_id()), idempotent=True)
+        if timeout is None:
+            await self._call(Ping(self._next_id()), idempotent=True)
+        else:
+            try:
+                await self._call(Ping(self._next_id()), idempotent=True, timeout=timeout, retries=0)
+            except ClientTimeout:
+                raise ServerUnreachable(self.address, timeout) from None
         return time.perf_counter() - t0
 
     async def info(self) -> ServerInfo:

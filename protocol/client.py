@@ -6,7 +6,13 @@ request is sent again, ``retries`` times, then :class:`ClientTimeout` (a Timeout
 ``step`` is not retried (a script may have side effects on the worker; the caller
 decides). Error replies raise :class:`ServerError` with the server's ``.code``.
 ``step_many`` pipelines many ``step`` requests over the one socket and matches replies by
-id, so a farm can work on them in parallel.
+id, so a farm can work on them in parallel. ``ping(timeout=...)`` is a liveness probe:
+ZeroMQ connects to an address where nothing listens without complaint, so callers that
+must fail fast (the trainer adapters, the Gymnasium env) ping first and get
+:class:`ServerUnreachable` within seconds instead of waiting out a step's timeout.
+
+A socket belongs to one thread: share a Client between threads only under a lock, or give
+each thread its own (``integrations.core`` keeps one per thread).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import zmq
 
 from ..scenes import Scene
 from . import codec
-from .errors import RETRYABLE, ClientTimeout, ServerError
+from .errors import RETRYABLE, ClientTimeout, ServerError, ServerUnreachable
 from .keys import KeyPair, load_keys
 from .messages import (
     DatasetTarget,
@@ -169,13 +175,19 @@ class Client(ClientBase):
             if reply.get("id") in wanted:
                 return reply
 
-    def _call(self, req: Request, idempotent: bool) -> dict[str, Any]:
-        attempts = 1 + (self.retries if idempotent else 0)
+    def _call(
+        self,
+        req: Request,
+        idempotent: bool,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> dict[str, Any]:
+        attempts = 1 + ((self.retries if retries is None else retries) if idempotent else 0)
         for attempt in range(attempts):
             assert self._sock is not None
             self._sock.send_multipart(self._frames(req))
             try:
-                reply = self._recv({str(req.id)}, self.timeout)
+                reply = self._recv({str(req.id)}, self.timeout if timeout is None else timeout)
             except ClientTimeout:
                 self._connect()  # Lazy Pirate: a fresh socket drops the stuck request
                 if attempt + 1 == attempts:
@@ -189,10 +201,17 @@ class Client(ClientBase):
         raise AssertionError("unreachable: the loop returns or raises")
 
     # -- requests -------------------------------------------------------------------
-    def ping(self) -> float:
-        """Round-trip time in seconds."""
+    def ping(self, timeout: float | None = None) -> float:
+        """Round-trip time in seconds. With ``timeout``: one probe, and
+        :class:`ServerUnreachable` if nothing answers within it."""
         t0 = time.perf_counter()
-        self._call(Ping(self._next_id()), idempotent=True)
+        if timeout is None:
+            self._call(Ping(self._next_id()), idempotent=True)
+        else:
+            try:
+                self._call(Ping(self._next_id()), idempotent=True, timeout=timeout, retries=0)
+            except ClientTimeout:
+                raise ServerUnreachable(self.address, timeout) from None
         return time.perf_counter() - t0
 
     def info(self) -> ServerInfo:

@@ -3,7 +3,10 @@
 Importing this module registers the id. ``gymnasium.make("derender/CLEVR-v0")`` with no
 ``address`` starts an embedded :class:`~derender.farm.local.LocalFarm` and stops it on
 ``close()``; with an address it uses a running farm (or ``derender serve``), which is how
-several envs, e.g. the members of an ``AsyncVectorEnv``, share one farm.
+several envs, e.g. the members of an ``AsyncVectorEnv``, share one farm. With an address
+where nothing answers, the constructor raises ``ServerUnreachable`` within
+``connect_timeout`` seconds. ``preset=None`` scores with the server's default preset
+(``graph_image`` unless the farm was started with another).
 
 An episode is one target scene drawn from the seeded generator with the curriculum knobs
 given to the constructor. The action is the program's source text. In single-step mode
@@ -105,6 +108,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         engine: str = "workbench",
         size: int = 128,
         timeout: float = 120.0,
+        connect_timeout: float = 5.0,
         render_mode: str | None = None,
     ) -> None:
         if max_turns < 1:
@@ -131,6 +135,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
 
         try:
             self._client = Client(address, timeout=timeout)
+            self._client.ping(timeout=connect_timeout)  # fail fast where nothing listens
             self.server_info = self._client.info()
         except BaseException:
             self.close()  # do not leave an embedded farm running
@@ -210,7 +215,9 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             message=res.message,
             line=res.line,
             stdout=res.stdout,
-            reward_components=dict(res.components),
+            # Gymnasium compares infos with == (its determinism check) and NaN != NaN, so a
+            # component this server cannot compute (NaN; named in ``unavailable``) is left out.
+            reward_components={k: v for k, v in res.components.items() if v == v},
             unavailable=list(res.unavailable),
             preset=res.preset,
             spec_hash=res.spec_hash,

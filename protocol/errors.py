@@ -8,6 +8,9 @@ the same exception type.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 ERROR_CODES: tuple[str, ...] = (
     "bad_request",
     "unsupported_version",
@@ -32,6 +35,19 @@ OUTCOMES: tuple[str, ...] = (
     "render_error",
     "poisoned",  # farm only: the script's worker died on every attempt (SPEC.md section 5)
 )
+
+# The numeric outcome code trainers log next to the reward (frameworks log numbers, not
+# strings): the position in OUTCOMES. Append new outcomes at the end so codes never change.
+OUTCOME_CODES: Mapping[str, int] = MappingProxyType({name: i for i, name in enumerate(OUTCOMES)})
+
+
+def outcome_code(outcome: str) -> int:
+    """The numeric code of an outcome name; ValueError names an unknown one."""
+    try:
+        return OUTCOME_CODES[outcome]
+    except KeyError:
+        raise ValueError(f"unknown outcome {outcome!r}; known: {OUTCOMES}") from None
+
 
 # Codes a client may retry without changing the request.
 RETRYABLE: frozenset[str] = frozenset({"overloaded", "worker_lost"})
@@ -86,3 +102,15 @@ class ServerError(ProtocolError):
 
 class ClientTimeout(TimeoutError):
     """No reply within the client's timeout (after its retries, for idempotent calls)."""
+
+
+class ServerUnreachable(ClientTimeout):
+    """Nothing answered a liveness ping at the address; the message says how to start a farm."""
+
+    def __init__(self, address: str, waited: float) -> None:
+        super().__init__(
+            f"nothing answers at {address} (no reply to ping within {waited:g} s). Start a farm "
+            f"there with `derender farm --bind {address}` (or one worker with `derender serve "
+            f"--address {address}`), or point DERENDER_ADDRESS at a running one"
+        )
+        self.address = address

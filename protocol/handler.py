@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import __version__
+from ..reward.spec import DEFAULT_PRESET
 from ..scenes import (
     GenerationError,
     GeneratorConfig,
@@ -107,7 +108,7 @@ class Handler:
         service: ServiceLike,
         limits: Limits | None = None,
         datasets: Mapping[str, Sequence[Scene]] | None = None,
-        default_preset: str = "seed",
+        default_preset: str = DEFAULT_PRESET,
     ) -> None:
         from .. import reward
 

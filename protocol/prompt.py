@@ -2,8 +2,11 @@
 
 ``build_messages`` turns the server's ``info`` (frame, universe, cheat sheet) plus the
 target image (and, when refining, the agent's earlier turns) into a chat message list in
-either the OpenAI format (images as base64 PNG data URLs) or the Hugging Face processor
-format (``{"type": "image", "image": PIL.Image}``). ``extract_script`` is the inverse
+the OpenAI format (images as base64 PNG data URLs), the Hugging Face processor format
+(``{"type": "image", "image": PIL.Image}``), or with ``{"type": "image"}`` placeholders whose
+images travel in a dataset column (what TRL's GRPOTrainer and the dataset builders of
+``integrations.dataset`` use). ``text_messages`` is the prompt for a text-only model: the
+target image described in words (:func:`target_text`). ``extract_script`` is the inverse
 contract: the prompt asks for one fenced python block, and trainers' adapters pull the
 script out of a completion with it.
 """
@@ -20,11 +23,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..scenes import FrameSpec
+from ..scenes import FrameSpec, Scene
 from .results import ServerInfo
 
-Style = Literal["openai", "hf"]
-STYLES: tuple[str, ...] = ("openai", "hf")
+Style = Literal["openai", "hf", "placeholder"]
+STYLES: tuple[str, ...] = ("openai", "hf", "placeholder")
+TASK_TEXT = "Target image. Write the program that rebuilds this scene."
 
 # Printable ASCII plus newline and tab: enough for any Python source an agent writes, and
 # for the frame text of the observation (Gymnasium's Text space checks every character).
@@ -85,6 +89,8 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def _image_part(image: np.ndarray, style: Style) -> dict[str, Any]:
+    if style == "placeholder":
+        return {"type": "image"}
     if style == "openai":
         url = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
         return {"type": "image_url", "image_url": {"url": url}}
@@ -129,7 +135,7 @@ def build_messages(
         {
             "role": "user",
             "content": [
-                _text_part("Target image. Write the program that rebuilds this scene."),
+                _text_part(TASK_TEXT),
                 _image_part(target, style),
             ],
         },
@@ -140,6 +146,39 @@ def build_messages(
         )
         messages.append({"role": "user", "content": _feedback(turn, i, style)})
     return messages
+
+
+def target_text(scene: Scene, frame: FrameSpec) -> str:
+    """The target image in words, for a text-only model: each object's size, colour,
+    material and shape and where its centre appears (pixels from the image's top-left, and
+    its distance from the camera), nearest first. Turning that back into ground positions
+    through the frame's camera is the model's task, as reading the picture is a VLM's."""
+    placed = sorted(
+        ((frame.pixel_coords(o.position), o) for o in scene.objects), key=lambda p: p[0][2]
+    )
+    lines = [
+        f"The target image ({frame.width}x{frame.height} px) shows {len(scene)} objects, "
+        "nearest to the camera first:"
+    ]
+    for (px, py, depth), o in placed:
+        lines.append(
+            f"- a {o.size} {o.color} {o.material} {o.shape}, centre at pixel ({px}, {py}), "
+            f"{depth:.2f} m from the camera"
+        )
+    return "\n".join(lines)
+
+
+def text_messages(info: ServerInfo, scene: Scene) -> list[dict[str, Any]]:
+    """System + user messages (plain strings) for a text-only model: the frame and the
+    target in words, no image."""
+    return [
+        {"role": "system", "content": system_text(info)},
+        {
+            "role": "user",
+            "content": f"{target_text(scene, info.frame)}\n\n"
+            "Write the program that rebuilds this scene.",
+        },
+    ]
 
 
 def _message_text(message: Mapping[str, Any]) -> str:

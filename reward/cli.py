@@ -1,4 +1,5 @@
-"""``derender bench reward``, and the shared ``derender bench`` command it hangs under.
+"""``derender bench reward`` and ``derender bench ladder``, and the shared ``derender bench``
+command they hang under.
 
 ``derender bench TARGET`` is one command whose targets come from several packages: any
 command module calls :func:`bench_targets` in its ``register`` to get the ``bench``
@@ -45,6 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
     p.set_defaults(func=run)
 
+    lad = bench_targets(sub).add_parser(
+        "ladder", help="does a preset rank 7 programs (oracle ... syntax error) as a person would?"
+    )
+    lad.add_argument("--preset", help="reward preset (default: the farm's default)")
+    lad.add_argument("--targets", type=int, default=50, help="seeded target scenes (default 50)")
+    lad.add_argument("--seed", type=int, default=0, help="scene and edit seed (default 0)")
+    lad.add_argument("--address", help="a running farm or `derender serve`; default: a LocalFarm")
+    lad.add_argument("--workers", type=int, default=2, help="LocalFarm workers (default 2)")
+    lad.add_argument("--size", type=int, default=64, help="LocalFarm px, Workbench (default 64)")
+    lad.set_defaults(func=run_ladder)
+
 
 def run(args: argparse.Namespace) -> int:
     from . import bench
@@ -62,4 +74,28 @@ def run(args: argparse.Namespace) -> int:
     print(bench.format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def run_ladder(args: argparse.Namespace) -> int:
+    from ..protocol.client import Client
+    from .ladder import run_ladder as ladder
+
+    if args.targets < 2:
+        print("derender bench ladder: --targets must be >= 2", file=sys.stderr)
+        return 2
+    farm = None
+    address = args.address
+    if address is None:
+        from ..farm.local import LocalFarm
+
+        farm = LocalFarm(workers=args.workers, engine="workbench", size=args.size).start()
+        address = farm.address
+    try:
+        with Client(address, timeout=120) as client:
+            report = ladder(client, args.preset, args.targets, args.seed)
+    finally:
+        if farm is not None:
+            farm.stop()
+    print(report.table())
     return 0

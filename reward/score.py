@@ -1,12 +1,25 @@
 """Scoring: N (render, target) pairs in one pass, one pair through the same path.
 
 The image metrics run in numpy over the whole batch at once; LPIPS runs as one batched torch
-forward (CUDA when available). Without torch, or without the LPIPS weights, LPIPS is
-reported unavailable (logged once) and the spec's other terms are rescaled (see ``spec``).
+forward (CUDA when available).
 
-A failed step (render None) scores the validity floor: every term but ``valid`` is 0, so
-the reward is w_valid · validity (rescaled like any other result when a term of the spec is
-unavailable on this machine), and ``components`` holds only ``valid``.
+Every result has the same schema, whatever its outcome, so that a batch of mixed outcomes
+is a table (verl, EasyR1 and OpenRLHF stack the keys of a batch): ``components`` holds every
+component the spec weights plus ``valid``, and the result carries its outcome and the
+outcome's numeric code (``protocol.errors.OUTCOME_CODES``).
+
+* A step that did not render (render None) gets every component at its worst value, the
+  one whose term is 0 (:data:`WORST`: lpips 1, ssim 0, mse 1, edge_l2 1, iou 0,
+  scene_graph 0, code_length 0), so its reward is w_valid · validity, rescaled like any
+  other result of its batch.
+* A component this machine cannot compute at all (LPIPS without torch or without the
+  AlexNet weights) is NaN in every result, rendered or not, and listed in every result's
+  ``unavailable``; the other terms are scaled up so the spec's maximum never changes
+  (see ``spec``). NaN rather than a number, because no number would be true; the same for
+  every result, because a server either has the weights or not.
+* A component whose inputs the caller did not give for a rendered pair (no masks, scenes
+  or code) is NaN in that result and listed in its ``unavailable``, rescaled the same way.
+  The farm and ``derender serve`` always give them, so this only happens in direct calls.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,25 +35,36 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol.errors import outcome_code
 from ..scenes.model import Scene
 from . import image, program
 from .edges import soft_edge_l2, soft_edges
 from .scene_graph import SceneGraphScore, scene_graph_score
-from .spec import RewardSpec, preset, term
+from .spec import DEFAULT_PRESET, RewardSpec, preset, term
 from .ssim import ssim
 
 log = logging.getLogger(__name__)
 _IMAGE_METRICS = ("lpips", "ssim", "mse", "edge_l2")
+# The value of each component whose term is 0: what a step that did not render scores.
+WORST: MappingProxyType[str, float] = MappingProxyType(
+    {
+        "lpips": 1.0, "ssim": 0.0, "mse": 1.0, "edge_l2": 1.0, "iou": 0.0,
+        "scene_graph": 0.0, "code_length": 0.0, "valid": 0.0,
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class RewardResult:
-    """One scored step: the reward, its measured components and the spec that made it."""
+    """One scored step: the reward, its components (the module docstring's fixed schema),
+    its outcome and outcome code, and the spec that made it."""
 
     reward: float
     components: MappingProxyType[str, float]
     spec_hash: str
     unavailable: tuple[str, ...]
+    outcome: str = "ok"
+    outcome_code: int = 0
     scene_graph: SceneGraphScore | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -49,6 +74,8 @@ class RewardResult:
             "components": dict(self.components),
             "spec_hash": self.spec_hash,
             "unavailable": list(self.unavailable),
+            "outcome": self.outcome,
+            "outcome_code": self.outcome_code,
         }
         if self.scene_graph is not None:
             sg = self.scene_graph
@@ -132,12 +159,12 @@ def score_batch(
     reference_codes: Sequence[str | None] | None = None,
     backgrounds: Sequence[np.ndarray | None] | None = None,
 ) -> list[RewardResult]:
-    """Score N pairs; ``spec`` defaults to ``preset("seed")``, ``outcomes`` to all "ok".
+    """Score N pairs; ``spec`` defaults to the default preset, ``outcomes`` to all "ok".
 
     Foreground IoU uses the instance masks when both are given, else a background-difference
     mask against ``backgrounds[i]`` (the empty-frame render), else it is unavailable.
     """
-    spec = preset("seed") if spec is None else spec
+    spec = preset(DEFAULT_PRESET) if spec is None else spec
     n = len(targets)
     renders = _column(renders, n, "renders")
     outcomes = ["ok"] * n if outcomes is None else _column(outcomes, n, "outcomes")
@@ -197,22 +224,31 @@ def score_batch(
     results = []
     for i in range(n):
         rendered = renders[i] is not None
-        c = comps[i] if rendered else {}
         sg = None
         if rendered:
+            c = comps[i]
             extra = {k: v[i] for k, v in cols.items()}
             sg = _pair_components(spec, c, renders[i], targets[i], extra)
+        else:
+            c = {k: WORST[k] for k in spec.weights if k not in spec_missing}
         c["valid"] = program.validity(outcomes[i], rendered)
-        missing = spec_missing + tuple(
-            k for k in spec.weights if rendered and k not in c and k not in spec_missing
-        )
+        missing = tuple(sorted(name for name in spec.weights if name not in c))
+        for name in missing:
+            c[name] = math.nan
         avail = [k for k in spec.weights if k not in missing]
         w_avail = sum(spec.weights[k] for k in avail)
-        # A term with no component (a failed step's image terms) scores 0, not term(0).
-        total = sum(spec.weights[k] * term(k, c[k]) for k in avail if k in c)
+        total = sum(spec.weights[k] * term(k, c[k]) for k in avail)
         reward = total * spec.total_weight / w_avail if w_avail > 0 else 0.0
         results.append(
-            RewardResult(float(reward), MappingProxyType(c), spec_hash, tuple(sorted(missing)), sg)
+            RewardResult(
+                float(reward),
+                MappingProxyType(dict(sorted(c.items()))),
+                spec_hash,
+                missing,
+                outcomes[i],
+                outcome_code(outcomes[i]),
+                sg,
+            )
         )
     return results
 

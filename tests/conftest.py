@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+
+# tests/trainers runs in its own environment (.venv-trainers: the trainer packages, derender
+# client-side, no bpy), as `make test` does: .venv-trainers/bin/python -m pytest
+# tests/trainers. An environment without the trainer packages does not collect it.
+collect_ignore = [] if importlib.util.find_spec("trl") else ["trainers"]
 
 
 @pytest.fixture

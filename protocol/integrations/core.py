@@ -7,28 +7,49 @@ them as pipelined ``step`` requests (``Client.step_many``, so every farm worker 
 a farm or ``derender serve``, and returns one :class:`Scored` per completion. The adapters
 in this package only translate call shapes.
 
-The address comes from :func:`configure` or the ``DERENDER_ADDRESS`` environment variable
-(which is what reaches Ray workers and trainer subprocesses); ``DERENDER_PRESET`` picks the
-reward preset the same way.
+Concurrency: trainers score from many threads at once (verl runs each response's
+``compute_score`` in an executor thread, OpenRLHF one ``reward_func`` call per query in
+``asyncio.to_thread``). A ZeroMQ socket belongs to one thread, so each thread gets its own
+:class:`~derender.protocol.client.Client`, made on its first call: calls from N threads are
+N pipelines in flight at once, never one lock. :meth:`RewardClient.ascore` runs the same
+code in a worker thread, so coroutines never block the event loop.
+
+Failing fast: a thread's first call pings the address and raises
+:class:`~derender.protocol.errors.ServerUnreachable` (naming the address and how to start a
+farm) when nothing answers within ``DERENDER_CONNECT_TIMEOUT`` seconds.
+
+Environment variables (what reaches Ray workers and trainer subprocesses):
+
+* ``DERENDER_ADDRESS`` — the farm, e.g. ``tcp://127.0.0.1:5555`` (required unless
+  :func:`configure` was called);
+* ``DERENDER_PRESET`` — a reward preset; unset: the server's default (``graph_image``
+  unless the farm was started with another);
+* ``DERENDER_TIMEOUT`` — seconds to wait for the next reply of a batch (default 300: a
+  busy farm queues work; this is not a connect timeout);
+* ``DERENDER_CONNECT_TIMEOUT`` — seconds the liveness ping waits (default 5).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...reward import rates
+from ..errors import outcome_code
 from ..messages import Limits, TargetSpec, parse_target, target_to_wire
 from ..prompt import extract_script
 
 ADDRESS_VAR = "DERENDER_ADDRESS"
 PRESET_VAR = "DERENDER_PRESET"
 TIMEOUT_VAR = "DERENDER_TIMEOUT"
+CONNECT_TIMEOUT_VAR = "DERENDER_CONNECT_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
 class ConfigurationError(RuntimeError):
@@ -41,7 +62,11 @@ class RewardRequestError(RuntimeError):
 
 @dataclass(frozen=True)
 class Scored:
-    """One completion's reward with what a trainer wants to log next to it."""
+    """One completion's reward with what a trainer wants to log next to it.
+
+    ``components`` has the server's fixed schema: every component of the preset plus
+    ``valid`` (the validity term), the same keys for every outcome (``reward.score``).
+    """
 
     reward: float
     outcome: str
@@ -49,22 +74,18 @@ class Scored:
     message: str = ""
 
     @property
-    def valid(self) -> float:
-        """1.0 when the script ran and rendered, else 0.0 (the usual 'format' signal)."""
-        return 1.0 if self.outcome == "ok" else 0.0
+    def outcome_code(self) -> int:
+        return outcome_code(self.outcome)
 
-    def metrics(self, keys: Sequence[str] = ()) -> dict[str, float]:
-        """``valid`` and the components; ``keys`` pads missing components with NaN so that
-        every sample of a batch logs the same keys (verl and EasyR1 need that)."""
-        out = {"valid": self.valid}
-        for name in list(keys) or sorted(self.components):
-            out[name] = float(self.components.get(name, math.nan))
-        return out
-
-
-def component_keys(scored: Sequence[Scored]) -> list[str]:
-    """The union of component names of a batch, sorted."""
-    return sorted({k for s in scored for k in s.components})
+    def metrics(self) -> dict[str, float]:
+        """The fixed log row: the components, ``outcome_code`` and the per-result flags of
+        :mod:`derender.reward.rates` (``valid_program``, ``structural_match``, ``precise``).
+        Every result of one server and preset has the same keys, in the same order."""
+        return {
+            **dict(sorted(self.components.items())),
+            "outcome_code": float(self.outcome_code),
+            **rates.flags(self.outcome, self.components),
+        }
 
 
 def parse_ground_truth(ground_truth: Any) -> TargetSpec:
@@ -102,8 +123,23 @@ def ground_truth_json(target: TargetSpec | str) -> str:
     return json.dumps({"target": target_to_wire(target)}, separators=(",", ":"))
 
 
+def _seconds(value: float | None, var: str, default: float) -> float:
+    if value is not None:
+        return float(value)
+    text = os.environ.get(var)
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigurationError(f"{var} must be a number of seconds, got {text!r}") from None
+    if not seconds > 0:
+        raise ConfigurationError(f"{var} must be > 0 seconds, got {text!r}")
+    return seconds
+
+
 class RewardClient:
-    """A thread-safe, lazily connected client that scores completions in batches."""
+    """Scores completions in batches; safe to call from any number of threads at once."""
 
     def __init__(
         self,
@@ -111,26 +147,42 @@ class RewardClient:
         preset: str | None = None,
         timeout: float | None = None,
         retries: int = 2,
+        connect_timeout: float | None = None,
     ) -> None:
         address = address or os.environ.get(ADDRESS_VAR)
         if not address:
             raise ConfigurationError(
                 f"no derender address: call derender.protocol.integrations.configure(address=...)"
-                f" or set {ADDRESS_VAR} (e.g. tcp://127.0.0.1:5555)"
+                f" or set {ADDRESS_VAR} (e.g. tcp://127.0.0.1:5555; start a farm there with"
+                " `derender farm --bind tcp://127.0.0.1:5555`)"
             )
         self.address = address
         self.preset = preset or os.environ.get(PRESET_VAR) or None
-        self.timeout = float(timeout or os.environ.get(TIMEOUT_VAR) or 300.0)
+        self.timeout = _seconds(timeout, TIMEOUT_VAR, DEFAULT_TIMEOUT)
+        self.connect_timeout = _seconds(
+            connect_timeout, CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT
+        )
         self.retries = retries
-        self._client: Any = None
-        self._lock = threading.Lock()  # a zmq socket must not be shared between threads
+        self._local = threading.local()
+        self._clients: list[Any] = []  # every thread's client, for close()
+        self._clients_lock = threading.Lock()
 
-    def _connected(self) -> Any:
-        if self._client is None:
+    def _client(self) -> Any:
+        """This thread's connected client (a socket must stay in its thread)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
             from ..client import Client
 
-            self._client = Client(self.address, timeout=self.timeout, retries=self.retries)
-        return self._client
+            client = Client(self.address, timeout=self.timeout, retries=self.retries)
+            try:
+                client.ping(timeout=self.connect_timeout)
+            except BaseException:
+                client.close()
+                raise
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def score(self, completions: Sequence[Any], ground_truths: Sequence[Any]) -> list[Scored]:
         """One :class:`Scored` per completion, in order; all of them in flight at once."""
@@ -142,10 +194,9 @@ class RewardClient:
             return []
         scripts = [extract_script(c) for c in completions]
         targets = [parse_ground_truth(g) for g in ground_truths]
-        with self._lock:
-            results = self._connected().step_many(
-                scripts, targets, preset=self.preset, return_exceptions=True
-            )
+        results = self._client().step_many(
+            scripts, targets, preset=self.preset, return_exceptions=True
+        )
         out = []
         for i, res in enumerate(results):
             if isinstance(res, Exception):
@@ -160,10 +211,12 @@ class RewardClient:
         return await asyncio.to_thread(self.score, completions, ground_truths)
 
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        """Close every thread's socket; call when no score is in flight."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
 
 
 _default: RewardClient | None = None
@@ -171,11 +224,14 @@ _default_lock = threading.Lock()
 
 
 def configure(
-    address: str | None = None, preset: str | None = None, timeout: float | None = None
+    address: str | None = None,
+    preset: str | None = None,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
 ) -> RewardClient:
     """Point every adapter at a farm (replaces the client made from the environment)."""
     global _default
-    client = RewardClient(address, preset, timeout)
+    client = RewardClient(address, preset, timeout, connect_timeout=connect_timeout)
     with _default_lock:
         old, _default = _default, client
     if old is not None:

@@ -1,11 +1,16 @@
-"""OpenRLHF: a ``--remote_rm_url /path/to/openrlhf.py`` custom reward function.
+"""OpenRLHF: a ``--reward.remote_url /path/to/openrlhf.py`` custom reward function.
 
-OpenRLHF imports the file, wraps ``reward_func`` in ``ray.remote`` and calls
-``reward_func(queries, prompts, labels)``: ``queries`` are prompt + response decoded with
-special tokens, ``prompts`` the prompts, ``labels`` the ``--label_key`` column (here: the
-ground truth naming the target). It reads ``rewards`` (advantages), ``scores`` (dynamic
-filtering) and ``extra_logs`` from the returned dict. Workers find the farm through the
-``DERENDER_ADDRESS`` environment variable (pass it in Ray's ``runtime_env``).
+OpenRLHF 0.11's ``SingleTurnAgentExecutor`` (inside each vLLM engine actor) loads the file
+with ``spec_from_file_location("reward_func", path)`` and calls
+``reward_func(queries, prompts, labels)`` in ``asyncio.to_thread``, one query per call and
+many calls at once: ``queries`` are prompt + response decoded with special tokens,
+``prompts`` the prompts, ``labels`` the ``--data.label_key`` column (here: the ground truth
+naming the target). It reads ``rewards`` (advantages), ``scores`` (dynamic filtering) and
+``extra_logs`` (one value per query, averaged into the training logs) from the returned
+dict, so every result has the same ``extra_logs`` keys: every component of the preset,
+``outcome_code`` and the flags ``valid_program``, ``structural_match``, ``precise``.
+Concurrent calls are pipelined to the farm, one socket per thread. Workers find the farm
+through ``DERENDER_ADDRESS`` (pass it in Ray's ``runtime_env``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ def reward_func(
 
     responses = [_response(q, p) for q, p in zip(queries, prompts, strict=True)]
     scored = core.score(responses, list(labels))
-    keys = core.component_keys(scored)
+    rows = [s.metrics() for s in scored]
     rewards = torch.tensor([s.reward for s in scored], dtype=torch.float32)
-    logs = {k: torch.tensor([s.metrics(keys)[k] for s in scored]) for k in ["valid", *keys]}
+    keys = list(rows[0]) if rows else []
+    logs = {k: torch.tensor([r[k] for r in rows], dtype=torch.float32) for k in keys}
     return {"rewards": rewards, "scores": rewards.clone(), "extra_logs": logs}

@@ -1,11 +1,20 @@
-"""verl: ``custom_reward_function`` entry points (per sample and batched).
+"""verl: ``reward.custom_reward_function`` entry points (per response and batched).
 
-verl's ``NaiveRewardManager`` calls ``compute_score(data_source=..., solution_str=...,
-ground_truth=..., extra_info=...)`` once per response and uses ``result["score"]``,
-logging the other keys; its ``BatchRewardManager`` calls ``compute_score(data_sources=...,
-solution_strs=..., ground_truths=..., extra_infos=...)`` once per batch. Point
-``custom_reward_function.path`` at this file and ``name`` at ``compute_score`` or
-``compute_score_batch`` (the batched form sends the whole batch to the farm in one go).
+verl 0.9's reward loop (``RewardLoopManager`` → ``RewardLoopWorker`` → the ``naive`` reward
+manager) loads this file by path from ``reward.custom_reward_function.path`` and calls the
+function named by ``reward.custom_reward_function.name`` once per response, each call in an
+executor thread::
+
+    compute_score(data_source=..., solution_str=..., ground_truth=..., extra_info=...)
+
+It uses ``result["score"]`` as the reward and stacks every other key across the batch by
+the keys of the first result, so every result here has the same keys whatever its outcome:
+``score``, every component of the preset, ``outcome_code`` and the flags
+``valid_program``, ``structural_match``, ``precise`` (whose means verl's validation metrics
+report). Concurrent calls from the executor threads are pipelined to the farm, one socket
+per thread. ``compute_score_batch`` serves managers that pass whole batches
+(``data_sources=, solution_strs=, ground_truths=, extra_infos=``) and sends them in one
+pipelined go.
 """
 
 from __future__ import annotations
@@ -19,8 +28,8 @@ except ImportError:  # loaded by file path (verl, EasyR1, OpenRLHF do that): no 
     from derender.protocol.integrations import core  # type: ignore[no-redef]
 
 
-def _row(scored: core.Scored, keys: Sequence[str]) -> dict[str, float]:
-    return {"score": float(scored.reward), **scored.metrics(keys)}
+def _row(scored: core.Scored) -> dict[str, float]:
+    return {"score": float(scored.reward), **scored.metrics()}
 
 
 def compute_score(
@@ -30,9 +39,9 @@ def compute_score(
     extra_info: Any = None,
     **kwargs: Any,
 ) -> dict[str, float]:
-    """``{"score": reward, "valid": 0/1, <component>: value, ...}`` for one response."""
+    """The result row of one response (module docstring)."""
     (scored,) = core.score([solution_str], [ground_truth])
-    return _row(scored, core.component_keys([scored]))
+    return _row(scored)
 
 
 def compute_score_batch(
@@ -42,7 +51,5 @@ def compute_score_batch(
     extra_infos: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> list[dict[str, float]]:
-    """One dict per response (same keys for all, as verl's extra-info logging needs)."""
-    scored = core.score(list(solution_strs), list(ground_truths))
-    keys = core.component_keys(scored)
-    return [_row(s, keys) for s in scored]
+    """One result row per response, all with the same keys."""
+    return [_row(s) for s in core.score(list(solution_strs), list(ground_truths))]

@@ -26,6 +26,7 @@ from derender.protocol.cheatsheet import EXAMPLE_DSL
 from derender.protocol.errors import OUTCOMES, ServerError
 from derender.protocol.messages import Limits
 from derender.protocol.transport import is_loopback
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes import (
     FrameSpec,
     GeneratorConfig,
@@ -81,7 +82,7 @@ def test_info(client):
     info = client.info()
     assert info.frame == FRAME and info.frame_hash == FRAME.hash()
     assert info.engine == "workbench" and info.server["name"] == "derender"
-    assert "seed" in info.reward_presets and info.default_preset == "seed"
+    assert "seed" in info.reward_presets and info.default_preset == DEFAULT_PRESET
     assert info.datasets == {"sample": len(load_scenes(DATA))}
     assert "add_object(" in info.cheatsheet and "cylinder" in info.universe["shapes"]
     assert info.protocol["versions"] == [1]
@@ -116,8 +117,8 @@ def test_step_ground_truth_program_matches_target(client, target):
     assert np.abs(res.image.astype(int) - target.image.astype(int)).mean() < 1.0
     assert res.scene is not None and len(res.scene) == len(target.scene)
     assert res.masks.shape == (64, 64)
-    assert res.components["mse"] < 1e-3 and res.components["valid"] == 1.0
-    assert res.preset == "seed" and len(res.spec_hash) > 0
+    assert res.components["ssim"] > 0.99 and res.components["valid"] == 1.0
+    assert res.preset == DEFAULT_PRESET and len(res.spec_hash) > 0
     assert res.timings["service"] > 0
     empty = client.step(EMPTY, target.target_id)
     assert empty.outcome == "ok" and empty.reward < res.reward
@@ -134,7 +135,8 @@ def test_cheatsheet_matches_the_sandbox(client, target):
     assert res.outcome == "ok", res.message
     added = [(o.shape, o.color) for o in res.scene.objects]
     assert added == [("cube", "red"), ("sphere", "cyan")]
-    bpy_res = client.step(bpy_program(target.scene), target)  # the bpy subset it describes
+    # the bpy subset it describes (scored with seed, whose MSE term shows pixel identity)
+    bpy_res = client.step(bpy_program(target.scene), target, preset="seed")
     assert bpy_res.outcome == "ok", bpy_res.message
     assert bpy_res.components["mse"] < 1e-3
 

@@ -7,6 +7,7 @@ import pytest
 from derender.cli import main
 from derender.farm.demo import DemoConfig, run_demo, write_report
 from derender.farm.local import LocalFarm
+from derender.reward.spec import DEFAULT_PRESET
 from PIL import Image
 
 pytestmark = pytest.mark.timeout(300)
@@ -23,15 +24,20 @@ def test_run_demo_writes_report_and_contact_sheet(address, tmp_path):
     result = run_demo(cfg, address, log=lambda _: None)
     assert [r.agent for r in result.rows] == ["oracle", "random", "search"]
     oracle, random_, search = result.rows
-    assert oracle.mean("seed") > random_.mean("seed")
-    assert oracle.mean("seed") >= search.mean("seed") >= random_.mean("seed")
+    # the search agent climbs the farm's default preset
+    assert oracle.mean(DEFAULT_PRESET) > random_.mean(DEFAULT_PRESET)
+    assert (
+        oracle.mean(DEFAULT_PRESET) >= search.mean(DEFAULT_PRESET) >= random_.mean(DEFAULT_PRESET)
+    )
     assert oracle.f1 == [1.0, 1.0]
     assert search.renders == 2 * 24 and oracle.renders == 2
     curve = result.search_curve()
     assert [b for b, _ in curve] == [8, 24] and curve[0][1] <= curve[1][1]
     report, sheet = write_report(result, tmp_path / "demo")
     text = report.read_text()
-    assert "| agent | reward (seed) | reward (rlrf) | reward (scene) |" in text
+    assert (
+        "| agent | reward (graph_image) | reward (seed) | reward (rlrf) | reward (scene) |" in text
+    )
     assert "| 24 |" in text and "![contact sheet](contact_sheet.png)" in text
     image = np.asarray(Image.open(sheet))
     # 2 rows of 64 px tiles (+ gap + label band), 4 columns (target + 3 agents)

@@ -46,7 +46,7 @@ def test_batch_of_200_steps_every_reply_matches_its_request(farm, client, target
     kinds = [("ok", good), ("syntax_error", BROKEN), ("runtime_error", CRASHY)]
     plan = [kinds[i % 3] if i % 7 else kinds[0] for i in range(200)]
     jobs_before = farm.status()["metrics"]["jobs"]
-    results = client.step_many([s for _, s in plan], target, window=32)
+    results = client.step_many([s for _, s in plan], target, window=32, preset="seed")
     assert len(results) == 200
     assert [r.outcome for r in results] == [o for o, _ in plan]
     for r in results:

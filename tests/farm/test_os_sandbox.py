@@ -290,7 +290,7 @@ def test_every_engine_renders_in_the_sandbox(engine):
         assert farm.status()["os_sandboxed"] is True
         with Client(farm.address, timeout=600) as client:
             target = client.reset(seed=1, index=0)
-            result = client.step(dsl_program(target.scene), target)
+            result = client.step(dsl_program(target.scene), target, preset="seed")
     assert result.outcome == "ok" and result.components["mse"] == 0.0
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from derender.farm.local import LocalFarm
 from derender.protocol.env import ENV_ID, DerenderEnv
+from derender.protocol.errors import ServerUnreachable
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes import dsl_program, universe
 from gymnasium.utils.env_checker import check_env
 
@@ -34,7 +36,8 @@ def test_make_single_step_passes_check_env(address):
         obs, reward, terminated, truncated, info = env.step(dsl_program(base.target_scene))
         assert (terminated, truncated) == (True, False)
         assert info["outcome"] == "ok" and info["reward_components"]["ssim"] > 0.95
-        assert reward > 1.0 and "timings" not in info
+        assert info["preset"] == DEFAULT_PRESET and reward == pytest.approx(1.0, abs=1e-3)
+        assert "timings" not in info
     finally:
         env.close()
 
@@ -137,10 +140,25 @@ def test_embedded_farm_is_started_and_stopped_by_the_env():
         pid = farm.pid
         env.reset(seed=0)
         _, reward, *_ = env.step(dsl_program(env.unwrapped.target_scene))
-        assert reward > 1.0
+        assert reward == pytest.approx(1.0, abs=1e-3)  # the default preset's maximum
     finally:
         env.close()
     with pytest.raises(ProcessLookupError):
         import os
 
         os.kill(pid, 0)
+
+
+def test_an_address_where_nothing_answers_fails_within_seconds():
+    import time
+
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock.bind("tcp://127.0.0.1:*")
+    address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    sock.close(linger=0)
+    t0 = time.monotonic()
+    with pytest.raises(ServerUnreachable, match=address):
+        DerenderEnv(address, connect_timeout=1.0)
+    assert time.monotonic() - t0 < 10

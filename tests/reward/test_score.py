@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from derender.protocol.errors import OUTCOME_CODES
 from derender.reward import RewardSpec, preset, score, score_batch
 from derender.reward.spec import PRESETS
 from derender.scenes.programs import dsl_program
@@ -111,7 +112,10 @@ def test_failed_step_scores_the_validity_floor(synth, scenes20) -> None:
     target = synth.draw(scenes20[0])[0]
     spec = preset("seed", lpips_trunk="random:0")
     failed = score(None, target, spec, outcome="syntax_error")
-    assert failed.reward == 0.0 and dict(failed.components) == {"valid": 0.0}
+    # Every component at the value whose term is 0, so the result has the usual keys.
+    assert failed.reward == 0.0
+    assert dict(failed.components) == {"lpips": 1.0, "mse": 1.0, "ssim": 0.0, "valid": 0.0}
+    assert (failed.outcome, failed.outcome_code) == ("syntax_error", OUTCOME_CODES["syntax_error"])
     partial = score(target, target, spec, outcome="runtime_error")
     assert partial.reward == pytest.approx(1.1 - 0.1 * 0.5)
     hacked = score(target, target, spec, outcome="frame_tampered")
@@ -125,6 +129,7 @@ def test_terms_without_inputs_are_unavailable_and_renormalised(synth, scenes20) 
     img, mask = synth.draw(scenes20[0])
     bare = score(img, img, spec)
     assert bare.unavailable == ("iou",) and bare.reward == pytest.approx(1.0)
+    assert np.isnan(bare.components["iou"])  # the key is there, its value unknown
     bg = (synth.background(128) * 255).round().astype(np.uint8)
     moved = synth.draw(synth.near_miss(scenes20[0], 0.6))[0]
     via_bg = score(moved, img, spec, background=bg)

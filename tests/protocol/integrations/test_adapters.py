@@ -19,6 +19,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from derender.protocol.errors import OUTCOME_CODES
 from derender.protocol.integrations import core, easyr1, openrlhf, trl, verl
 
 pytestmark = pytest.mark.timeout(300)
@@ -49,9 +50,12 @@ def test_verl_per_sample(cases, by_path):
     right = compute_score(solution_str=good, **kw)
     wrong = compute_score(solution_str=bad, **kw)
     broken = compute_score(solution_str="```python\nadd_object(\n```", **kw)
-    assert right["score"] > wrong["score"] and right["ssim"] > 0.99 > wrong["ssim"]
-    assert right["valid"] == 1.0 == wrong["valid"] and broken["valid"] == 0.0
-    assert {"ssim", "mse"} <= set(right)
+    assert right["score"] > wrong["score"] and right["scene_graph"] > 0.99 > wrong["scene_graph"]
+    assert right["valid_program"] == 1.0 == wrong["valid_program"]
+    assert broken["valid_program"] == 0.0 and broken["valid"] == 0.0
+    assert broken["outcome_code"] == OUTCOME_CODES["syntax_error"] and right["outcome_code"] == 0
+    # One schema for every outcome: the failed program's row has the same keys, worst values.
+    assert list(broken) == list(right) and broken["scene_graph"] == 0.0 == broken["precise"]
 
 
 def test_verl_batch(cases, by_path):
@@ -63,7 +67,7 @@ def test_verl_batch(cases, by_path):
         ground_truths=gts,
         extra_infos=np.array([{}] * 4, dtype=object),
     )
-    assert len(rows) == 4 and len({frozenset(r) for r in rows}) == 1  # same keys for all
+    assert len(rows) == 4 and len({tuple(r) for r in rows}) == 1  # same keys for all
     scores = [r["score"] for r in rows]
     assert scores[0] > scores[1] and scores[2] > scores[3]
     assert rows[0]["ssim"] > 0.99 and rows[2]["ssim"] > 0.99
@@ -117,6 +121,19 @@ def test_trl_async_reward_func(cases):
     assert first == pytest.approx(trl.derender_reward(**kwargs)) == second
 
 
+def test_trl_logs_the_three_rates_through_its_hooks(cases):
+    kwargs = _trl_kwargs(cases)
+    kwargs["completions"][1] = [{"role": "assistant", "content": "```python\nadd_object(\n```"}]
+    metrics, extra = {}, {}
+    rewards = trl.derender_reward(
+        **kwargs, log_metric=metrics.__setitem__, log_extra=extra.__setitem__
+    )
+    assert metrics["derender/valid_program"] == pytest.approx(0.75)  # one of four failed
+    assert 0.0 < metrics["derender/structural_match"] <= 0.75
+    assert 0.0 < metrics["derender/precise"] <= 0.75  # edge L2 stands in: no LPIPS weights
+    assert extra["outcome"][1] == "syntax_error" and rewards[1] < rewards[0]
+
+
 def test_trl_without_target_column_names_the_columns(cases):
     kwargs = _trl_kwargs(cases)
     del kwargs["ground_truth"]
@@ -135,7 +152,7 @@ def test_openrlhf_reward_func(cases, by_path):
     assert r[0] > r[1] and r[2] > r[3]
     assert out["extra_logs"]["ssim"][0] > 0.99
     assert torch.equal(out["scores"], out["rewards"])
-    assert out["extra_logs"]["valid"].tolist() == [1.0] * 4
+    assert out["extra_logs"]["valid_program"].tolist() == [1.0] * 4
 
 
 def test_evicted_or_unknown_target_id_is_an_error_not_a_zero(cases):
