@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..reward.spec import DEFAULT_PRESET
 from ..scenes.frame import ENGINES
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--seed", type=int, default=0, help="seed of the script's `random`")
     p.add_argument("--deadline", type=float, default=5.0, help="script deadline in seconds")
-    p.add_argument("--preset", default="seed", help="reward preset with --target (default seed)")
+    p.add_argument(
+        "--preset", default=DEFAULT_PRESET, help=f"reward preset (default {DEFAULT_PRESET})"
+    )
     p.set_defaults(func=run)
 
 

@@ -14,6 +14,7 @@ from typing import cast
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from ..reward.spec import DEFAULT_PRESET
 from ..scenes.frame import ENGINES
 
 ADDON_ID = __package__.rpartition(".")[0]
@@ -21,7 +22,6 @@ ADDON_ID = __package__.rpartition(".")[0]
 ENGINE_ITEMS = [(e, e.capitalize() if e != "eevee" else "EEVEE", "") for e in ENGINES]
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 5757
-DEFAULT_PRESET = "seed"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ class RenderResult:
 
 @dataclass
 class StepResult:
-    outcome: str  # one of sandbox.errors.OUTCOMES
+    outcome: str  # one of protocol.errors.OUTCOMES
     message: str  # human message ("" when ok)
     line: int | None  # line in the agent script, when known
     stdout: str  # captured print output (capped)

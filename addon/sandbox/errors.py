@@ -1,5 +1,8 @@
 """Outcome names and the exceptions that abort an agent script.
 
+The list of every outcome (and its numeric code) is ``protocol.errors.OUTCOMES``: one list,
+importable without bpy; the names here are the ones the sandbox itself produces.
+
 Every abort derives from ``BaseException`` (not ``Exception``) and the policy rewrites
 every ``except`` clause to catch ``Exception`` subclasses only, so an agent script can
 never swallow a timeout or a violation. Aborts are also sticky (see ``limits.Budget``).
@@ -15,17 +18,6 @@ TIMEOUT = "timeout"
 RESOURCE_LIMIT = "resource_limit"
 FRAME_TAMPERED = "frame_tampered"
 RENDER_ERROR = "render_error"
-
-OUTCOMES: tuple[str, ...] = (
-    OK,
-    SYNTAX_ERROR,
-    RUNTIME_ERROR,
-    SANDBOX_VIOLATION,
-    TIMEOUT,
-    RESOURCE_LIMIT,
-    FRAME_TAMPERED,
-    RENDER_ERROR,
-)
 
 # Outcomes after which the worker process should be replaced: the script tried to leave
 # the sandbox or the frame, or Blender itself failed; in-process state is not trusted.

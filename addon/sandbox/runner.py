@@ -21,7 +21,7 @@ from .session import Session
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What the script did: one of ``errors.OUTCOMES`` (never frame_tampered/render_error
+    """What the script did: one of ``protocol.errors.OUTCOMES`` (never frame_tampered/render_error
     here: those are decided after the script by the service)."""
 
     outcome: str

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from derender.reward import preset
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes.clevr_json import scene_to_json
 from derender.scenes.model import Scene, SceneObject
 from PIL import Image
@@ -37,9 +38,9 @@ def test_exec_renders_and_reports_json(tmp_path: Path) -> None:
     assert image.shape == (32, 32, 3)
     target = np.asarray(Image.open(report["target_out"]))
     assert np.array_equal(image, target)  # the program is the target's ground truth
-    assert report["reward"] == pytest.approx(preset("seed").total_weight)
+    assert report["reward"] == pytest.approx(preset(DEFAULT_PRESET).total_weight)
     assert report["components"]["ssim"] == pytest.approx(1.0)
-    assert report["spec_hash"] == preset("seed").hash()
+    assert report["spec_hash"] == preset(DEFAULT_PRESET).hash()
 
 
 def test_exec_scores_a_wrong_program_lower(tmp_path: Path) -> None:
