@@ -34,6 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the script's `random`")
     p.add_argument("--deadline", type=float, default=5.0, help="script deadline in seconds")
     p.add_argument(
+        "--hard-deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a step may take in all, render included, before its worker is "
+        "killed and replaced (the step ends with outcome timeout; default 60)",
+    )
+    p.add_argument(
         "--preset", default=DEFAULT_PRESET, help=f"reward preset (default {DEFAULT_PRESET})"
     )
     p.set_defaults(func=run)
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             sandbox_deadline=args.deadline,
             preset=args.preset,
             metrics_interval=0,
+            **({} if args.hard_deadline is None else {"hard_deadline": args.hard_deadline}),
         )
         config.frame()
     except ValueError as exc:

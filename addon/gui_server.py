@@ -42,6 +42,7 @@ class GuiServer:
         curve: tuple[Path, Path] | None,
         blender: str | None,
         os_sandbox: bool,
+        hard_deadline: float | None = None,
     ) -> None:
         from ..farm.local import LocalFarm
 
@@ -56,6 +57,8 @@ class GuiServer:
             "os_sandbox": os_sandbox,
             "metrics_interval": 0,
         }
+        if hard_deadline is not None:
+            options["hard_deadline"] = hard_deadline
         if curve is not None:
             options |= {"curve_secret": str(curve[0]), "curve_clients": str(curve[1])}
         self.farm = LocalFarm(

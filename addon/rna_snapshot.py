@@ -56,7 +56,9 @@ _SKIPPED_IN = frozenset(
     }
 )
 # Reading these logs a Blender warning (their enum holds no valid value until set).
-_UNREADABLE = frozenset({"sequencer_colorspace_settings", "wireframe_color_type"})
+_UNREADABLE = frozenset(
+    {"sequencer_colorspace_settings", "wireframe_color_type", "linear_colorspace_settings"}
+)
 # Variable-length arrays foreach_get cannot read (a polygon's vertices: the loops' vertex
 # indices and the polygons' loop starts say the same).
 _DYNAMIC_ARRAYS = frozenset({("MeshPolygon", "vertices")})
@@ -66,14 +68,17 @@ _VALUE, _ARRAY, _POINTER, _COLLECTION = range(4)
 _NUMERIC_TYPES = frozenset({"BOOLEAN", "INT", "FLOAT"})
 _DTYPES = {"BOOLEAN": np.bool_, "INT": np.int32, "FLOAT": np.float32}
 
-_plans: dict[str, tuple[tuple[str, int], ...]] = {}
+# Keyed by RNA type and property count: add-ons register properties at runtime (the
+# panel's ``Scene.derender``), and a plan must follow them.
+_plans: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
 _numeric: dict[str, tuple[tuple[str, str, int], ...]] = {}
 
 
 def _plan(struct: Any) -> tuple[tuple[str, int], ...]:
     """(identifier, kind) of each property the walk reads, per RNA type, cached."""
     rna = struct.bl_rna
-    plan = _plans.get(rna.identifier)
+    key = (rna.identifier, len(rna.properties))
+    plan = _plans.get(key)
     if plan is None:
         entries = []
         for prop in rna.properties:
@@ -87,7 +92,7 @@ def _plan(struct: Any) -> tuple[tuple[str, int], ...]:
             elif not prop.is_readonly:
                 arrayed = prop.type in _NUMERIC_TYPES and getattr(prop, "is_array", False)
                 entries.append((ident, _ARRAY if arrayed else _VALUE))
-        plan = _plans[rna.identifier] = tuple(entries)
+        plan = _plans[key] = tuple(entries)
     return plan
 
 
@@ -104,6 +109,10 @@ def _numeric_plan(rna: Any) -> tuple[tuple[str, str, int], ...]:
             and (rna.identifier, p.identifier) not in _DYNAMIC_ARRAYS
         )
     return plan
+
+
+def _key(struct: Any) -> tuple[int, str]:
+    return (struct.as_pointer(), struct.bl_rna.identifier)
 
 
 def _length(prop: Any) -> int:
@@ -126,11 +135,13 @@ def _plain(value: Any) -> Any:
 class _Walk:
     def __init__(self, protected: frozenset[int] | None) -> None:
         self.out: Snapshot = {}
-        self.seen: dict[int, str] = {}
+        # (address, RNA type) -> path: a nested struct may share its owner's address (a
+        # world's mist settings are fields of the world), so the type is part of the key.
+        self.seen: dict[tuple[int, str], str] = {}
         self.protected = protected
 
     def struct(self, struct: Any, path: str) -> None:
-        self.seen[struct.as_pointer()] = path
+        self.seen[_key(struct)] = path
         for ident, kind in _plan(struct):
             here = f"{path}.{ident}"
             try:
@@ -154,8 +165,8 @@ class _Walk:
             self.out[path] = self.identity(value)
         elif not isinstance(value, bpy.types.bpy_struct):
             self.out[path] = _plain(value)
-        elif value.as_pointer() in self.seen:
-            self.out[path] = ("ref", self.seen[value.as_pointer()])
+        elif _key(value) in self.seen:
+            self.out[path] = ("ref", self.seen[_key(value)])
         else:
             self.struct(value, path)
 
@@ -204,7 +215,7 @@ def snapshot(
     a renamed datablock or one whose type changed, path by path)."""
     walk = _Walk(protected)
     label_ = name or label(idb)
-    walk.seen[idb.as_pointer()] = label_
+    walk.seen[_key(idb)] = label_
     skipped = frozenset(skip)
     for ident, kind in _plan(idb):
         if ident in skipped:

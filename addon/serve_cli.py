@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="an agent script's time budget in seconds (sandbox default if unset)",
     )
+    p.add_argument(
+        "--hard-deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a step may take in all, render included, before its worker is "
+        "killed and replaced (the step ends with outcome timeout; default 60)",
+    )
     p.add_argument("--preset", default=None, help="default reward preset")
     p.add_argument("--verbose", action="store_true", help="log the farm's activity")
     p.set_defaults(func=run)
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             datasets[name] = load_scenes(path)
         options = {
             "sandbox_deadline": args.deadline,
+            "hard_deadline": args.hard_deadline,
             "preset": args.preset,
             "samples": args.samples,
             "curve_secret": None if args.curve_secret is None else str(args.curve_secret),

@@ -87,10 +87,12 @@ class Service:
         script does; a non-ok outcome has no image. A frame that even a rebuild cannot
         restore makes the step ``frame_tampered`` and asks for the worker's replacement."""
         clock = _Clock()
+        before = integrity.snapshot()
         try:
-            result = self._step(script, seed, masks, clock)
+            result = self._step(script, seed, masks, clock, before)
         finally:
             try:
+                integrity.restore(before)
                 reset(self.frame)
                 broken = None
             except FrameBroken as exc:
@@ -108,8 +110,9 @@ class Service:
             )
         return result
 
-    def _step(self, script: str, seed: int, masks: bool, clock: _Clock) -> StepResult:
-        before = integrity.snapshot()
+    def _step(
+        self, script: str, seed: int, masks: bool, clock: _Clock, before: integrity.Snapshot
+    ) -> StepResult:
         run, session = run_script(script, self.limits, seed)
         clock.lap("script")
 
@@ -119,7 +122,7 @@ class Service:
                 recycle=outcome in errors.RECYCLE_OUTCOMES,
             )  # fmt: skip
 
-        tampered = integrity.tampering(self.frame, before)
+        tampered = integrity.tampering(self.frame, before, session.data)
         clock.lap("verify")
         if tampered:
             return fail(errors.FRAME_TAMPERED, "; ".join(tampered))

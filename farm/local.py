@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FarmConfig
+from .os_sandbox import import_roots
 
 
 def _cleanup(proc: subprocess.Popen, run_dir: str) -> None:
@@ -99,9 +100,20 @@ class LocalFarm:
             "--owner-pid",
             str(os.getpid()),
         ]
+        # the same derender this process runs (inside Blender: the add-on's own files)
+        roots = [str(r) for r in import_roots()]
+        env = dict(os.environ)
+        if roots:
+            env["PYTHONPATH"] = os.pathsep.join([*roots, env.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            )
         # the farm logs to stderr; stdout would only carry library chatter (torch hub)
         self._proc = subprocess.Popen(
-            cmd, start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+            cmd,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
         )
         self.run_dir = run_dir
         self._finalizer = weakref.finalize(self, _cleanup, self._proc, str(run_dir))

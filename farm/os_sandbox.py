@@ -47,6 +47,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 NOBODY = 65534  # the uid and gid every sandboxed worker runs as
 SETPRIV = "/usr/bin/setpriv"
@@ -157,6 +158,36 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
+# What a worker imports besides derender and the standard library (bpy comes with Blender
+# or with the venv's site-packages).
+WORKER_IMPORTS = ("zmq", "numpy", "PIL", "RestrictedPython")
+
+
+def import_roots() -> tuple[Path, ...]:
+    """The directories a fresh interpreter needs on ``sys.path`` to import the derender
+    that runs here and its dependencies, where its own site-packages do not hold them.
+
+    Empty in a venv that has derender installed. Not empty inside Blender's GUI, where the
+    add-on is an extension (``bl_ext.user_default.derender``) and its wheels sit in the
+    extensions' own site-packages: then the farm process and its workers are pointed at
+    the same files the add-on runs from."""
+    import importlib
+
+    from .. import __file__ as package_init
+
+    default = {Path(p).resolve() for p in site.getsitepackages()}
+    roots: list[Path] = []
+    package = Path(package_init).resolve().parent
+    if package.name == "derender" and package.parent not in default:
+        roots.append(package.parent)
+    for name in WORKER_IMPORTS:
+        module = importlib.import_module(name)
+        root = Path(cast(str, module.__file__)).resolve().parent.parent
+        if root not in default and root not in roots:
+            roots.append(root)
+    return tuple(roots)
+
+
 def runtime_tree(blender: str | None = None) -> tuple[Path, ...]:
     """The host paths a worker's interpreter needs, to be bound read-only at their path.
 
@@ -182,6 +213,7 @@ def runtime_tree(blender: str | None = None) -> tuple[Path, ...]:
         )
     if blender is not None:
         paths.append(Path(shutil.which(blender) or blender).resolve().parent)
+    paths += [r for r in import_roots() if r != package.parent]  # the wheels' directories
     kept: list[Path] = []
     for p in paths:
         if (
@@ -303,7 +335,11 @@ def unavailable_reason(spec: SandboxSpec) -> str | None:
         fd = seccomp_fd()
     except SeccompUnsupported as exc:
         return str(exc)
-    probe = "from derender.farm.os_sandbox import confinement_gaps as g; print(*g(), sep='; ')"
+    roots = [str(r) for r in import_roots()]
+    probe = (
+        f"import sys; sys.path[:0] = {roots!r}; "
+        "from derender.farm.os_sandbox import confinement_gaps as g; print(*g(), sep='; ')"
+    )
     try:
         out = subprocess.run(
             bwrap_argv([sys.executable, "-I", "-c", probe], spec, fd),

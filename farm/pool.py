@@ -6,7 +6,7 @@ Local workers are accepted only under the identity the supervisor gave them and 
 backend socket of their role (an escaped step worker that connects again under another
 identity gets nothing); remote workers join through the CURVE-authenticated remote
 backend and say which role they are. A worker is replaced when its process exits, it
-stays silent for ``heartbeat_timeout`` (SIGSTOPped, wedged), it is not ready after
+stays silent for ``heartbeat_timeout`` while idle (SIGSTOPped, wedged), it is not ready after
 ``start_timeout``, or its job runs past ``hard_deadline`` (then the job's step ends with
 outcome ``timeout``). A job whose worker died is retried up to ``max_attempts`` tries in
 all, then fails: a step with outcome ``poisoned``, a render with ``worker_lost``. Results
@@ -227,7 +227,11 @@ class WorkerPool:
             elif ws.state == "starting":
                 if now - ws.started > self.config.start_timeout:
                     self._lost(ws, f"not ready after {self.config.start_timeout:g} s")
-            elif now - ws.last_beat > self.config.heartbeat_timeout:
+            elif now - ws.last_beat > self.config.heartbeat_timeout and not (
+                # A local worker busy in a C call holds the GIL, so its heartbeat thread
+                # cannot beat: its process is watched, and the hard deadline ends the job.
+                ws.job is not None and ws.slot is not None
+            ):
                 self._lost(ws, f"no heartbeat for {self.config.heartbeat_timeout:g} s")
             elif ws.job is not None and now - ws.job.started > self.config.hard_deadline:
                 job, ws.job = ws.job, None

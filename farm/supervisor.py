@@ -60,6 +60,7 @@ from .os_sandbox import (
     SandboxConfigError,
     SandboxSpec,
     bwrap_argv,
+    import_roots,
     privileged,
     runtime_tree,
     sandboxed_pid,
@@ -367,12 +368,15 @@ class Supervisor:
     def worker_command(self, identity: str, role: str) -> list[str]:
         """The worker's own command line (:meth:`launch` wraps it in the sandbox)."""
         args = self.worker_args(identity, role)
+        roots = [str(r) for r in import_roots()]
         if self.config.blender:
             # Blender's bundled Python is 3.11 like ours: make this environment's packages
-            # (and the editable derender install) importable, then run the same main.
+            # (and the editable derender install, or the add-on's files and wheels)
+            # importable, then run the same main.
             expr = (
                 "import site, sys; "
                 + "; ".join(f"site.addsitedir({p!r})" for p in site.getsitepackages())
+                + f"; sys.path[:0] = {roots!r}"
                 + "; from derender.farm.worker import main; "
                 "sys.exit(main(sys.argv[sys.argv.index('--') + 1:]))"
             )
@@ -386,4 +390,11 @@ class Supervisor:
                 *args,
             ]
         # -I: no PYTHON* variables, no user site, no script dir or cwd on sys.path
-        return [sys.executable, "-I", "-B", "-m", "derender.farm.worker", *args]
+        if not roots:
+            return [sys.executable, "-I", "-B", "-m", "derender.farm.worker", *args]
+        boot = (
+            f"import sys; sys.path[:0] = {roots!r}; "
+            "from derender.farm.worker import main; "
+            "sys.exit(main(sys.argv[1:]))"
+        )
+        return [sys.executable, "-I", "-B", "-c", boot, *args]

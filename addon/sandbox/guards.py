@@ -24,6 +24,7 @@ import mathutils
 from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from .base import Namespace, Proxy
+from .errors import ResourceLimit
 from .policy import refused_name
 from .session import Session
 
@@ -79,7 +80,8 @@ class Guards:
         if isinstance(obj, _NEVER):
             self.s.violation(f"{type(obj).__name__} objects are not accessible in the sandbox")
         if name in _MATHUTILS_BLOCKED and (
-            isinstance(obj, _MATHUTILS_TYPES) or obj in _MATHUTILS_TYPES
+            isinstance(obj, _MATHUTILS_TYPES)
+            or (isinstance(obj, type) and issubclass(obj, _MATHUTILS_TYPES))
         ):
             self.s.violation(f"mathutils attribute {name!r} is not allowed in the sandbox")
         return name
@@ -194,6 +196,13 @@ class Guards:
         b = self.s.budget
         safe = {name: getattr(builtins, name) for name in _BUILTIN_NAMES}
         safe |= {
+            "int": _sized_int(self.s),
+            "str": _sized_str(self.s),
+            "repr": lambda obj: b.checked_text(repr(obj), "repr()"),
+            "ascii": lambda obj: b.checked_text(ascii(obj), "ascii()"),
+            "format": lambda obj, spec="": b.checked_text(
+                format(obj, b.format_spec(spec)), "format()"
+            ),
             "__import__": self.dunder_import,
             "getattr": self.getattr,
             "hasattr": self.hasattr,
@@ -201,6 +210,7 @@ class Guards:
             "range": b.range,
             "pow": b.pow,
             "sum": b.sum,
+            "divmod": b.divmod,
         }
         return {
             "__builtins__": safe,
@@ -222,7 +232,11 @@ class Guards:
             "_lshift_": b.lshift,
             "_mod_": b.mod,
             "_add_": b.add,
+            "_floordiv_": b.floordiv,
             "_format_": b.format_value,
+            "_fstring_": b.fstring,
+            "_starred_": b.starred,
+            "_setslice_": b.setslice,
             "_import_": self.import_module,
             "_import_from_": self.import_from,
             **extra,
@@ -280,6 +294,84 @@ class _SafeFormatter(string.Formatter):
         return text
 
 
+class _SameTypeAs(type):
+    """Metaclass of a checked stand-in: ``isinstance(v, Vector)`` keeps its meaning for
+    every real vector (the stand-in only guards the constructor)."""
+
+    real: type
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, cls.real)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, cls.real)
+
+
+def _sized_int(session: Session) -> type:
+    """``int`` whose constructor refuses strings that parse to more bits than the budget
+    (``int('1' * 10**6, 2)``: bases that are powers of two have no digit limit in CPython,
+    base 10 has its own of 4300 digits)."""
+    budget = session.budget
+
+    class int(builtins.int, metaclass=_SameTypeAs):
+        real = builtins.int
+
+        def __new__(cls, x: Any = 0, *base: Any, **kwargs: Any) -> Any:
+            if isinstance(x, str | bytes):
+                radix = base[0] if base else kwargs.get("base", 10)
+                per_digit = (
+                    math.log2(radix) if isinstance(radix, builtins.int) and radix >= 2 else 5.2
+                )
+                budget.check_int_bits(int(len(x) * per_digit), "int() of a string")
+            if cls is not int:  # a script's subclass: make an instance of it
+                return builtins.int.__new__(cls, x, *base, **kwargs)
+            return builtins.int(x, *base, **kwargs)
+
+    return int
+
+
+def _sized_str(session: Session) -> type:
+    """``str`` whose constructor checks the length of what it made (``str(big_list)``):
+    one doubling step past the budget is the most a chain of them gets."""
+    budget = session.budget
+
+    class str(builtins.str, metaclass=_SameTypeAs):
+        real = builtins.str
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            if cls is not str:  # a script's subclass: make an instance of it
+                text = builtins.str.__new__(cls, *args, **kwargs)
+            else:
+                text = builtins.str(*args, **kwargs)
+            return budget.checked_text(text, "str()")
+
+    return str
+
+
+def _sized_vector(session: Session) -> type:
+    """``mathutils.Vector`` whose constructor refuses sequences beyond the budget:
+    ``Vector([0.0] * 10**6)`` allocates in C before anything could interrupt it."""
+    limit = session.limits.max_vector_length
+
+    class Vector(mathutils.Vector, metaclass=_SameTypeAs):  # type: ignore[misc]
+        real = mathutils.Vector
+
+        def __new__(cls, seq: Any = (0.0, 0.0, 0.0)) -> Any:
+            if hasattr(seq, "__len__") and len(seq) > limit:
+                raise session.budget.abort(
+                    ResourceLimit(f"Vector of {len(seq)} values (limit {limit})")
+                )
+            if not hasattr(seq, "__len__"):
+                seq = list(session.budget.ticking(seq))
+                if len(seq) > limit:
+                    raise session.budget.abort(
+                        ResourceLimit(f"Vector of {len(seq)} values (limit {limit})")
+                    )
+            return mathutils.Vector(seq)
+
+    return Vector
+
+
 def std_modules(session: Session) -> dict[str, Any]:
     """The ``math``, ``random`` (seeded per request) and ``mathutils`` namespaces."""
     math_members = {
@@ -288,6 +380,7 @@ def std_modules(session: Session) -> dict[str, Any]:
     rng = session.rng
     random_members = {n: getattr(rng, n) for n in _RANDOM_MEMBERS}
     mathutils_members = {t.__name__: t for t in _MATHUTILS_TYPES}
+    mathutils_members["Vector"] = _sized_vector(session)
     return {
         "math": Namespace(session, "math", math_members, math),
         "random": Namespace(session, "random", random_members, rng),

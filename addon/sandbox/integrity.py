@@ -1,22 +1,29 @@
-"""Checks after a script: the frame by value plus Blender's script-execution hooks.
+"""Checks after a script: the frame, the shared assets, the stage, Blender's script hooks.
 
 The proxy already keeps a script away from all of these; this is the second look that
-catches an escape (and a bug in the proxy). ``snapshot()`` is taken before the script
-and ``tampering()`` after it; any entry means ``frame_tampered`` and a recycled worker.
+catches an escape (and a bug in the proxy). ``snapshot()`` is taken before the script and
+``tampering()`` after it; any entry means ``frame_tampered`` and a recycled worker.
+``restore()`` then undoes what ``addon.frame.reset`` does not own: handlers, the driver
+namespace, the sequencer, Freestyle line sets, the auto-exec preference, so that even in a
+process that is not replaced (the GUI panel) nothing reaches a later request.
+
 Timers and msgbus subscriptions have no listing API in Blender, so they cannot be
 verified here: they are only reachable through ``bpy.app`` / ``bpy.msgbus``, which the
-proxy never exposes.
+proxy never exposes (and a worker whose frame was tampered with is replaced).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import bpy
 
 from ...scenes.frame import FrameSpec
-from ..frame import frame_differences
+from .. import assets
+from ..frame import frame_differences, is_frame_datablock
+from .session import AgentData
 
 # Datablock collections whose members can carry drivers or shader nodes.
 _ANIMATABLE = ("objects", "meshes", "materials", "worlds", "cameras", "lights", "node_groups",
@@ -25,36 +32,42 @@ _ANIMATABLE = ("objects", "meshes", "materials", "worlds", "cameras", "lights", 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the script must leave as it found it (beyond the frame spec)."""
+    """What the script must leave as it found it (beyond the frame's own snapshot)."""
 
-    handlers: tuple[tuple[str, int], ...]
+    handlers: tuple[tuple[str, tuple[Callable, ...]], ...]
     driver_namespace: frozenset[str]
     auto_exec: bool
     texts: int
     libraries: int
     linestyles: int
     file_images: int
-    sequencer_strips: int
+    sequencer_strips: tuple[str, ...]
+    stage: frozenset[int]  # session_uid of every object on the stage before the script
+    linesets: tuple[int, ...]  # Freestyle line sets per view layer
 
 
-def _handlers() -> tuple[tuple[str, int], ...]:
+def _handler_lists() -> list[tuple[str, list]]:
     h = bpy.app.handlers
-    return tuple(
-        (name, len(getattr(h, name)))
+    return [
+        (name, getattr(h, name))
         for name in dir(h)
         if not name.startswith("_") and isinstance(getattr(h, name), list)
-    )
+    ]
 
 
-def _strips(scene: bpy.types.Scene) -> int:
+def _strips(scene: bpy.types.Scene) -> tuple[str, ...]:
     editor = scene.sequence_editor
-    return 0 if editor is None else len(editor.strips_all)
+    return () if editor is None else tuple(sorted(s.name for s in editor.strips_all))
+
+
+def _scene() -> bpy.types.Scene:
+    return cast(bpy.types.Scene, bpy.context.scene)
 
 
 def snapshot() -> Snapshot:
-    scene = cast(bpy.types.Scene, bpy.context.scene)
+    scene = _scene()
     return Snapshot(
-        handlers=_handlers(),
+        handlers=tuple((name, tuple(entries)) for name, entries in _handler_lists()),
         driver_namespace=frozenset(bpy.app.driver_namespace.keys()),
         auto_exec=bool(
             cast(bpy.types.Preferences, bpy.context.preferences).filepaths.use_scripts_auto_execute
@@ -64,6 +77,8 @@ def snapshot() -> Snapshot:
         linestyles=len(bpy.data.linestyles),
         file_images=sum(1 for im in bpy.data.images if im.source == "FILE"),
         sequencer_strips=_strips(scene),
+        stage=frozenset(o.session_uid for o in scene.objects),
+        linesets=tuple(len(layer.freestyle_settings.linesets) for layer in scene.view_layers),
     )
 
 
@@ -82,15 +97,30 @@ def _drivers_and_scripts() -> list[str]:
     return out
 
 
-def tampering(spec: FrameSpec, before: Snapshot) -> list[str]:
-    """Everything that differs from the frame or from ``before``; [] if intact."""
+def tampering(spec: FrameSpec, before: Snapshot, agent: AgentData) -> list[str]:
+    """Everything that differs from the frame, the shared assets or ``before``, and every
+    object on the stage the script did not make through the sandbox; [] if intact.
+
+    Edited shared assets are dropped here (rebuilt on their next use), so the render that
+    would follow can never use one."""
     out = list(frame_differences(spec))
+    out += [f"the shared asset {name!r} was changed" for name in assets.drop_modified()]
+    scene = _scene()
+    out += [
+        f"object {obj.name!r} on the stage was not made by the script"
+        for obj in scene.objects
+        if obj.session_uid not in before.stage
+        and not is_frame_datablock(obj)
+        and not agent.owns(obj)
+    ]
     after = snapshot()
+    for (name, was), (_, now) in zip(before.handlers, after.handlers, strict=True):
+        if now != was:
+            out.append(f"handlers {name!r} changed ({len(was)} -> {len(now)} entries)")
     for field, was in before.__dict__.items():
         now = getattr(after, field)
-        if now != was:
-            out.append(f"{field} changed from {was!r} to {now!r}")
-    scene = cast(bpy.types.Scene, bpy.context.scene)
+        if field not in ("handlers", "stage") and now != was:
+            out.append(f"{field} changed from {_short(was)} to {_short(now)}")
     if scene.render.use_freestyle:
         out.append("Freestyle is enabled")
     for layer in scene.view_layers:
@@ -100,3 +130,31 @@ def tampering(spec: FrameSpec, before: Snapshot) -> list[str]:
         out.append("the scene has a compositor node group")
     out += _drivers_and_scripts()
     return out
+
+
+def restore(before: Snapshot) -> None:
+    """Undo what ``frame.reset`` does not: hooks, namespace, sequencer, line sets."""
+    kept = dict(before.handlers)
+    for name, entries in _handler_lists():
+        for entry in [e for e in entries if e not in kept.get(name, ())]:
+            entries.remove(entry)
+    for key in set(bpy.app.driver_namespace.keys()) - before.driver_namespace:
+        del bpy.app.driver_namespace[key]
+    prefs = cast(bpy.types.Preferences, bpy.context.preferences)
+    prefs.filepaths.use_scripts_auto_execute = before.auto_exec
+    scene = _scene()
+    editor = scene.sequence_editor
+    if editor is not None:
+        for strip in [s for s in editor.strips if s.name not in before.sequencer_strips]:
+            editor.strips.remove(strip)
+    for layer, count in zip(scene.view_layers, before.linesets, strict=False):
+        settings = layer.freestyle_settings
+        while len(settings.linesets) > count:
+            settings.linesets.remove(settings.linesets[-1])
+        for module in list(settings.modules):
+            settings.modules.remove(module)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -12,6 +12,7 @@ remains the backstop for anything this layer misses.
 from __future__ import annotations
 
 import operator
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 from .errors import ResourceLimit, SandboxAbort, Timeout
 
 _SPEC_NUMBER = re.compile(r"\d+")
-_PRINTF = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _CONVERSIONS: dict[int, Callable[[Any], str]] = {115: str, 114: repr, 97: ascii}
 
 
@@ -48,6 +49,11 @@ class Limits:
     max_modpow_cost: int = 2**36
     max_sequence: int = 1_000_000  # longest range / repeated sequence / built string
     max_format_width: int = 10_000  # widths/precisions in format specs and %-formatting
+    # The worker's resident memory, checked every few thousand ticks: growth by many
+    # small objects (a loop making vectors) stops cleanly here instead of at the
+    # address-space limit, where Blender's allocator aborts the whole process.
+    max_memory_mb: int = 2048
+    max_vector_length: int = 64  # mathutils.Vector(seq): VectorN allocates len(seq)
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -81,6 +87,11 @@ class Budget:
             raise self.abort(Timeout(f"script exceeded {self.limits.max_ticks} steps"))
         if time.perf_counter() > self.deadline:
             raise self.abort(Timeout(f"script exceeded its {self.limits.deadline_s:g} s deadline"))
+        if not self.ticks & _MEMORY_EVERY:
+            rss = resident_mb()
+            if rss > self.limits.max_memory_mb:
+                limit = self.limits.max_memory_mb
+                raise self.abort(ResourceLimit(f"the worker uses {rss} MiB (limit {limit} MiB)"))
 
     def ticking(self, iterable: Any) -> Iterator[Any]:
         """``iter(iterable)`` that ticks once per item (the ``_getiter_`` guard)."""
@@ -100,6 +111,10 @@ class Budget:
         if length > self.limits.max_sequence:
             limit = self.limits.max_sequence
             raise self.abort(ResourceLimit(f"{what} would have {length} items (limit {limit})"))
+
+    def check_int_bits(self, bits: int, what: str) -> None:
+        """Abort with ResourceLimit if an integer would exceed ``max_int_bits``."""
+        self._int_bits(bits, what)
 
     def check_length(self, length: int, what: str) -> None:
         """Abort with ResourceLimit if a built sequence or string would exceed the budget."""
@@ -151,17 +166,62 @@ class Budget:
     def sized_method(self, obj: Any, name: str, method: Any) -> Callable[..., Any] | None:
         """A size-checked stand-in for a built-in method whose result can be far larger
         than its inputs (``"x".ljust(10**9)``, ``(0).to_bytes(10**9)``, ``l.extend(l)``
-        doubling), or None when ``method`` allocates no more than its inputs."""
-        bound = _GROWTH.get((_kind(obj), name))
+        doubling, ``int.from_bytes`` of a long string), or None when ``method`` allocates
+        no more than its inputs.
+
+        Taken from the type (``str.ljust(s, n)``, ``map(str.ljust, ...)``), the method
+        gets its instance as the first argument, and is checked the same way."""
+        unbound = isinstance(obj, type)
+        kind = _kind_of_type(obj) if unbound else _kind(obj)
+        if (kind, name) == (int, "from_bytes"):
+            return self._checked_from_bytes(method)
+        bound = _GROWTH.get((kind, name))
         if bound is None:
             return None
+        what = f"{getattr(kind, '__name__', '?')}.{name}()"
 
         def checked(*args: Any, **kwargs: Any) -> Any:
-            args = _materialized(name, args)
-            self._seq_len(bound(obj, args, kwargs), f"{type(obj).__name__}.{name}()")
-            return method(*args, **kwargs)
+            if not unbound:
+                args = _materialized(name, args)
+                self._seq_len(bound(obj, args, kwargs), what)
+                return method(*args, **kwargs)
+            if not args:
+                return method(*args, **kwargs)  # the real method raises its TypeError
+            this, rest = args[0], _materialized(name, args[1:])
+            self._seq_len(bound(this, rest, kwargs), what)
+            return method(this, *rest, **kwargs)
 
         return checked
+
+    def _checked_from_bytes(self, method: Any) -> Callable[..., Any]:
+        def checked(data: Any = b"", *args: Any, **kwargs: Any) -> Any:
+            if hasattr(data, "__len__"):
+                self._int_bits(8 * len(data), "int.from_bytes()")
+            return method(data, *args, **kwargs)
+
+        return checked
+
+    def floordiv(self, a: Any, b: Any) -> Any:
+        """``a // b`` refusing integer divisions whose (quadratic, C) cost is too high."""
+        self._division(a, b, "//")
+        return a // b
+
+    def divmod(self, a: Any, b: Any) -> Any:
+        self._division(a, b, "divmod")
+        return divmod(a, b)
+
+    def _division(self, a: Any, b: Any, what: str) -> None:
+        """Schoolbook division costs bits(a) * bits(b) in C: ints built from strings in a
+        power-of-two base (``int('1' * 10**6, 2)``) reach millions of bits."""
+        if _is_int(a) and _is_int(b):
+            bits_a, bits_b = abs(int(a)).bit_length(), abs(int(b)).bit_length()
+            if bits_a * max(bits_b, 1) > self.limits.max_modpow_cost // 64:
+                raise self.abort(
+                    ResourceLimit(
+                        f"integer {what} of a {bits_a}-bit number by a {bits_b}-bit number "
+                        "is too expensive"
+                    )
+                )
 
     def mul(self, a: Any, b: Any) -> Any:
         """``a * b`` refusing huge repeated sequences and huge integer products."""
@@ -195,9 +255,41 @@ class Budget:
             value = _CONVERSIONS[conversion](value)
         return format(value, self.format_spec(spec))
 
+    def fstring(self, parts: tuple[str, ...]) -> str:
+        """An f-string from its formatted parts, if the result fits the budget."""
+        self._seq_len(sum(len(p) for p in parts), "f-string")
+        return "".join(parts)
+
+    def starred(self, value: Any) -> Any:
+        """A ``*value`` part of a list/tuple/set display, if it fits the budget."""
+        if not hasattr(value, "__len__"):
+            value = list(self.ticking(value))
+        self._seq_len(len(value), "a starred part of a display")
+        return value
+
+    def setslice(self, target: Any, lower: Any, upper: Any, step: Any, value: Any) -> None:
+        """``target[lower:upper:step] = value``, if the result fits the budget."""
+        cut = slice(lower, upper, step)
+        if not hasattr(value, "__len__"):
+            value = list(self.ticking(value))
+        if hasattr(target, "__len__"):
+            removed = len(range(*cut.indices(len(target))))
+            self._seq_len(len(target) - removed + len(value), "slice assignment")
+        target[cut] = value
+
+    def checked_text(self, text: Any, what: str) -> Any:
+        """A string built in one C call (``repr``, ``str``, ``format``), checked after:
+        it stops a chain that doubles at the first step beyond the budget."""
+        if isinstance(text, str | bytes):
+            self._seq_len(len(text), what)
+        return text
+
     def mod(self, a: Any, b: Any) -> Any:
-        """``a % b``; for %-formatting, widths (literal or ``*``) are checked first."""
+        """``a % b``; for %-formatting, widths (literal or ``*``, after a ``(key)`` too)
+        are checked first; for integers, the division's cost."""
+        self._division(a, b, "%")
         if isinstance(a, str | bytes):
+            self._seq_len(_printf_length(a, b), "%-formatting")
             text = a if isinstance(a, str) else a.decode("latin-1")
             args = b if isinstance(b, tuple) else (b,)
             star = False
@@ -229,7 +321,7 @@ class Budget:
         "-=": lambda s, a, b: operator.isub(a, b),
         "*=": lambda s, a, b: s.mul(a, b),
         "/=": lambda s, a, b: operator.itruediv(a, b),
-        "//=": lambda s, a, b: operator.ifloordiv(a, b),
+        "//=": lambda s, a, b: s.floordiv(a, b),
         "%=": lambda s, a, b: s.mod(a, b),
         "**=": lambda s, a, b: s.pow(a, b),
         "<<=": lambda s, a, b: s.lshift(a, b),
@@ -246,6 +338,19 @@ class Budget:
         return operator.iadd(a, b)
 
 
+_MEMORY_EVERY = 4095  # ticks between memory checks (a power of two less one)
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def resident_mb() -> int:
+    """This process's resident memory in MiB (0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(int(fh.read().split()[1]) * _PAGE_MB)
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -253,9 +358,30 @@ def _is_int(value: Any) -> bool:
 _SEQUENCES = (str, bytes, list, tuple)
 
 
+def _printf_length(template: str | bytes, args: Any) -> int:
+    """An upper bound on ``template % args`` without its widths (checked apart)."""
+
+    def size(value: Any) -> int:
+        return len(value) if isinstance(value, str | bytes) else len(str(value))
+
+    if isinstance(args, dict):
+        values: Any = args.values()
+    else:
+        values = args if isinstance(args, tuple) else (args,)
+    fields = max(template.count("%" if isinstance(template, str) else b"%"), 1)
+    return len(template) + fields * max((size(v) for v in values), default=0)
+
+
 def _kind(obj: Any) -> type | None:
     for kind in (str, bytes, list, int):
         if isinstance(obj, kind) and not isinstance(obj, bool):
+            return kind
+    return None
+
+
+def _kind_of_type(cls: type) -> type | None:
+    for kind in (str, bytes, list, int):
+        if issubclass(cls, kind) and not issubclass(cls, bool):
             return kind
     return None
 
@@ -278,7 +404,7 @@ def _replace_bound(s: Any, args: tuple, kwargs: dict) -> int:
 
 def _translate_bound(s: Any, args: tuple, kwargs: dict) -> int:
     table = args[0] if args else kwargs.get("table")
-    values = table.values() if isinstance(table, dict) else ()
+    values = table.values() if isinstance(table, dict) else table if isinstance(table, list) else ()
     longest = max((len(v) for v in values if isinstance(v, str | bytes)), default=1)
     return len(s) * max(longest, 1)
 
@@ -286,7 +412,7 @@ def _translate_bound(s: Any, args: tuple, kwargs: dict) -> int:
 def _materialized(name: str, args: tuple) -> tuple:
     """``join``/``extend`` take any iterable: make it a list once, so its size is known
     and the real call sees the same items."""
-    if name in ("join", "extend") and args and not isinstance(args[0], _SEQUENCES):
+    if name in ("join", "extend") and args and not isinstance(args[0], list | tuple):
         return (list(args[0]), *args[1:])
     return args
 
@@ -312,7 +438,7 @@ _GROWTH: dict[tuple[type, str], Callable[[Any, tuple, dict], int]] = {
         (kind, "join"): (
             lambda s, a, k: (
                 _items_length(a[0]) + len(s) * max(len(a[0]) - 1, 0)
-                if a and isinstance(a[0], list)
+                if a and isinstance(a[0], list | tuple)
                 else 0
             )
         )

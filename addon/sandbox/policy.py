@@ -13,11 +13,16 @@ Three passes over the AST:
    getattr as ``a.b``. No ``IMPORT_NAME``/``IMPORT_FROM`` opcode is left in agent code:
    CPython's ``IMPORT_FROM`` is a plain getattr, and RestrictedPython checks only the
    first character of a dotted name, so ``import bpy._real.x as y`` would reach anything.
-4. ``_inject_guards``: ``_tick_()`` at the top
+4. ``_SizedBuilds``: what builds a string or a list from parts the script controls goes
+   through a size check first: f-strings (``_fstring_``, each field through ``_format_``,
+   which also checks the format spec), starred parts of list/tuple/set displays
+   (``_starred_``: ``[*l, *l]`` doubles) and slice assignment (``_setslice_``:
+   ``l[len(l):] = l`` doubles).
+5. ``_inject_guards``: ``_tick_()`` at the top
    of every loop body, function, lambda, ``except`` handler and ``finally``; every handler
    type goes through ``_exc_`` (bare ``except:`` becomes ``except Exception``) so sandbox
    aborts, which are not ``Exception`` subclasses, can never be caught; ``**``, ``*``,
-   ``<<``, ``%``, ``+`` and f-string format specs go through size-checked helpers.
+   ``<<``, ``%``, ``+`` and ``//`` go through size-checked helpers.
 """
 
 from __future__ import annotations
@@ -100,9 +105,24 @@ def refused_name(name: str) -> str | None:
     return None
 
 
+# Special methods a script's classes may define, beyond RestrictedPython's own few: the
+# ones LLM-written classes use. They run the script's own code, under the same guards,
+# when Python calls them; the methods Python calls at surprising times (``__del__``,
+# ``__getattr__``, ``__init_subclass__``, ``__set_name__`` ...) stay refused.
+SPECIAL_METHODS = frozenset(
+    {
+        "__init__", "__repr__", "__str__", "__len__", "__iter__", "__next__", "__getitem__",
+        "__setitem__", "__contains__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__",
+        "__ge__", "__hash__", "__bool__", "__call__", "__add__", "__sub__", "__mul__",
+        "__truediv__", "__neg__", "__abs__",
+    }
+)  # fmt: skip
+
+
 class _Policy(RestrictingNodeTransformer):
     """RestrictedPython's policy, keeping (line, message) pairs for the outcome, plus a
-    check of every component of every imported name."""
+    check of every component of every imported name and a longer list of the special
+    methods a class may define."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -111,6 +131,13 @@ class _Policy(RestrictingNodeTransformer):
     def error(self, node: ast.AST, info: str) -> None:
         self.located.append((getattr(node, "lineno", None), info))
         super().error(node, info)
+
+    def check_name(
+        self, node: ast.AST, name: str | None, allow_magic_methods: bool = False
+    ) -> None:
+        if allow_magic_methods and name in SPECIAL_METHODS and getattr(node, "col_offset", 0):
+            return  # a method of a class (RestrictedPython's own test: not at column 0)
+        super().check_name(node, name, allow_magic_methods)  # type: ignore[arg-type]
 
     def check_import_names(self, node: ast.ImportFrom | ast.Import) -> ast.AST:
         if isinstance(node, ast.ImportFrom):
@@ -155,6 +182,44 @@ class _ImportsAsCalls(ast.NodeTransformer):
         ]
 
 
+class _SizedBuilds(ast.NodeTransformer):
+    """f-strings, starred display parts and slice assignment -> size-checked calls (see
+    the module docstring)."""
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.expr:
+        self.generic_visit(node)
+        parts: list[ast.expr] = []
+        for part in node.values:
+            if isinstance(part, ast.FormattedValue):
+                conv = ast.Constant(part.conversion, **_loc(part))
+                spec = part.format_spec or ast.Constant("", **_loc(part))
+                parts.append(_call("_format_", [part.value, conv, spec], part))
+            else:
+                parts.append(part)
+        return _call("_fstring_", [ast.Tuple(parts, ast.Load(), **_loc(node))], node)
+
+    def _displayed(self, node: ast.List | ast.Tuple | ast.Set) -> ast.expr:
+        self.generic_visit(node)
+        for part in node.elts:
+            if isinstance(part, ast.Starred):
+                part.value = _call("_starred_", [part.value], part)
+        return node
+
+    visit_List = visit_Tuple = visit_Set = _displayed
+
+    def visit_Assign(self, node: ast.Assign) -> ast.stmt:
+        self.generic_visit(node)
+        target = node.targets[0]
+        if len(node.targets) == 1 and isinstance(target, ast.Subscript):
+            cut = target.slice
+            if isinstance(cut, ast.Slice):
+                none = ast.Constant(None, **_loc(node))
+                bounds = [b or none for b in (cut.lower, cut.upper, cut.step)]
+                call = _call("_setslice_", [target.value, *bounds, node.value], node)
+                return ast.Expr(call, **_loc(node))
+        return node
+
+
 def _loc(where: ast.AST) -> dict[str, Any]:
     return {k: getattr(where, k) for k in ("lineno", "col_offset", "end_lineno", "end_col_offset")}
 
@@ -176,6 +241,7 @@ _BINOP_GUARDS: dict[type[ast.operator], str] = {
     ast.LShift: "_lshift_",
     ast.Mod: "_mod_",  # %-formatting widths
     ast.Add: "_add_",  # s + s doubling
+    ast.FloorDiv: "_floordiv_",  # quadratic on huge integers
 }
 
 
@@ -204,11 +270,6 @@ def _inject_guards(tree: ast.Module) -> None:
             kind = node.type or ast.Name("Exception", ast.Load(), **_loc(node))
             node.type = _call("_exc_", [kind], node)
             node.body.insert(0, _tick(node))
-        elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
-            # f"{v!r:{w}}" -> f"{_format_(v, 114, f'{w}')}": the spec is checked
-            conv = ast.Constant(node.conversion, **_loc(node))
-            node.value = _call("_format_", [node.value, conv, node.format_spec], node)
-            node.conversion, node.format_spec = -1, None
         for field, value in ast.iter_fields(node):
             if isinstance(value, list):
                 for i, item in enumerate(value):
@@ -251,5 +312,6 @@ def _compile(source: str) -> CodeType:
         line, message = policy.located[0]
         raise CompileFailure("sandbox_violation", message, line)
     tree = _ImportsAsCalls().visit(tree)
+    tree = _SizedBuilds().visit(tree)
     _inject_guards(tree)
     return compile(tree, AGENT_FILENAME, "exec", dont_inherit=True)

@@ -44,9 +44,15 @@ def _agent_line(tb: TracebackType | None) -> int | None:
     return line
 
 
+MAX_MESSAGE_CHARS = 2000  # an exception's message can be as long as the script makes it
+
+
 def _failure(outcome: str, exc: BaseException) -> tuple[str, str, int | None]:
     """(outcome, "Type: message", agent line): the agent never sees a derender traceback."""
-    return outcome, f"{type(exc).__name__}: {exc}", _agent_line(exc.__traceback__)
+    message = f"{type(exc).__name__}: {exc}"
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + f" [... {len(message) - MAX_MESSAGE_CHARS} more]"
+    return outcome, message, _agent_line(exc.__traceback__)
 
 
 _Result = tuple[RunOutcome, Session]

@@ -16,6 +16,7 @@ import zmq
 from derender.addon import frame as frame_mod
 from derender.addon.operators import COMPARE_IMAGE, TARGET_IMAGE
 from derender.addon.session import SCENE_NAME, SESSION
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes import dsl_program, load_scenes
 
 SAMPLE_JSON = Path(__file__).parent.parent / "data" / "clevr_scene_sample.json"
@@ -140,7 +141,7 @@ def test_run_script_scores_the_ground_truth_and_keeps_the_text(derender_addon):
     assert result["outcome"] == "ok", result["message"]
     assert result["stdout"].strip() == "hello from the agent"
     assert result["components"] and 0.0 <= result["reward"]
-    assert result["preset"] == "seed"
+    assert result["preset"] == DEFAULT_PRESET
     # target | render side by side; the ground truth reproduces the target.
     shown = _pixels(bpy.data.images[COMPARE_IMAGE])
     assert space.image.name == COMPARE_IMAGE and shown.shape == (64, 128, 3)
@@ -225,7 +226,10 @@ def test_server_start_serves_from_a_sandboxed_farm_and_shows_its_replies(derende
         step = c.step(script, target)
     assert target.target_id == panel_target  # the same scene in the same frame
     assert step.outcome == "ok" and step.stdout.strip() == "1"
-    server_tick()  # headless Blender never fires timers: call it as Blender would
+    deadline = time.monotonic() + 30
+    while server.handled < 2 and time.monotonic() < deadline:
+        server_tick()  # headless Blender never fires timers: call it as Blender would
+        time.sleep(0.05)  # the monitor's messages arrive a moment after the replies
     assert server.handled == 2
     assert SESSION.result["outcome"] == "ok" and SESSION.result["reward"] == step.reward
     assert SESSION.target["target_id"] == target.target_id
@@ -295,6 +299,6 @@ def test_defaults_from_preferences_and_show_without_target(derender_addon):
     assert bpy.ops.derender.defaults_from_preferences() == {"FINISHED"}
     spec = bpy.context.scene.derender.frame_spec()
     assert (spec.engine, spec.width, spec.height) == ("cycles", 100, 80)
-    assert prefs.preset == "seed"  # the protocol's default preset comes first
+    assert prefs.preset == DEFAULT_PRESET  # the protocol's default preset comes first
     with pytest.raises(RuntimeError, match="no target is loaded"):
         bpy.ops.derender.show_image(which="TARGET")

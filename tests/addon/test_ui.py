@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from derender.addon import registration, ui
 from derender.addon.session import SESSION, server_tick
+from derender.reward.spec import DEFAULT_PRESET
 from derender.scenes import dsl_program
 
 
@@ -108,7 +109,7 @@ def test_panels_draw_the_session_state(derender_addon):
     assert any(x.startswith(SESSION.target["target_id"]) for x in after["Target"])
     script = after["Script"]
     assert "Outcome: ok" in script
-    assert f"Reward (seed): {SESSION.result['reward']:.4f}" in script
+    assert f"Reward ({DEFAULT_PRESET}): {SESSION.result['reward']:.4f}" in script
     for name in SESSION.result["components"]:
         assert name in script
     assert "line 0" in script and "line 11" in script and "line 12" not in script
