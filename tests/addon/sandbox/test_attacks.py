@@ -111,11 +111,16 @@ def _drop_cached_assets() -> None:
     assets.drop_modified()  # forgets the entries that are gone
 
 
-def _restore(spec: Any) -> None:
-    """Containment between scripts: a fresh frame and no cached assets, whatever the last
-    script managed to change (its own test has checked that already)."""
+def _restore(spec: Any, factory: bool) -> None:
+    """Containment between scripts: a fresh frame and no cached assets. After a script
+    that passed its checks that is all it can have left; after one that did not (a hole:
+    it may have changed what even a rebuilt frame keeps), Blender is reset to its factory
+    state first, so that the hole shows in its own test only."""
+    import bpy
     from derender.addon import frame
 
+    if factory:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
     frame.build_frame(spec)
     _drop_cached_assets()
 
@@ -249,7 +254,7 @@ def _asset_dumps() -> dict[Any, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def reference(service, frame_spec) -> dict[str, Any]:
     """Freshly built assets and the reference scene's renders, before any attack."""
-    _restore(frame_spec)
+    _restore(frame_spec, factory=True)
     ref = {
         "empty": service.render_scene(Scene(()), masks=False).image,
         "target": service.render_scene(REFERENCE, masks=False).image,
@@ -257,7 +262,7 @@ def reference(service, frame_spec) -> dict[str, Any]:
         "assets": _asset_dumps(),
     }
     assert ref["step"] is not None and np.array_equal(ref["step"], ref["target"])
-    _restore(frame_spec)
+    _restore(frame_spec, factory=False)
     return ref
 
 
@@ -295,6 +300,7 @@ def test_attack(service, reference, frame_spec, attack_cwd: Path, attack) -> Non
 
     existing = {t for t in TARGETS if os.path.exists(t)}
     before = _probe(attack.probe)
+    passed = False
     try:
         result = _serve(service, attack.script, _secret_target())
         assert result.outcome == attack.expected, (result.outcome, result.message)
@@ -308,8 +314,9 @@ def test_attack(service, reference, frame_spec, attack_cwd: Path, attack) -> Non
         assert _probe(attack.probe) == before, f"{attack.probe} changed for later requests"
         assert list(attack_cwd.iterdir()) == []
         assert {t for t in TARGETS if os.path.exists(t)} == existing
+        passed = True
     finally:
-        _restore(frame_spec)
+        _restore(frame_spec, factory=not passed)
 
 
 def _raw_runner(script: str, limits: Any = None, seed: int = 0) -> Any:
@@ -328,6 +335,7 @@ def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_att
     from derender.addon import service as service_module
 
     before = _probe(escaped_attack.probe)
+    passed = False
     try:
         with monkeypatch.context() as patch:
             patch.setattr(service_module, "run_script", _raw_runner)
@@ -338,8 +346,9 @@ def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_att
         assert later.outcome == "ok"
         assert _probe(escaped_attack.probe) == before, f"{escaped_attack.probe} survived reset"
         _check_later_requests(service, reference, frame_spec)
+        passed = True
     finally:
-        _restore(frame_spec)
+        _restore(frame_spec, factory=not passed)
 
 
 def test_corpus_covers_every_class(attack_corpus, attack_holes) -> None:
