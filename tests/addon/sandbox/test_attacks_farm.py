@@ -89,7 +89,7 @@ def farm_run(attack_corpus) -> dict[str, Any]:
             started = time.monotonic()
             replies = _send_batch(farm.address, [a.script for a in attacks], target.target_id)
             elapsed = time.monotonic() - started
-            benign = client.step(dsl_program(target.scene), target)
+            benign = client.step(dsl_program(target.scene), target, preset="seed")
             status = farm.status()
     by_name = {a.name: replies[f"attack.{i}"] for i, a in enumerate(attacks)}
     return {
