@@ -229,8 +229,10 @@ class WorkerPool:
                     self._lost(ws, f"not ready after {self.config.start_timeout:g} s")
             elif now - ws.last_beat > self.config.heartbeat_timeout and not (
                 # A local worker busy in a C call holds the GIL, so its heartbeat thread
-                # cannot beat: its process is watched, and the hard deadline ends the job.
-                ws.job is not None and ws.slot is not None
+                # cannot beat: unless its process is stopped, the hard deadline decides.
+                ws.job is not None
+                and ws.slot is not None
+                and not self.supervisor.is_stopped(ws.identity)
             ):
                 self._lost(ws, f"no heartbeat for {self.config.heartbeat_timeout:g} s")
             elif ws.job is not None and now - ws.job.started > self.config.hard_deadline:

@@ -344,6 +344,19 @@ class Supervisor:
         slot = self.slot_of(identity)
         return 0 if slot is None else self.workers[slot].host_pid()
 
+    def is_stopped(self, identity: str) -> bool:
+        """True if worker ``identity``'s process is stopped (SIGSTOP, a debugger) or gone.
+
+        A silent worker that is running is busy in one C call holding the GIL (its
+        heartbeat thread cannot run): the job's hard deadline ends it, not silence."""
+        pid = self.host_pid(identity)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state in ("T", "t", "Z", "X")
+
     # -- how a worker is launched ---------------------------------------------------
     def _sandbox(self, slot: int) -> SandboxSpec:
         """The sandbox of the worker in ``slot``: its role's, plus its GPU if pinned."""
