@@ -29,8 +29,10 @@ from derender.protocol.results import StepResult
 from derender.scenes import dsl_program
 
 FARM_OPTIONS: dict[str, Any] = {
-    "sandbox_deadline": 5.0,
-    "hard_deadline": 8.0,
+    # Room for the Python-level loops that build a deep structure before they crash C
+    # (two workers share two busy cores here); the hard deadline stays above it.
+    "sandbox_deadline": 10.0,
+    "hard_deadline": 14.0,
     "heartbeat_interval": 0.2,
     "heartbeat_timeout": 5.0,
     "restart_backoff": 0.2,
