@@ -35,7 +35,7 @@ class StepResult:
     message: str  # human message ("" when ok)
     line: int | None  # line in the agent script, when known
     stdout: str  # captured print output (capped)
-    image: np.ndarray | None  # the render (None unless outcome == "ok")
+    image: np.ndarray | None  # the render (None unless outcome == "ok" and it rendered)
     masks: np.ndarray | None
     readback: Scene | None
     timings: dict[str, float]
@@ -82,14 +82,17 @@ class Service:
             clock.lap("reset")
         return RenderResult(image, mask, clock.timings)
 
-    def step(self, script: str, seed: int = 0, masks: bool = True) -> StepResult:
-        """Run ``script`` in the sandbox and render it. Never raises for anything the
-        script does; a non-ok outcome has no image. A frame that even a rebuild cannot
+    def step(
+        self, script: str, seed: int = 0, masks: bool = True, render: bool = True
+    ) -> StepResult:
+        """Run ``script`` in the sandbox and render it (unless ``render`` is False: then
+        only the read-back scene, for rewards without pixels). Never raises for anything
+        the script does; a non-ok outcome has no image. A frame that even a rebuild cannot
         restore makes the step ``frame_tampered`` and asks for the worker's replacement."""
         clock = _Clock()
         before = integrity.snapshot()
         try:
-            result = self._step(script, seed, masks, clock, before)
+            result = self._step(script, seed, masks and render, render, clock, before)
         finally:
             try:
                 integrity.restore(before)
@@ -111,7 +114,13 @@ class Service:
         return result
 
     def _step(
-        self, script: str, seed: int, masks: bool, clock: _Clock, before: integrity.Snapshot
+        self,
+        script: str,
+        seed: int,
+        masks: bool,
+        render_image: bool,
+        clock: _Clock,
+        before: integrity.Snapshot,
     ) -> StepResult:
         run, session = run_script(script, self.limits, seed)
         clock.lap("script")
@@ -129,11 +138,14 @@ class Service:
         if run.outcome != errors.OK:
             return fail(run.outcome, run.message, run.line)
         objects = session.data.live_objects()
+        image = mask = None
         try:
-            image = render.render_image(self.frame)
-            clock.lap("render")
-            mask = render.render_masks([o for o, _ in objects], self.frame) if masks else None
-            clock.lap("masks")
+            if render_image:
+                image = render.render_image(self.frame)
+                clock.lap("render")
+            if masks:
+                mask = render.render_masks([o for o, _ in objects], self.frame)
+                clock.lap("masks")
         except (RuntimeError, ValueError, OSError) as exc:
             return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}")
         back = read_back(objects)

@@ -31,7 +31,7 @@ from typing import Any, cast
 import zmq
 
 from ..protocol import codec
-from ..protocol.errors import Overloaded, ProtocolError, UnknownTarget
+from ..protocol.errors import BadRequest, Overloaded, ProtocolError, UnknownTarget
 from ..protocol.handler import Handler, ServiceLike, decode_request, error_reply
 from ..protocol.messages import (
     PROTOCOL_VERSION,
@@ -253,10 +253,18 @@ class Broker:
             raise Overloaded(
                 f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
-        masks = False
+        masks = render = False
         if isinstance(req, Step | StepBatch):
             spec = self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest
-            masks = req.masks or "iou" in spec.weights  # the masks pass costs a render
+            # A render (and the masks pass, a render too) only where someone uses it: a
+            # scene-graph preset, or a request that says render: false, needs no pixels.
+            if not req.render and not spec.scores_without_pixels:
+                raise BadRequest(
+                    f"render: false with preset {spec.preset!r} would score validity alone: "
+                    "its terms need the image; use a preset with a scene-graph term"
+                )
+            render = req.render and (spec.needs_pixels or req.masks)
+            masks = render and (req.masks or "iou" in spec.weights)
         p = Pending(
             envelope,
             req.id,
@@ -289,7 +297,7 @@ class Broker:
         else:
             preset = req.preset or self.config.preset
             for i, item in enumerate(items):
-                self._step(p, i, item, preset, req.masks, masks)
+                self._step(p, i, item, preset, req.masks, {"masks": masks, "render": render})
 
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -310,10 +318,16 @@ class Broker:
         return finish
 
     def _step(
-        self, p: Pending, index: int, item: StepItem, preset: str, send_masks: bool, masks: bool
+        self,
+        p: Pending,
+        index: int,
+        item: StepItem,
+        preset: str,
+        send_masks: bool,
+        passes: dict[str, bool],
     ) -> None:
-        """Queue one script; ``masks``: the worker renders masks (the reward or the client
-        needs them), ``send_masks``: the client gets them."""
+        """Queue one script; ``passes``: whether the worker renders the image and the
+        masks (someone needs them), ``send_masks``: the client gets the masks."""
 
         def run(target: Target) -> None:
             def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -331,7 +345,7 @@ class Broker:
                     )
                 )
 
-            body = {"kind": "step", "script": item.script, "seed": item.seed, "masks": masks}
+            body = {"kind": "step", "script": item.script, "seed": item.seed, **passes}
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)

@@ -20,7 +20,7 @@ Internal messages (codec frames, never pickled) — worker to broker:
 ``{"kind": "ready", "pid", "frame_hash", "role"}``, ``{"kind": "hb", "rss"}``,
 ``{"kind": "result", "job", "ok": true, ...result members}`` or
 ``{"kind": "result", "job", "ok": false, "error": {"code", "message"}}``;
-broker to worker: ``{"kind": "step", "job", "script", "seed", "masks"}``,
+broker to worker: ``{"kind": "step", "job", "script", "seed", "masks", "render"}``,
 ``{"kind": "render", "job", "scene", "masks"}``.
 
 A worker runs untrusted scripts only inside the OS sandbox (:mod:`.os_sandbox`): one that
@@ -135,8 +135,8 @@ class Worker:
                 "bubblewrap), or start the farm with --no-os-sandbox to accept the risk"
             )
         t0 = time.perf_counter()
-        masks = bool(job.get("masks", False))
-        res = self.service.step(script, seed=int(job.get("seed", 0)), masks=masks)
+        masks, render = bool(job.get("masks", False)), bool(job.get("render", True))
+        res = self.service.step(script, int(job.get("seed", 0)), masks=masks, render=render)
         timings = {**res.timings, "service": time.perf_counter() - t0}
         return {
             "outcome": res.outcome,

@@ -113,9 +113,10 @@ class AsyncClient(ClientBase):
         seed: int = 0,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
     ) -> StepResult:
         item = StepItem(script, as_target_spec(target), seed)
-        req = Step(self._next_id(), item, preset, masks, self.encoding)
+        req = Step(self._next_id(), item, preset, masks, self.encoding, render)
         return StepResult.from_wire(await self._call(req, idempotent=False))
 
     async def step_many(
@@ -125,12 +126,13 @@ class AsyncClient(ClientBase):
         seeds: Sequence[int] | None = None,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
         return_exceptions: bool = False,
     ) -> list[StepResult | ServerError]:
         """Concurrent steps over the one socket; results in the order of scripts."""
         items = _items(scripts, targets, seeds)
         calls = [
-            self._call(Step(self._next_id(), it, preset, masks, self.encoding), False)
+            self._call(Step(self._next_id(), it, preset, masks, self.encoding, render), False)
             for it in items
         ]
         replies = await asyncio.gather(*calls, return_exceptions=return_exceptions)
@@ -151,9 +153,15 @@ class AsyncClient(ClientBase):
         seeds: Sequence[int] | None = None,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
     ) -> list[StepResult | ServerError]:
         req = StepBatch(
-            self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks, self.encoding
+            self._next_id(),
+            tuple(_items(scripts, targets, seeds)),
+            preset,
+            masks,
+            self.encoding,
+            render,
         )
         reply = await self._call(req, idempotent=False)
         return [_batch_result(r) for r in reply["results"]]

@@ -237,10 +237,11 @@ class Client(ClientBase):
         seed: int = 0,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
     ) -> StepResult:
         """Run and score one script against a target (a Target, its id, or a spec)."""
         item = StepItem(script, as_target_spec(target), seed)
-        req = Step(self._next_id(), item, preset, masks, self.encoding)
+        req = Step(self._next_id(), item, preset, masks, self.encoding, render)
         return StepResult.from_wire(self._call(req, idempotent=False))
 
     def step_many(
@@ -250,12 +251,13 @@ class Client(ClientBase):
         seeds: Sequence[int] | None = None,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
         window: int = 64,
         return_exceptions: bool = False,
     ) -> list[StepResult | ServerError]:
         """Pipelined steps (up to ``window`` in flight); results in the order of scripts."""
         items = _items(scripts, targets, seeds)
-        reqs = [Step(self._next_id(), it, preset, masks, self.encoding) for it in items]
+        reqs = [Step(self._next_id(), it, preset, masks, self.encoding, render) for it in items]
         index = {str(r.id): i for i, r in enumerate(reqs)}
         out: list[Any] = [None] * len(reqs)
         sent = done = 0
@@ -287,10 +289,16 @@ class Client(ClientBase):
         seeds: Sequence[int] | None = None,
         preset: str | None = None,
         masks: bool = False,
+        render: bool = True,
     ) -> list[StepResult | ServerError]:
         """One ``step_batch`` message; a failed item is a ServerError in its slot."""
         req = StepBatch(
-            self._next_id(), tuple(_items(scripts, targets, seeds)), preset, masks, self.encoding
+            self._next_id(),
+            tuple(_items(scripts, targets, seeds)),
+            preset,
+            masks,
+            self.encoding,
+            render,
         )
         reply = self._call(req, idempotent=False)
         return [_batch_result(r) for r in reply["results"]]

@@ -96,6 +96,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         max_turns: int = 1,
         reward_threshold: float | None = None,
         preset: str | None = None,
+        render_steps: bool = True,
         scene_seed: int = 0,
         min_objects: int = universe.MIN_OBJECTS,
         max_objects: int = universe.MAX_OBJECTS,
@@ -122,6 +123,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         self.max_turns = max_turns
         self.reward_threshold = reward_threshold
         self.preset = preset
+        self.render_steps = render_steps
         self.scene_seed = scene_seed
         self.render_mode = render_mode
         self.farm: Any = None
@@ -192,13 +194,17 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         from .errors import ServerError
 
         try:
-            res = self._client.step(action, self._target.target_id, preset=self.preset)
+            res = self._client.step(
+                action, self._target.target_id, preset=self.preset, render=self.render_steps
+            )
         except ServerError as exc:
             if exc.code != "unknown_target":
                 raise
             # The farm evicted the target (LRU): make it again and send the program again.
             self._target = self._client.reset(scene=self._target.scene, masks=False)
-            res = self._client.step(action, self._target.target_id, preset=self.preset)
+            res = self._client.step(
+                action, self._target.target_id, preset=self.preset, render=self.render_steps
+            )
         from ..reward import heatmap
 
         self._turn += 1

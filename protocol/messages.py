@@ -201,9 +201,11 @@ class Step(Request):
     preset: str | None = None
     masks: bool = False
     encoding: str = "raw"
+    render: bool = True  # False: no image; the reward comes from the read-back scene
 
     def _members(self) -> dict[str, Any]:
-        return {**self.item.to_wire(), **_options(self.preset, self.masks, self.encoding)}
+        options = _options(self.preset, self.masks, self.encoding, self.render)
+        return {**self.item.to_wire(), **options}
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,12 @@ class StepBatch(Request):
     preset: str | None = None
     masks: bool = False
     encoding: str = "raw"
+    render: bool = True
 
     def _members(self) -> dict[str, Any]:
         return {
             "items": [i.to_wire() for i in self.items],
-            **_options(self.preset, self.masks, self.encoding),
+            **_options(self.preset, self.masks, self.encoding, self.render),
         }
 
 
@@ -232,10 +235,12 @@ class Render(Request):
         return {"scene": scene_to_clevr(self.scene), "masks": self.masks, "encoding": self.encoding}
 
 
-def _options(preset: str | None, masks: bool, encoding: str) -> dict[str, Any]:
+def _options(preset: str | None, masks: bool, encoding: str, render: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"masks": masks, "encoding": encoding}
     if preset is not None:
         out["preset"] = preset
+    if not render:  # sent only when false: a version-1 server without it renders anyway
+        out["render"] = False
     return out
 
 
@@ -299,11 +304,12 @@ def parse_request(header: Mapping[str, Any], limits: Limits = Limits()) -> Reque
     if preset is not None and (not isinstance(preset, str) or not 0 < len(preset) <= 64):
         raise BadRequest(f"preset must be a preset name, got {preset!r:.40}")
     masks = _bool(header, "masks", False)
+    render = _bool(header, "render", True)
     if kind == "step":
-        return Step(rid, _item(header, "step", limits), preset, masks, encoding)
+        return Step(rid, _item(header, "step", limits), preset, masks, encoding, render)
     items = header.get("items")
     if not isinstance(items, list) or not 0 < len(items) <= limits.max_batch:
         count = len(items) if isinstance(items, list) else type(items).__name__
         raise BadRequest(f"items must be a list of 1..{limits.max_batch} steps, got {count}")
     parsed = tuple(_item(it, f"items[{i}]", limits) for i, it in enumerate(items))
-    return StepBatch(rid, parsed, preset, masks, encoding)
+    return StepBatch(rid, parsed, preset, masks, encoding, render)

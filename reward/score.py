@@ -8,6 +8,9 @@ is a table (verl, EasyR1 and OpenRLHF stack the keys of a batch): ``components``
 component the spec weights plus ``valid``, and the result carries its outcome and the
 outcome's numeric code (``protocol.errors.OUTCOME_CODES``).
 
+* A step that ran but was not asked to render (outcome ok, render None, a read-back scene
+  given: a render-free step) gets every component but the image's, which are NaN and
+  ``unavailable``, the other terms scaled up as for LPIPS below.
 * A step that did not render (render None) gets every component at its worst value, the
   one whose term is 0 (:data:`WORST`: lpips 1, ssim 0, mse 1, edge_l2 1, iou 0,
   scene_graph 0, code_length 0), so its reward is w_valid · validity, rescaled like any
@@ -224,8 +227,11 @@ def score_batch(
     results = []
     for i in range(n):
         rendered = renders[i] is not None
+        # A render-free step (ran, no image asked for, its read-back scene given): every
+        # term but the image's.
+        scored = rendered or (outcomes[i] == "ok" and cols["scenes"][i] is not None)
         sg = None
-        if rendered:
+        if scored:
             c = comps[i]
             extra = {k: v[i] for k, v in cols.items()}
             sg = _pair_components(spec, c, renders[i], targets[i], extra)
@@ -254,7 +260,11 @@ def score_batch(
 
 
 def _pair_components(
-    spec: RewardSpec, c: dict[str, float], render: np.ndarray, target: np.ndarray, extra: dict
+    spec: RewardSpec,
+    c: dict[str, float],
+    render: np.ndarray | None,
+    target: np.ndarray,
+    extra: dict,
 ) -> SceneGraphScore | None:
     """Adds the per-pair components (IoU, scene graph, code length) to ``c``."""
     sg = None
@@ -262,7 +272,7 @@ def _pair_components(
         rm, tm, bg = extra["render_masks"], extra["target_masks"], extra["backgrounds"]
         if rm is not None and tm is not None:
             c["iou"] = float(image.iou(image.mask_foreground(rm), image.mask_foreground(tm)))
-        elif bg is not None:
+        elif bg is not None and render is not None:
             b = image.as_float(bg)
             fr = image.foreground(image.as_float(render), b)
             c["iou"] = float(image.iou(fr, image.foreground(image.as_float(target), b)))

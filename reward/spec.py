@@ -52,6 +52,8 @@ from typing import Any
 COMPONENTS: tuple[str, ...] = (
     "lpips", "ssim", "mse", "iou", "edge_l2", "code_length", "valid", "scene_graph",
 )  # fmt: skip
+# Components computed from the render (or its instance masks).
+PIXEL_COMPONENTS = frozenset({"lpips", "ssim", "mse", "iou", "edge_l2"})
 # The smallest side AlexNet's three max-pools leave a pixel of (31; SSIM needs 11).
 MIN_SIZE = 32
 # Bump when a formula changes so that old and new rewards never share a hash.
@@ -80,6 +82,9 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         },
         # Structure first: the scene-graph match, plus a small image and validity term.
         "scene": {"weights": {"scene_graph": 0.8, "ssim": 0.1, "valid": 0.1}, "size": 64},
+        # No pixels at all: the read-back scene against the target's. Its steps skip the
+        # render (the seed paper's "bypass Blender for most training steps").
+        "graph": {"weights": {"scene_graph": 0.9, "valid": 0.1}, "size": 64},
     }
 )
 
@@ -141,6 +146,18 @@ class RewardSpec:
     @property
     def total_weight(self) -> float:
         return sum(self.weights.values())
+
+    @property
+    def scores_without_pixels(self) -> bool:
+        """True if a term other than validity is computed without the image (the scene
+        graph, the code): a render-free step then still has something to score."""
+        return bool(set(self.weights) - PIXEL_COMPONENTS - {"valid"})
+
+    @property
+    def needs_pixels(self) -> bool:
+        """True if a term is computed from the image (or its masks): False for a preset of
+        scene-graph, validity and code terms only, whose steps need no render at all."""
+        return bool(set(self.weights) & PIXEL_COMPONENTS)
 
     def lpips_identity(self) -> str:
         """Which LPIPS weights this spec scores with: a digest label, "unavailable", "unused"."""

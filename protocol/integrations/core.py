@@ -46,6 +46,7 @@ from ..prompt import extract_script
 
 ADDRESS_VAR = "DERENDER_ADDRESS"
 PRESET_VAR = "DERENDER_PRESET"
+RENDER_VAR = "DERENDER_RENDER"  # 0: render-free steps (scene-graph rewards need no pixels)
 TIMEOUT_VAR = "DERENDER_TIMEOUT"
 CONNECT_TIMEOUT_VAR = "DERENDER_CONNECT_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -148,6 +149,7 @@ class RewardClient:
         timeout: float | None = None,
         retries: int = 2,
         connect_timeout: float | None = None,
+        render: bool | None = None,
     ) -> None:
         address = address or os.environ.get(ADDRESS_VAR)
         if not address:
@@ -158,6 +160,7 @@ class RewardClient:
             )
         self.address = address
         self.preset = preset or os.environ.get(PRESET_VAR) or None
+        self.render = render if render is not None else os.environ.get(RENDER_VAR, "1") != "0"
         self.timeout = _seconds(timeout, TIMEOUT_VAR, DEFAULT_TIMEOUT)
         self.connect_timeout = _seconds(
             connect_timeout, CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT
@@ -195,7 +198,7 @@ class RewardClient:
         scripts = [extract_script(c) for c in completions]
         targets = [parse_ground_truth(g) for g in ground_truths]
         results = self._client().step_many(
-            scripts, targets, preset=self.preset, return_exceptions=True
+            scripts, targets, preset=self.preset, render=self.render, return_exceptions=True
         )
         out = []
         for i, res in enumerate(results):
@@ -228,10 +231,12 @@ def configure(
     preset: str | None = None,
     timeout: float | None = None,
     connect_timeout: float | None = None,
+    render: bool | None = None,
 ) -> RewardClient:
-    """Point every adapter at a farm (replaces the client made from the environment)."""
+    """Point every adapter at a farm (replaces the client made from the environment).
+    ``render=False``: render-free steps (a scene-graph reward needs no pixels)."""
     global _default
-    client = RewardClient(address, preset, timeout, connect_timeout=connect_timeout)
+    client = RewardClient(address, preset, timeout, connect_timeout=connect_timeout, render=render)
     with _default_lock:
         old, _default = _default, client
     if old is not None:

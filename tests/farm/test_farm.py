@@ -251,3 +251,26 @@ def np_image(path):
 
     with Image.open(path) as img:
         return np.asarray(img)
+
+
+def test_render_free_steps_skip_the_render_and_score_the_scene(farm, client, target):
+    """A preset without pixel terms, or ``render=False``: no image, no render, the
+    read-back scene scored; the image terms of a pixel preset are unavailable."""
+    good, half = (
+        dsl_program(target.scene),
+        dsl_program(type(target.scene)(target.scene.objects[:1])),
+    )
+    graph = client.step_many([good, half, BROKEN], target, preset="graph")
+    assert [r.outcome for r in graph] == ["ok", "ok", "syntax_error"]
+    assert all(r.image is None and "render" not in r.timings for r in graph)
+    assert graph[0].reward == pytest.approx(1.0) and graph[0].scene is not None
+    assert 0.0 < graph[1].reward < graph[0].reward and graph[2].reward == 0.0
+    free = client.step(good, target, render=False)  # the default preset has pixel terms
+    assert free.image is None and free.components["scene_graph"] == pytest.approx(1.0)
+    assert {"lpips", "ssim", "edge_l2"} <= set(free.unavailable)
+    assert free.reward == pytest.approx(1.0)  # the other terms are scaled up
+    rendered = client.step(good, target)
+    assert rendered.image is not None and "render" in rendered.timings
+    with pytest.raises(ServerError, match="validity alone") as refused:
+        client.step(good, target, preset="seed", render=False)
+    assert refused.value.code == "bad_request"
