@@ -31,7 +31,14 @@ from typing import Any, cast
 import zmq
 
 from ..protocol import codec
-from ..protocol.errors import BadRequest, Overloaded, ProtocolError, UnknownTarget
+from ..protocol.errors import (
+    BadRequest,
+    InternalError,
+    Overloaded,
+    ProtocolError,
+    RequestTimeout,
+    UnknownTarget,
+)
 from ..protocol.handler import Handler, ServiceLike, decode_request, error_reply
 from ..protocol.messages import (
     PROTOCOL_VERSION,
@@ -40,6 +47,7 @@ from ..protocol.messages import (
     Ping,
     Render,
     Reset,
+    Status,
     Step,
     StepBatch,
     StepItem,
@@ -223,21 +231,21 @@ class Broker:
             if incoming.error is not None:
                 raise incoming.error
             header = cast(dict[str, Any], incoming.header)
-            if kind == "status" and header.get("v") == PROTOCOL_VERSION:
-                body = {"v": PROTOCOL_VERSION, "id": rid, "type": "status", "ok": True}
-                self._reply(envelope, {**body, **self.status()}, "raw")
-                return
             self._request(envelope, parse_request(header, self.limits), encoding)
         except ProtocolError as exc:
             self._reply(envelope, error_reply(rid, kind, exc), encoding)
             self.metrics.answered(kind, 0.0, exc.code)
         except Exception as exc:  # a bug must not stop the farm; the client learns what
             log.exception("internal error handling request %r", rid)
-            err = ProtocolError(f"{type(exc).__name__}: {exc}")
+            err = InternalError(f"{type(exc).__name__}: {exc}")
             self._reply(envelope, error_reply(rid, kind, err), encoding)
             self.metrics.answered(kind, 0.0, err.code)
 
     def _request(self, envelope: list[bytes], req: Any, encoding: str) -> None:
+        if isinstance(req, Status):
+            body = {"v": PROTOCOL_VERSION, "id": req.id, "type": "status", "ok": True}
+            self._reply(envelope, {**body, **self.status()}, "raw")
+            return
         if isinstance(req, Ping | Info):
             self._reply(envelope, self.handler.handle(req), encoding)
             self.metrics.answered(req.type, 0.0)
@@ -302,7 +310,7 @@ class Broker:
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
             if error is not None or result is None:
-                self._done(p, 0, error or ProtocolError("render returned nothing"))
+                self._done(p, 0, error or InternalError("render returned nothing"))
                 return
             self._done(
                 p,
@@ -332,7 +340,7 @@ class Broker:
         def run(target: Target) -> None:
             def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
                 if error is not None or result is None:
-                    self._done(p, index, error or ProtocolError("step returned nothing"))
+                    self._done(p, index, error or InternalError("step returned nothing"))
                     return
                 self.rewards.add(
                     Finished(
@@ -373,7 +381,7 @@ class Broker:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
             for ok, bad in self._rendering.pop(tid, []):
                 if error is not None or result is None:
-                    bad(error or ProtocolError("target render returned nothing"))
+                    bad(error or InternalError("target render returned nothing"))
                 else:
                     target = self.targets.put(
                         Target(tid, scene, result["image"], result.get("masks"), self.frame_hash)
@@ -442,7 +450,7 @@ class Broker:
         """Answer ``timeout`` for what is still open past ``request_timeout``."""
         now = time.monotonic()
         for p in [p for p in self.pending.values() if now > p.expires]:
-            exc = ProtocolError(f"not answered within {self.config.request_timeout:g} s", "timeout")
+            exc = RequestTimeout(f"not answered within {self.config.request_timeout:g} s")
             for i, v in enumerate(p.slots):
                 if v is None:
                     p.fill(i, exc)

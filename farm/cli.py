@@ -117,12 +117,12 @@ def run_farm_command(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from ..protocol.errors import ClientTimeout, ServerError
+    from ..protocol.errors import ClientTimeout, ProtocolError
     from .status import format_status, query_status
 
     try:
         status = query_status(args.address, args.timeout)
-    except (ClientTimeout, ServerError) as exc:
+    except (ClientTimeout, ProtocolError) as exc:
         print(f"derender farm status: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(status, indent=2) if args.json else format_status(status))

@@ -110,7 +110,7 @@ def render_all(
 ) -> list[int]:
     """Reset every scene through the farm at ``address``; returns the indices that failed."""
     from ..protocol.client import Client
-    from ..protocol.errors import ServerError
+    from ..protocol.errors import ProtocolError
 
     local = threading.local()
     clients: list[Client] = []
@@ -123,7 +123,7 @@ def render_all(
                 clients.append(local.client)
         try:
             target = local.client.reset(seed=seed, index=index)
-        except ServerError as exc:
+        except ProtocolError as exc:
             print(f"\nscene {index}: {exc}", file=sys.stderr)
             return index
         _save(out, index, target, frame)

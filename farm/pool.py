@@ -23,7 +23,7 @@ from typing import Any
 import zmq
 
 from ..protocol import codec
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import InternalError, ProtocolError, RenderError, RequestTimeout, WorkerLost
 from .config import FarmConfig
 from .jobs import ROLES, Job, WorkerState
 from .metrics import Metrics
@@ -129,8 +129,21 @@ class WorkerPool:
             return
         try:
             self._worker_message(ws, kind, msg)
-        except Exception:  # a bug (or a garbled result) must not stop the farm
+        except Exception as exc:  # a bug (or a garbled result) must not stop the farm
             log.exception("handling %r from worker %s failed", kind, base)
+            self._failed(ws, exc)
+
+    def _failed(self, ws: WorkerState, exc: Exception) -> None:
+        """Handling a worker's message raised: its job fails now with the reason (the
+        client is not left waiting for its timeout) and the worker, whose state is not
+        known any more, is replaced."""
+        job, ws.job = ws.job, None
+        self._retire(ws)
+        if job is not None:
+            try:
+                job.finish(None, InternalError(f"{type(exc).__name__}: {exc}"))
+            except Exception:
+                log.exception("failing job %s after an error failed too", job.jid)
 
     def _worker_message(self, ws: WorkerState, kind: Any, msg: dict[str, Any]) -> None:
         base = ws.identity
@@ -177,8 +190,8 @@ class WorkerPool:
             job.finish({k: v for k, v in msg.items() if k not in ("kind", "job", "ok")}, None)
         else:
             err = msg.get("error") or {}
-            code = err.get("code") if err.get("code") in ("render_error", "internal") else None
-            job.finish(None, ProtocolError(str(err.get("message", "")), code or "internal"))
+            kind = RenderError if err.get("code") == "render_error" else InternalError
+            job.finish(None, kind(str(err.get("message", ""))))
 
     def _retire(self, ws: WorkerState) -> None:
         """Replace a worker on purpose (recycling, hard deadline): no backoff."""
@@ -210,12 +223,7 @@ class WorkerPool:
                 None,
             )
         else:
-            job.finish(
-                None,
-                ProtocolError(
-                    f"the render's worker died {job.attempts} times ({why})", "worker_lost"
-                ),
-            )
+            job.finish(None, WorkerLost(f"the render's worker died {job.attempts} times ({why})"))
 
     def supervise(self) -> None:
         """Replace dead, silent, never-ready and overdue workers; start due restarts."""
@@ -242,6 +250,6 @@ class WorkerPool:
                 if job.kind == "step":
                     job.finish(failed_result("timeout", msg), None)
                 else:
-                    job.finish(None, ProtocolError(msg, "timeout"))
+                    job.finish(None, RequestTimeout(msg))
         for wp in self.supervisor.spawn_due():
             self.register(wp)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import InternalError, ProtocolError
 from ..protocol.scoring import FinishedStep, score_steps
 from ..protocol.targets import Target
 from ..scenes import FrameSpec, scene_from_clevr
@@ -102,7 +102,7 @@ class RewardStage:
         except Exception as exc:  # a bug in scoring must fail these steps, not the farm
             log.exception("scoring %d steps with preset %r failed", len(items), name)
             for it in items:
-                it.done(ProtocolError(f"reward failed: {type(exc).__name__}: {exc}"))
+                it.done(InternalError(f"reward failed: {type(exc).__name__}: {exc}"))
 
     def _score_batch(self, name: str, items: list[Finished]) -> None:
         t0 = time.perf_counter()

@@ -1,43 +1,18 @@
-"""Asking a farm for its ``status`` (the farm-only request type) and printing it.
-
-The generic :class:`derender.protocol.client.Client` only sends the protocol's own request
-types; ``status`` is farm-specific, so this is a minimal one-shot DEALER request.
-"""
+"""Asking a farm for its ``status`` (the farm-only request type) and printing it."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ..protocol import codec
-from ..protocol.errors import ClientTimeout, ServerError
-from ..protocol.messages import PROTOCOL_VERSION
 from .metrics import ms
 
 
 def query_status(address: str, timeout: float = 5.0) -> dict[str, Any]:
     """The farm's status body; ClientTimeout if it does not answer within ``timeout``."""
-    import zmq
+    from ..protocol.client import Client
 
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(address)
-    rid = f"status.{os.getpid()}.{os.urandom(4).hex()}"
-    try:
-        sock.send_multipart(
-            [b"", *codec.encode({"v": PROTOCOL_VERSION, "id": rid, "type": "status"})]
-        )
-        if not sock.poll(int(timeout * 1000)):
-            raise ClientTimeout(f"no status reply from {address} within {timeout:g} s")
-        frames = sock.recv_multipart()
-    finally:
-        sock.close(0)
-    reply = codec.decode(frames[1:] if frames and frames[0] == b"" else frames)
-    if not reply.get("ok"):
-        err = reply.get("error") or {}
-        raise ServerError(str(err.get("message", "")), str(err.get("code", "internal")), rid)
-    return reply
+    with Client(address, timeout=timeout, retries=0) as client:
+        return client.status()
 
 
 def format_status(status: dict[str, Any]) -> str:

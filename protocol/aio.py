@@ -20,9 +20,9 @@ import zmq.asyncio
 
 from ..scenes import Scene
 from . import codec
-from .client import ClientBase, TargetLike, _batch_result, _items, as_target_spec, reset_spec
-from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerError, ServerUnreachable
-from .messages import Info, Ping, Render, Request, Reset, Step, StepBatch, StepItem
+from .client import ClientBase, TargetLike
+from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerUnreachable
+from .messages import Info, Ping, Request, Status, Step
 from .results import RenderResult, ServerInfo, StepResult, target_from_wire
 from .targets import Target
 
@@ -94,6 +94,9 @@ class AsyncClient(ClientBase):
     async def info(self) -> ServerInfo:
         return ServerInfo.from_wire(await self._call(Info(self._next_id()), idempotent=True))
 
+    async def status(self, timeout: float | None = None) -> dict[str, Any]:
+        return await self._call(Status(self._next_id()), idempotent=True, timeout=timeout)
+
     async def reset(
         self,
         seed: int | None = None,
@@ -103,7 +106,7 @@ class AsyncClient(ClientBase):
         dataset: str | None = None,
         masks: bool = True,
     ) -> Target:
-        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
+        req = self._reset_request(seed, index, scene, dataset, masks)
         return target_from_wire(await self._call(req, idempotent=True))
 
     async def step(
@@ -115,8 +118,7 @@ class AsyncClient(ClientBase):
         masks: bool = False,
         render: bool = True,
     ) -> StepResult:
-        item = StepItem(script, as_target_spec(target), seed)
-        req = Step(self._next_id(), item, preset, masks, self.encoding, render)
+        (req,) = self._step_requests([script], target, [seed], preset, masks, render)
         return StepResult.from_wire(await self._call(req, idempotent=False))
 
     async def step_many(
@@ -127,18 +129,22 @@ class AsyncClient(ClientBase):
         preset: str | None = None,
         masks: bool = False,
         render: bool = True,
+        window: int = 64,
         return_exceptions: bool = False,
-    ) -> list[StepResult | ServerError]:
-        """Concurrent steps over the one socket; results in the order of scripts."""
-        items = _items(scripts, targets, seeds)
-        calls = [
-            self._call(Step(self._next_id(), it, preset, masks, self.encoding, render), False)
-            for it in items
-        ]
-        replies = await asyncio.gather(*calls, return_exceptions=return_exceptions)
-        out: list[StepResult | ServerError] = []
+    ) -> list[StepResult | ProtocolError]:
+        """Concurrent steps over the one socket, at most ``window`` in flight; results in
+        the order of scripts."""
+        reqs = self._step_requests(scripts, targets, seeds, preset, masks, render)
+        slots = asyncio.Semaphore(window)
+
+        async def one(req: Step) -> dict[str, Any]:
+            async with slots:
+                return await self._call(req, idempotent=False)
+
+        replies = await asyncio.gather(*map(one, reqs), return_exceptions=return_exceptions)
+        out: list[StepResult | ProtocolError] = []
         for r in replies:
-            if isinstance(r, ServerError):
+            if isinstance(r, ProtocolError):
                 out.append(r)
             elif isinstance(r, BaseException):  # e.g. ClientTimeout: raise it, as Client does
                 raise r
@@ -154,20 +160,12 @@ class AsyncClient(ClientBase):
         preset: str | None = None,
         masks: bool = False,
         render: bool = True,
-    ) -> list[StepResult | ServerError]:
-        req = StepBatch(
-            self._next_id(),
-            tuple(_items(scripts, targets, seeds)),
-            preset,
-            masks,
-            self.encoding,
-            render,
-        )
-        reply = await self._call(req, idempotent=False)
-        return [_batch_result(r) for r in reply["results"]]
+    ) -> list[StepResult | ProtocolError]:
+        req = self._batch_request(scripts, targets, seeds, preset, masks, render)
+        return self._batch_results(await self._call(req, idempotent=False))
 
     async def render(self, scene: Scene, masks: bool = True) -> RenderResult:
-        req = Render(self._next_id(), scene, masks, self.encoding)
+        req = self._render_request(scene, masks)
         return RenderResult.from_wire(await self._call(req, idempotent=True))
 
     async def close(self) -> None:

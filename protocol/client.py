@@ -4,7 +4,8 @@ One DEALER socket. Idempotent calls (``ping``, ``info``, ``reset``, ``render``) 
 the Lazy Pirate pattern: on a timeout the socket is dropped, a new one connects and the
 request is sent again, ``retries`` times, then :class:`ClientTimeout` (a TimeoutError).
 ``step`` is not retried (a script may have side effects on the worker; the caller
-decides). Error replies raise :class:`ServerError` with the server's ``.code``.
+decides). Error replies raise the typed :class:`~.errors.ProtocolError` of their code
+(``UnknownTarget``, ``Overloaded`` ...), with the server's ``.code`` and ``.message``.
 ``step_many`` pipelines many ``step`` requests over the one socket and matches replies by
 id, so a farm can work on them in parallel. ``ping(timeout=...)`` is a liveness probe:
 ZeroMQ connects to an address where nothing listens without complaint, so callers that
@@ -28,7 +29,7 @@ import zmq
 
 from ..scenes import Scene
 from . import codec
-from .errors import RETRYABLE, ClientTimeout, ServerError, ServerUnreachable
+from .errors import RETRYABLE, ClientTimeout, ProtocolError, ServerUnreachable, error_from_wire
 from .keys import KeyPair, load_keys
 from .messages import (
     DatasetTarget,
@@ -39,6 +40,7 @@ from .messages import (
     Reset,
     SceneTarget,
     SeedTarget,
+    Status,
     Step,
     StepBatch,
     StepItem,
@@ -110,6 +112,43 @@ class ClientBase:
             sock.curve_secretkey = mine.secret
         sock.connect(self.address)
 
+    # -- requests, built once for both clients (sans I/O) -------------------------------
+    def _reset_request(
+        self, seed: int | None, index: int, scene: Scene | None, dataset: str | None, masks: bool
+    ) -> Reset:
+        return Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
+
+    def _step_requests(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None,
+        preset: str | None,
+        masks: bool,
+        render: bool,
+    ) -> list[Step]:
+        items = _items(scripts, targets, seeds)
+        return [Step(self._next_id(), it, preset, masks, self.encoding, render) for it in items]
+
+    def _batch_request(
+        self,
+        scripts: Sequence[str],
+        targets: TargetLike | Sequence[TargetLike],
+        seeds: Sequence[int] | None,
+        preset: str | None,
+        masks: bool,
+        render: bool,
+    ) -> StepBatch:
+        items = tuple(_items(scripts, targets, seeds))
+        return StepBatch(self._next_id(), items, preset, masks, self.encoding, render)
+
+    def _render_request(self, scene: Scene, masks: bool) -> Render:
+        return Render(self._next_id(), scene, masks, self.encoding)
+
+    @staticmethod
+    def _batch_results(reply: dict[str, Any]) -> list[StepResult | ProtocolError]:
+        return [_batch_result(r) for r in reply["results"]]
+
     @staticmethod
     def _unpack(frames: Sequence[Any]) -> dict[str, Any]:
         if frames and len(frames[0]) == 0:  # the empty delimiter we sent, echoed
@@ -120,9 +159,7 @@ class ClientBase:
     def _check(reply: dict[str, Any]) -> dict[str, Any]:
         if not reply.get("ok"):
             err = reply.get("error") or {}
-            raise ServerError(
-                str(err.get("message", "")), str(err.get("code", "internal")), reply.get("id")
-            )
+            raise error_from_wire(err, reply.get("id"))
         return reply
 
     def _frames(self, req: Request) -> list[bytes]:
@@ -217,6 +254,10 @@ class Client(ClientBase):
     def info(self) -> ServerInfo:
         return ServerInfo.from_wire(self._call(Info(self._next_id()), idempotent=True))
 
+    def status(self, timeout: float | None = None) -> dict[str, Any]:
+        """A farm's ``status`` body: workers, queue, rates, latencies, restarts."""
+        return self._call(Status(self._next_id()), idempotent=True, timeout=timeout)
+
     def reset(
         self,
         seed: int | None = None,
@@ -227,7 +268,7 @@ class Client(ClientBase):
         masks: bool = True,
     ) -> Target:
         """Make (render and cache) a target on the server; returns it with its id."""
-        req = Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
+        req = self._reset_request(seed, index, scene, dataset, masks)
         return target_from_wire(self._call(req, idempotent=True))
 
     def step(
@@ -240,8 +281,7 @@ class Client(ClientBase):
         render: bool = True,
     ) -> StepResult:
         """Run and score one script against a target (a Target, its id, or a spec)."""
-        item = StepItem(script, as_target_spec(target), seed)
-        req = Step(self._next_id(), item, preset, masks, self.encoding, render)
+        (req,) = self._step_requests([script], target, [seed], preset, masks, render)
         return StepResult.from_wire(self._call(req, idempotent=False))
 
     def step_many(
@@ -254,10 +294,9 @@ class Client(ClientBase):
         render: bool = True,
         window: int = 64,
         return_exceptions: bool = False,
-    ) -> list[StepResult | ServerError]:
+    ) -> list[StepResult | ProtocolError]:
         """Pipelined steps (up to ``window`` in flight); results in the order of scripts."""
-        items = _items(scripts, targets, seeds)
-        reqs = [Step(self._next_id(), it, preset, masks, self.encoding, render) for it in items]
+        reqs = self._step_requests(scripts, targets, seeds, preset, masks, render)
         index = {str(r.id): i for i, r in enumerate(reqs)}
         out: list[Any] = [None] * len(reqs)
         sent = done = 0
@@ -274,7 +313,7 @@ class Client(ClientBase):
             i = index.pop(reply["id"])
             try:
                 out[i] = StepResult.from_wire(self._check(reply))
-            except ServerError as exc:
+            except ProtocolError as exc:
                 if not return_exceptions:
                     self._connect()  # replies still in flight must not reach later calls
                     raise
@@ -290,21 +329,13 @@ class Client(ClientBase):
         preset: str | None = None,
         masks: bool = False,
         render: bool = True,
-    ) -> list[StepResult | ServerError]:
-        """One ``step_batch`` message; a failed item is a ServerError in its slot."""
-        req = StepBatch(
-            self._next_id(),
-            tuple(_items(scripts, targets, seeds)),
-            preset,
-            masks,
-            self.encoding,
-            render,
-        )
-        reply = self._call(req, idempotent=False)
-        return [_batch_result(r) for r in reply["results"]]
+    ) -> list[StepResult | ProtocolError]:
+        """One ``step_batch`` message; a failed item is its typed ProtocolError in its slot."""
+        req = self._batch_request(scripts, targets, seeds, preset, masks, render)
+        return self._batch_results(self._call(req, idempotent=False))
 
     def render(self, scene: Scene, masks: bool = True) -> RenderResult:
-        req = Render(self._next_id(), scene, masks, self.encoding)
+        req = self._render_request(scene, masks)
         return RenderResult.from_wire(self._call(req, idempotent=True))
 
     def close(self) -> None:
@@ -339,8 +370,8 @@ def _items(
     ]
 
 
-def _batch_result(data: dict[str, Any]) -> StepResult | ServerError:
+def _batch_result(data: dict[str, Any]) -> StepResult | ProtocolError:
     if "error" in data:
         err = data["error"]
-        return ServerError(str(err.get("message", "")), str(err.get("code", "internal")))
+        return error_from_wire(err)
     return StepResult.from_wire(data)

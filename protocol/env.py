@@ -191,13 +191,13 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             raise RuntimeError("call reset() before step()")
         if not isinstance(action, str):
             raise TypeError(f"the action is the program's source text, got {type(action)}")
-        from .errors import ServerError
+        from .errors import ProtocolError
 
         try:
             res = self._client.step(
                 action, self._target.target_id, preset=self.preset, render=self.render_steps
             )
-        except ServerError as exc:
+        except ProtocolError as exc:
             if exc.code != "unknown_target":
                 raise
             # The farm evicted the target (LRU): make it again and send the program again.

@@ -2,8 +2,8 @@
 
 The codes are wire data (strings a client in any language matches on); the exception
 classes carry one code each so that server code can ``raise BadRequest(...)`` and the
-transport turns it into an error reply, and the client can turn an error reply back into
-the same exception type.
+transport turns it into an error reply, and the clients turn an error reply back into the
+same exception type (``except UnknownTarget`` works on both sides).
 """
 
 from __future__ import annotations
@@ -54,23 +54,26 @@ RETRYABLE: frozenset[str] = frozenset({"overloaded", "worker_lost"})
 
 
 class ProtocolError(Exception):
-    """A typed protocol error; ``code`` is one of :data:`ERROR_CODES`."""
+    """A typed protocol error: one subclass per code of :data:`ERROR_CODES`.
+
+    Raised by the server side (the transport turns it into an error reply) and by the
+    clients, which turn an error reply back into the same class (:func:`error_from_wire`)
+    with the request's id in ``request_id``. ``message`` is the server's own text."""
 
     code: str = "internal"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            if code not in ERROR_CODES:
-                raise ValueError(f"unknown error code {code!r}; expected one of {ERROR_CODES}")
-            self.code = code
+    def __init__(self, message: str, request_id: object = None) -> None:
+        super().__init__(message if request_id is None else f"[{self.code}] {message}")
         self.message = message
+        self.request_id = request_id
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
 
 class BadRequest(ProtocolError):
+    """Malformed or invalid: not JSON, wrong types, unknown type or preset, a limit."""
+
     code = "bad_request"
 
 
@@ -78,26 +81,66 @@ class UnsupportedVersion(ProtocolError):
     code = "unsupported_version"
 
 
+class Unauthorized(ProtocolError):
+    code = "unauthorized"
+
+
 class Overloaded(ProtocolError):
+    """The server's queue is full: retry later."""
+
     code = "overloaded"
 
 
+class RequestTimeout(ProtocolError):
+    """The request did not finish within its deadline (a trusted render at the hard
+    deadline, or a request unanswered after ``request_timeout``)."""
+
+    code = "timeout"
+
+
+class WorkerLost(ProtocolError):
+    """The worker running a trusted render died on each of its attempts."""
+
+    code = "worker_lost"
+
+
 class UnknownTarget(ProtocolError):
+    """``target_id`` is not in the server's cache: send a reset or a full target spec."""
+
     code = "unknown_target"
 
 
 class RenderError(ProtocolError):
+    """A trusted render failed."""
+
     code = "render_error"
 
 
-class ServerError(ProtocolError):
-    """An error reply received by a client; ``code`` is the server's code."""
+class InternalError(ProtocolError):
+    """A bug in the server; the message says what."""
 
-    def __init__(self, message: str, code: str = "internal", request_id: object = None) -> None:
-        super().__init__(f"[{code}] {message}", code if code in ERROR_CODES else "internal")
-        self.code = code  # keep a code from a newer server verbatim
-        self.server_message = message
-        self.request_id = request_id
+    code = "internal"
+
+
+ERROR_TYPES: Mapping[str, type[ProtocolError]] = MappingProxyType(
+    {
+        cls.code: cls
+        for cls in (
+            BadRequest, UnsupportedVersion, Unauthorized, Overloaded, RequestTimeout,
+            WorkerLost, UnknownTarget, RenderError, InternalError,
+        )
+    }
+)  # fmt: skip
+assert tuple(ERROR_TYPES) == ERROR_CODES
+
+
+def error_from_wire(error: Mapping[str, object], request_id: object = None) -> ProtocolError:
+    """The typed exception of an error reply's ``{"code", "message"}``. A code from a newer
+    server than this client keeps its name in ``code``, as an :class:`InternalError`."""
+    code, message = str(error.get("code", "internal")), str(error.get("message", ""))
+    exc = ERROR_TYPES.get(code, InternalError)(message, request_id)
+    exc.code = code
+    return exc
 
 
 class ClientTimeout(TimeoutError):

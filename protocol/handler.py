@@ -28,7 +28,7 @@ from ..scenes import (
 from ..scenes import universe as universe_mod
 from . import codec
 from .cheatsheet import cheatsheet
-from .errors import BadRequest, ProtocolError, RenderError
+from .errors import BadRequest, InternalError, ProtocolError, RenderError
 from .messages import (
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
@@ -138,12 +138,12 @@ class Handler:
             reply = error_reply(rid, kind, exc)
         except Exception as exc:  # a bug must not stop the loop; the client learns what
             log.exception("internal error handling request %r", rid)
-            reply = error_reply(rid, kind, ProtocolError(f"{type(exc).__name__}: {exc}"))
+            reply = error_reply(rid, kind, InternalError(f"{type(exc).__name__}: {exc}"))
         try:
             return codec.encode(reply, encoding)
         except (ValueError, TypeError) as exc:  # a reply member the wire cannot carry: a bug
             log.exception("cannot encode the reply to request %r", rid)
-            return codec.encode(error_reply(rid, kind, ProtocolError(f"unencodable reply: {exc}")))
+            return codec.encode(error_reply(rid, kind, InternalError(f"unencodable reply: {exc}")))
 
     def handle(self, req: Request) -> dict[str, Any]:
         """The reply header (arrays inline) for a parsed request."""
@@ -161,8 +161,8 @@ class Handler:
             body = {"results": self.step_batch(req.items, req.preset, req.masks)}
         elif isinstance(req, Render):
             body = self.render(req.scene, req.masks)
-        else:  # parse_request only makes the types above
-            raise BadRequest(f"unhandled request type {req.type!r}")
+        else:  # parse_request only makes the types above and Status
+            raise BadRequest(f"{req.type!r} requests are answered by a farm, not this server")
         return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
 
     # -- requests -----------------------------------------------------------------

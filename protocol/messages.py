@@ -17,7 +17,9 @@ from .errors import BadRequest, UnsupportedVersion
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
-REQUEST_TYPES: tuple[str, ...] = ("ping", "info", "reset", "step", "step_batch", "render")
+REQUEST_TYPES: tuple[str, ...] = (
+    "ping", "info", "reset", "step", "step_batch", "render", "status",
+)  # fmt: skip
 _MAX_INT = 2**63 - 1
 
 
@@ -170,6 +172,13 @@ class Info(Request):
 
 
 @dataclass(frozen=True)
+class Status(Request):
+    """A farm's workers, queue, rates and latencies (SPEC.md section 4, ``status``)."""
+
+    type = "status"
+
+
+@dataclass(frozen=True)
 class Reset(Request):
     type = "reset"
     target: TargetSpec = SeedTarget(0)
@@ -291,6 +300,8 @@ def parse_request(header: Mapping[str, Any], limits: Limits = Limits()) -> Reque
         return Ping(rid)
     if kind == "info":
         return Info(rid)
+    if kind == "status":
+        return Status(rid)
     encoding = header.get("encoding", "raw")
     if encoding not in ENCODINGS:
         raise BadRequest(f"encoding must be one of {ENCODINGS}, got {encoding!r:.40}")

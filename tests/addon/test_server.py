@@ -23,7 +23,7 @@ from derender import Client
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
 from derender.protocol.cheatsheet import EXAMPLE_DSL
-from derender.protocol.errors import OUTCOMES, ServerError
+from derender.protocol.errors import OUTCOMES, ProtocolError
 from derender.protocol.messages import Limits
 from derender.protocol.transport import is_loopback
 from derender.reward.spec import DEFAULT_PRESET
@@ -105,7 +105,7 @@ def test_reset_by_seed_scene_and_dataset(client, target):
     np.testing.assert_array_equal(again.image, target.image)
     sample = client.reset(dataset="sample", index=0)
     assert sample.scene.stripped() == load_scenes(DATA)[0].stripped()
-    with pytest.raises(ServerError) as err:
+    with pytest.raises(ProtocolError) as err:
         client.reset(dataset="sample", index=10**6)
     assert err.value.code == "bad_request" and "out of range" in str(err.value)
 
@@ -145,7 +145,7 @@ def test_step_reports_stdout_and_other_presets(client, target):
     res = client.step("print('hello', 6 * 7)\n" + dsl_program(target.scene), target, preset="scene")
     assert res.outcome == "ok" and "hello 42" in res.stdout
     assert res.preset == "scene" and res.components["scene_graph"] > 0.99
-    with pytest.raises(ServerError) as err:
+    with pytest.raises(ProtocolError) as err:
         client.step(EMPTY, target, preset="no-such-preset")
     assert err.value.code == "bad_request" and "no-such-preset" in str(err.value)
 
@@ -171,10 +171,14 @@ def test_step_failure_outcomes(client, target, outcome):
     assert client.step(dsl_program(target.scene), target).outcome == "ok"
 
 
-def test_unknown_target_is_typed(client):
-    with pytest.raises(ServerError) as err:
+def test_errors_come_back_as_their_typed_class(client):
+    from derender.protocol.errors import BadRequest, UnknownTarget
+
+    with pytest.raises(UnknownTarget) as err:
         client.step(EMPTY, "t-0000000000000000")
-    assert err.value.code == "unknown_target"
+    assert err.value.code == "unknown_target" and err.value.request_id is not None
+    with pytest.raises(BadRequest, match="no-such"):
+        client.step(EMPTY, "t-0000000000000000", preset="no-such")
 
 
 def test_step_batch_and_step_many(client, target):
@@ -183,10 +187,10 @@ def test_step_batch_and_step_many(client, target):
         [good, FAILURES["syntax_error"], EMPTY], [target, target, "t-0000000000000000"]
     )
     assert batch[0].outcome == "ok" and batch[1].outcome == "syntax_error"
-    assert isinstance(batch[2], ServerError) and batch[2].code == "unknown_target"
+    assert type(batch[2]).__name__ == "UnknownTarget" and batch[2].code == "unknown_target"
     assert batch[0].reward > batch[1].reward
     (alone,) = client.step_batch([EMPTY], "t-0000000000000000")  # a batch of one: same rule
-    assert isinstance(alone, ServerError) and alone.code == "unknown_target"
+    assert isinstance(alone, ProtocolError) and alone.code == "unknown_target"
     many = client.step_many([good, EMPTY, FAILURES["runtime_error"]], target)
     assert [r.outcome for r in many] == ["ok", "ok", "runtime_error"]
     assert many[0].reward == pytest.approx(batch[0].reward)

@@ -11,7 +11,7 @@ import pytest
 import zmq
 from derender import Client
 from derender.protocol import codec
-from derender.protocol.errors import ServerError
+from derender.protocol.errors import ProtocolError
 from derender.scenes import dsl_program, generate_scene
 
 BROKEN = "x = (\n"
@@ -181,7 +181,7 @@ def test_clients_that_disconnect_do_not_stall_the_farm(farm, client, target, wai
 
 def test_a_full_queue_answers_overloaded_and_does_not_grow(farm, client, target):
     good = dsl_program(target.scene)
-    with pytest.raises(ServerError) as err:
+    with pytest.raises(ProtocolError) as err:
         client.step_batch([good] * 100, target)  # 100 jobs > max_pending 64
     assert err.value.code == "overloaded"
     # 150 pipelined single steps: the queue never exceeds the limit; the excess is refused
@@ -213,10 +213,10 @@ def test_a_full_queue_answers_overloaded_and_does_not_grow(farm, client, target)
 
 
 def test_unknown_target_and_bad_preset_are_typed_errors(client, target):
-    with pytest.raises(ServerError) as err:
+    with pytest.raises(ProtocolError) as err:
         client.step("pass", "t-0000000000000000")
     assert err.value.code == "unknown_target"
-    with pytest.raises(ServerError) as err:
+    with pytest.raises(ProtocolError) as err:
         client.step("pass", target, preset="no-such-preset")
     assert err.value.code == "bad_request"
 
@@ -271,6 +271,6 @@ def test_render_free_steps_skip_the_render_and_score_the_scene(farm, client, tar
     assert free.reward == pytest.approx(1.0)  # the other terms are scaled up
     rendered = client.step(good, target)
     assert rendered.image is not None and "render" in rendered.timings
-    with pytest.raises(ServerError, match="validity alone") as refused:
+    with pytest.raises(ProtocolError, match="validity alone") as refused:
         client.step(good, target, preset="seed", render=False)
     assert refused.value.code == "bad_request"

@@ -27,7 +27,7 @@ from derender.farm.os_sandbox import (
 )
 from derender.farm.seccomp import SeccompUnsupported, filter_program
 from derender.farm.supervisor import BackendNotReachable, Supervisor, worker_limits
-from derender.protocol.errors import ServerError
+from derender.protocol.errors import ProtocolError
 from derender.scenes import dsl_program
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,7 +249,7 @@ def test_without_bwrap_workers_render_targets_but_refuse_scripts(monkeypatch):
         with Client(farm.address, timeout=120) as client:
             target = client.reset(seed=5, index=0)  # a trusted render: done
             assert target.image.shape == (32, 32, 3)
-            with pytest.raises(ServerError) as refused:
+            with pytest.raises(ProtocolError) as refused:
                 client.step(dsl_program(target.scene), target)
     assert "refuses untrusted scripts" in refused.value.message
     assert "not in the OS sandbox" in refused.value.message

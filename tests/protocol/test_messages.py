@@ -115,3 +115,15 @@ def test_limits_are_configurable():
         parse_request(
             _wire(type="step", script="x" * 10, target={"seed": 1}), Limits(max_script_chars=9)
         )
+
+
+def test_each_error_code_has_its_class_and_survives_the_wire():
+    from derender.protocol.errors import ERROR_CODES, ERROR_TYPES, InternalError, error_from_wire
+
+    for code in ERROR_CODES:
+        original = ERROR_TYPES[code](f"a {code}")
+        back = error_from_wire(original.to_dict(), request_id="r1")
+        assert type(back) is type(original) and back.code == code
+        assert back.message == f"a {code}" and back.request_id == "r1"
+    newer = error_from_wire({"code": "rate_limited", "message": "slow down"})
+    assert isinstance(newer, InternalError) and newer.code == "rate_limited"
