@@ -17,12 +17,13 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
+from ..scenes import backdrop
 from ..scenes.frame import FrameSpec, Light
 from . import assets, compat, settings
 
-GROUND_ROUGHNESS = 0.9
+GROUND_ROUGHNESS = 0.5  # the default Principled BSDF's (see _set_ground_material)
 CLIP_START = 0.1
-CLIP_END = 1000.0
+CLIP_END = 100.0  # base_scene.blend's camera
 _VISIBILITY_FLAGS = ("visible_camera", "visible_diffuse", "visible_glossy", "visible_shadow")
 
 # bpy.data collections an agent can add to; the rest (screens, workspaces, window
@@ -72,9 +73,31 @@ def _link(scene: bpy.types.Scene, obj: bpy.types.Object) -> bpy.types.Object:
     return obj
 
 
-def _ground_coords(spec: FrameSpec) -> list[tuple[float, float, float]]:
-    h = spec.ground_size / 2.0
-    return [(-h, -h, 0.0), (h, -h, 0.0), (h, h, 0.0), (-h, h, 0.0)]
+_backdrop_coords: np.ndarray | None = None
+
+
+def ground_matrix() -> Matrix:
+    """The backdrop object's world matrix (base_scene.blend's ``Ground``)."""
+    return Matrix.Translation(backdrop.LOCATION) @ Matrix.Rotation(backdrop.ROTATION_Z, 4, "Z")
+
+
+def _backdrop_mesh() -> bpy.types.Mesh:
+    """CLEVR's backdrop: the profile extruded, its Subdivision modifier applied."""
+    global _backdrop_coords
+    base = bpy.data.meshes.new("Ground_base")
+    base.from_pydata(backdrop.vertices(), [], backdrop.faces())
+    mesh = assets.bake(base, [("SUBSURF", backdrop.SUBSURF)], "Ground")
+    mesh.shade_flat()
+    co = np.empty(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", co)
+    _backdrop_coords = co
+    return mesh
+
+
+def _ground_coords() -> np.ndarray:
+    """The built backdrop's vertex coordinates (the same on every build)."""
+    assert _backdrop_coords is not None, "the frame is not built"
+    return _backdrop_coords
 
 
 def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
@@ -85,11 +108,19 @@ def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
     return obj
 
 
+# EEVEE cuts a light off at a distance it derives from the light's power; for CLEVR's
+# lamps that is closer than the floor (the back lamp lit nothing), so it is set to reach
+# past the backdrop. Cycles has no cut-off.
+LIGHT_REACH = 100.0
+
+
 def _set_light(obj: bpy.types.Object, light: Light) -> None:
     data = cast("bpy.types.AreaLight | bpy.types.SunLight", obj.data)  # by light.kind
     data.energy = light.strength
     data.color = light.color
     data.use_shadow = True
+    data.use_custom_distance = True
+    data.cutoff_distance = LIGHT_REACH
     if light.kind == "AREA":
         area = cast(bpy.types.AreaLight, data)
         area.shape = "SQUARE"
@@ -152,12 +183,12 @@ def build_frame(spec: FrameSpec) -> None:
     for light in spec.lights:
         objects[f"light:{light.name}"] = _add_light(scene, light)
 
-    mesh = bpy.data.meshes.new("Ground")
-    mesh.from_pydata(_ground_coords(spec), [], [(0, 1, 2, 3)])
+    mesh = _backdrop_mesh()
     ground_mat = bpy.data.materials.new("Ground")
     _set_ground_material(ground_mat, spec)
     mesh.materials.append(ground_mat)
     objects["ground"] = _link(scene, bpy.data.objects.new("Ground", mesh))
+    objects["ground"].matrix_world = ground_matrix()
 
     world = bpy.data.worlds.new("World")
     world.color = spec.world_color
@@ -165,13 +196,41 @@ def build_frame(spec: FrameSpec) -> None:
     color = cast(bpy.types.NodeSocketColor, background.inputs["Color"])
     color.default_value = (*spec.world_color, 1.0)
     strength = cast(bpy.types.NodeSocketFloat, background.inputs["Strength"])
-    strength.default_value = spec.world_strength
+    strength.default_value = spec.rendered_world_strength()
     scene.world = world
 
     apply_render_settings(scene, spec)
     ids = frozenset(_key(idb) for name in _ID_COLLECTIONS for idb in getattr(bpy.data, name))
     names = {key: obj.name for key, obj in objects.items()} | {"scene": scene.name}
     _frame = _Frame(spec, scene, objects, world, ground_mat, ids, settings.snapshot(scene), names)
+
+
+def move(spec: FrameSpec) -> bool:
+    """Put the built frame's camera and lights where ``spec`` has them, when that is all
+    that differs (a jittered target's frame: ``FrameSpec.jittered`` / ``posed``); True if
+    the frame is now ``spec``'s. Costs two matrix writes per object, not a rebuild; False
+    (nothing changed) when anything else differs or no frame is built."""
+    global _frame
+    if _frame is None or not assets.alive(_frame.scene):
+        return False
+    if _frame.spec == spec:
+        return True
+    if replace(_frame.spec, camera=spec.camera, lights=spec.lights) != spec or [
+        (lt.name, lt.kind) for lt in _frame.spec.lights
+    ] != [(lt.name, lt.kind) for lt in spec.lights]:
+        return False
+    camera = _frame.objects["camera"]
+    cam_data = cast(bpy.types.Camera, camera.data)
+    cam_data.lens = spec.camera.lens
+    cam_data.sensor_width, cam_data.sensor_height = (
+        spec.camera.sensor_width,
+        spec.camera.sensor_height,
+    )
+    camera.matrix_world = look_at(spec.camera.location, spec.camera.target)
+    for light in spec.lights:
+        _set_light(_frame.objects[f"light:{light.name}"], light)
+    _frame = replace(_frame, spec=spec)
+    return True
 
 
 def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
@@ -182,6 +241,10 @@ def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
 
 
 def _set_ground_material(mat: bpy.types.Material, spec: FrameSpec) -> None:
+    """What CLEVR's ground (no material) renders with, made explicit so that EEVEE and
+    Workbench show it too: Cycles 5.0's default surface, which renders exactly as a default
+    Principled BSDF (base 0.8, roughness 0.5, IOR 1.5, specular 0.5; measured against the
+    reference renderer, MAE 0.0). Blender 2.78's default surface was a Lambert 0.8."""
     rgba = (*spec.ground_color, 1.0)
     mat.diffuse_color = rgba
     mat.metallic = 0.0
@@ -288,11 +351,11 @@ def _check_ground(out: list[str], spec: FrameSpec) -> None:
     if not assets.alive(ground) or ground.type != "MESH" or not assets.alive(mat):
         out.append("ground is missing")
         return
-    _check_object(out, "ground", ground, Matrix.Identity(4))
+    _check_object(out, "ground", ground, ground_matrix())
     mesh = cast(bpy.types.Mesh, ground.data)  # ground.type is MESH
     co = np.empty(len(mesh.vertices) * 3)
     mesh.vertices.foreach_get("co", co)
-    _compare(out, "ground vertices", co, _ground_coords(spec))
+    _compare(out, "ground vertices", co, _ground_coords())
     slots = [s.material.name if s.material else None for s in ground.material_slots]
     if (
         slots != [mat.name]
@@ -333,7 +396,7 @@ def _check_world(out: list[str], spec: FrameSpec) -> None:
     color = cast(bpy.types.NodeSocketColor, bg.inputs["Color"])
     strength = cast(bpy.types.NodeSocketFloat, bg.inputs["Strength"])
     _compare(out, "world background color", color.default_value, (*spec.world_color, 1.0))
-    _compare(out, "world strength", strength.default_value, spec.world_strength)
+    _compare(out, "world strength", strength.default_value, spec.rendered_world_strength())
     tree = cast(bpy.types.ShaderNodeTree, world.node_tree)  # _world_background found it
     _compare(out, "world shader nodes", len(tree.nodes), 2)
     _compare(out, "world shader links", len(tree.links), 1)
@@ -417,10 +480,11 @@ def adopt_user_data() -> int:
 
 def reset(spec: FrameSpec) -> None:
     """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
-    render settings are re-applied, and the frame is rebuilt if anything else differs.
+    render settings are re-applied, and the frame is rebuilt if anything else differs
+    (a spec that differs only in the camera's and lights' pose just moves them).
 
     The first call builds the frame (see :func:`build_frame`)."""
-    if _frame is None or not assets.alive(_frame.scene) or _frame.spec != spec:
+    if not move(spec):  # a jittered target's frame moves the camera and lights only
         build_frame(spec)
         return
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:

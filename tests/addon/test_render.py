@@ -35,7 +35,7 @@ GOLDEN_SCENE = Scene((
 ))  # fmt: skip
 GOLDEN_SPECS = {
     "workbench": FrameSpec(96, 72, "workbench", samples=8),
-    "cycles": FrameSpec(96, 72, "cycles", samples=8, seed=3),
+    "cycles": FrameSpec(96, 72, "cycles", samples=32, seed=3),
     "eevee": FrameSpec(96, 72, "eevee", samples=4),
 }
 # Documented tolerance (golden/README.md): renders may drift across CPUs/GL drivers.

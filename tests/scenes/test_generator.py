@@ -25,12 +25,12 @@ def _violations(scene) -> list[str]:
     for i, o in enumerate(objs):
         if not (-3 <= o.x <= 3 and -3 <= o.y <= 3):
             out.append(f"object {i} out of bounds: {o.x}, {o.y}")
-        placed_r = NOMINAL[o.size] / (math.sqrt(2) if o.shape == "cube" else 1.0)
+        placed_r = NOMINAL[o.size]  # every shape: CLEVR's cube rule never fires
         if not math.isclose(o.z, placed_r):
             out.append(f"object {i} not resting on the ground: z={o.z}")
         for j in range(i):
             p = objs[j]
-            p_r = NOMINAL[p.size] / (math.sqrt(2) if p.shape == "cube" else 1.0)
+            p_r = NOMINAL[p.size]
             d = np.array([o.x - p.x, o.y - p.y])
             if np.linalg.norm(d) - NOMINAL[o.size] - p_r < 0.25 - 1e-9:
                 out.append(f"objects {j},{i} closer than min_dist")
