@@ -194,16 +194,19 @@ def visibility_check(spec: FrameSpec) -> Callable[[Scene], bool]:
     """The generator's hook (``generate_scene(..., visible=...)``): CLEVR's visibility rule,
     :func:`scenes.generator.enough_pixels`, on the instance masks of the scene in its own
     frame (``spec.posed(scene.extra)``: a jittered scene's camera). One flat Workbench pass
-    at ``spec``'s size, whatever ``spec``'s engine; it builds the scene and resets around it
-    (moving the camera and lights for a jittered scene, no rebuild)."""
+    at ``spec``'s size, whatever ``spec``'s engine. It resets to the frame, builds the
+    scene, and afterwards removes exactly what it built (only trusted code ran: a second
+    reset would cost more than the mask pass) and moves the camera and lights back."""
 
     def visible(scene: Scene) -> bool:
         posed = spec.posed(scene.extra)
         frame.reset(posed)
+        objects = build.build(scene)
         try:
-            masks = render_masks(build.build(scene), posed)
+            masks = render_masks(objects, posed)
         finally:
-            frame.reset(spec)
+            bpy.data.batch_remove(objects)
+            frame.move(spec)
         return enough_pixels(masks, len(scene), posed)
 
     return visible
