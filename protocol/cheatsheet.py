@@ -21,13 +21,14 @@ add_object(shape='sphere', size='small', material='rubber', color='cyan',
 
 
 def cheatsheet() -> str:
-    """Plain text, about 45 lines: the task, the DSL, the bpy subset, the rules."""
+    """Plain text, about 60 lines: the task, the DSL, the bpy subset, the rules."""
     u = universe
     sizes = ", ".join(f"{k!r} (radius {v})" for k, v in u.SIZES.items())
     shapes = "\n".join(
         "\n".join(
-            [f"# {shape}:", primitive_line(shape, "(x, y, z)", "(0, 0, r)"),
-             "obj = bpy.context.object; obj.scale = (s, s, s)", *shape_lines(shape)]
+            [f"# {shape}:", primitive_line(shape), "obj = bpy.context.object",
+             "obj.location = (x, y, z); obj.rotation_euler = (0, 0, r); obj.scale = (s, s, s)",
+             *shape_lines(shape)]
         )
         for shape in u.SHAPES
     )  # fmt: skip

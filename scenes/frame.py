@@ -253,8 +253,11 @@ class FrameSpec:
         return (round(x * self.width), round(self.height - y * self.height), z)
 
     def min_pixels_per_object(self) -> int:
-        """CLEVR's 200-pixel visibility threshold, scaled to this resolution."""
-        scale = (self.width * self.height) / (320 * 240)
+        """CLEVR's visibility threshold, 200 px at 320x240, scaled to this frame: by the
+        square of the larger side, which the sensor spans (sensor fit AUTO), so that an
+        object covers as many pixels per threshold at every size and aspect and a scene
+        passes or fails alike at 128x128 and 480x320 (450 px there)."""
+        scale = (max(self.width, self.height) / 320) ** 2
         return max(1, round(universe.MIN_PIXELS_PER_OBJECT * scale))
 
 

@@ -31,11 +31,12 @@ def dsl_program(scene: Scene) -> str:
     return "\n".join(lines) + "\n"
 
 
-def primitive_line(shape: str, location: str, rotation: str) -> str:
-    """The operator call that makes ``shape``'s unit primitive (arguments as source text)."""
+def primitive_line(shape: str) -> str:
+    """The operator call that makes ``shape``'s unit primitive at the origin. The pose is
+    set on the object afterwards: an operator given a rotation bakes it into the mesh and
+    back out again, a float apart (enough to flip a pixel now and then)."""
     op, args = universe.PRIMITIVES[shape]
-    given = "".join(f"{k}={v!r}, " for k, v in args.items())
-    return f"bpy.ops.mesh.{op}({given}location={location}, rotation={rotation})"
+    return f"bpy.ops.mesh.{op}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
 def shape_lines(shape: str) -> list[str]:
@@ -53,9 +54,11 @@ def _bpy_object(i: int, o: SceneObject) -> list[str]:
     r = o.radius
     lines = [
         f"# {i}: {o.size} {o.color} {o.material} {o.shape}",
-        primitive_line(o.shape, f"({o.x!r}, {o.y!r}, {o.z!r})", f"(0.0, 0.0, {o.rotation!r})"),
+        primitive_line(o.shape),
         "obj = bpy.context.object",
         f"obj.name = {f'{o.shape}_{i}'!r}",
+        f"obj.location = ({o.x!r}, {o.y!r}, {o.z!r})",
+        f"obj.rotation_euler = (0.0, 0.0, {o.rotation!r})",
         f"obj.scale = ({r!r}, {r!r}, {r!r})",
         *shape_lines(o.shape),
     ]

@@ -61,16 +61,19 @@ COGENT_B: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
 # Geometry shared by addon.assets and the ground-truth bpy programs. Every shape is a unit
 # primitive (half-extent 1) made by a primitive operator with these arguments, then these
 # modifiers (the rest at Blender's defaults: a bevel is limited by angle, 30°), scaled
-# uniformly by its size (CLEVR's r) and resting on z = 0. Fitted to CLEVR's meshes, and
-# measured against the reference renderer (tests/clevr_reference) at 480x320:
-# - SmoothCube_v2 is a cube bevelled with 24 segments whose profile (a superellipse
-#   squarer than a circle) this bevel reproduces: with 24 segments, CLEVR's 3,752 vertices,
-#   each within 1.1e-3 of CLEVR's. Smooth-shaded, as CLEVR's. 12 segments render the same
-#   (MAE change < 0.01 level) with a quarter of the vertices.
+# uniformly by its size (CLEVR's r) and resting on z = 0. Fitted to CLEVR's meshes and
+# measured against the reference renderer (tests/clevr_reference) at 480x320; CLEVR's own
+# meshes are far denser than the pixels need, and every triangle costs Workbench and EEVEE
+# without a GPU (10 objects of these render in Workbench at 128 px about 1.3x as long as
+# 10 of derender's earlier primitives; CLEVR's own meshes: ~30x).
+# - SmoothCube_v2 is a cube bevelled with 24 segments whose profile (a superellipse,
+#   squarer than a circle) this bevel reproduces: with 24 segments it gives CLEVR's 3,752
+#   vertices, each within 1.1e-3 of CLEVR's. Smooth-shaded, as CLEVR's. Six segments
+#   (296 vertices; CLEVR's vertices lie within 5.3e-3 of their surface, 0.2 px at
+#   480x320) render the same to 0.015 level (4x4 MAE).
 # - Sphere is an ico sphere (2,562 vertices) with one Catmull-Clark level, 15,362 vertices,
-#   flat-shaded. A smooth-shaded ico sphere of 642 vertices renders the same (MAE change
-#   < 0.01 level; flat-shaded, 0.04 worse), within 0.003 r of the true sphere, and costs a
-#   24th of it in Workbench and EEVEE (without a GPU: ~130 ms per CLEVR sphere at 128 px).
+#   flat-shaded. A smooth-shaded ico sphere of 642 vertices renders the same (< 0.01 level;
+#   flat-shaded, 0.04 worse) and lies within 0.003 r of the true sphere.
 # - SmoothCylinder has 128 flat side facets and a rounded rim, flat-shaded; CLEVR's rim
 #   profile lies within 2.8e-3 of this bevel (CLEVR rounds it with 1,024 segments around
 #   and 16 along; four along suffice for a rim 2-3 px wide).
@@ -90,7 +93,7 @@ PRIMITIVES: MappingProxyType[str, tuple[str, MappingProxyType[str, float]]] = Ma
 Modifier = tuple[str, MappingProxyType[str, float]]  # (type, settings)
 MODIFIERS: MappingProxyType[str, tuple[Modifier, ...]] = MappingProxyType(
     {
-        "cube": (("BEVEL", MappingProxyType({"width": 0.25, "segments": 12, "profile": 0.63})),),
+        "cube": (("BEVEL", MappingProxyType({"width": 0.25, "segments": 6, "profile": 0.63})),),
         "sphere": (),
         "cylinder": (("BEVEL", MappingProxyType({"width": 0.1, "segments": 4, "profile": 0.72})),),
     }

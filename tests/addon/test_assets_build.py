@@ -52,7 +52,7 @@ def test_shape_mesh_is_the_primitive_with_its_modifiers_applied(shape, wb_frame)
     smooth = np.empty(len(mesh.polygons), dtype=bool)
     mesh.polygons.foreach_get("use_smooth", smooth)
     assert smooth.all() == (shape in universe.SMOOTH_SHAPES) and smooth.any() == smooth.all()
-    assert len(mesh.vertices) == {"cube": 1016, "sphere": 642, "cylinder": 1280}[shape]
+    assert len(mesh.vertices) == {"cube": 296, "sphere": 642, "cylinder": 1280}[shape]
     assert assets.shape_mesh(shape) is mesh or assets.shape_mesh(shape) == mesh
     bpy.data.meshes.remove(ref)
 

@@ -8,16 +8,18 @@ from derender.addon import build, frame, render
 from derender.scenes import GeneratorConfig, enough_pixels, generate_scene
 from derender.scenes.frame import FrameSpec
 
-# A small frame keeps 1,000 targets fast; CLEVR's 200 px at 320x240 scale to 16 px here.
+# A small frame keeps 1,000 targets fast; CLEVR's 200 px at 320x240 scale to 18 px here.
 SPEC = FrameSpec(width=96, height=64, engine="workbench", samples=1)
 
 
 def test_the_threshold_scales_with_the_frame():
-    assert SPEC.min_pixels_per_object() == 16
+    assert SPEC.min_pixels_per_object() == 18
     assert FrameSpec(width=320, height=240).min_pixels_per_object() == 200
-    assert FrameSpec().min_pixels_per_object() == 400  # CLEVR v1.0's 480x320
+    assert FrameSpec().min_pixels_per_object() == 450  # CLEVR v1.0's 480x320
+    # the sensor spans the larger side: a square frame of the same width, the same threshold
+    assert FrameSpec(width=480, height=480).min_pixels_per_object() == 450
     masks = np.zeros((64, 96), np.int32)
-    masks[:4, :4], masks[10:20, 10:20] = 1, 2  # 16 px and 100 px
+    masks[:3, :6], masks[10:20, 10:20] = 1, 2  # 18 px and 100 px
     assert enough_pixels(masks, 2, SPEC) and not enough_pixels(masks, 3, SPEC)
     masks[0, 0] = 0
     assert not enough_pixels(masks, 2, SPEC)

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import bpy  # noqa: F401  (before bmesh and mathutils, which derender.addon imports)
 import numpy as np
 import pytest
 
@@ -97,7 +98,7 @@ def _surface_distance(points: np.ndarray, mesh) -> float:
 @pytest.mark.parametrize(
     ("shape", "name", "tolerance"),
     [
-        ("cube", "SmoothCube_v2", 2e-3),
+        ("cube", "SmoothCube_v2", 6e-3),
         ("sphere", "Sphere", 5e-3),
         ("cylinder", "SmoothCylinder", 7e-3),
     ],
