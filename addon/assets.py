@@ -123,7 +123,7 @@ def _material_print(mat: bpy.types.Material) -> tuple:
     )  # fmt: skip
     links = tuple(
         (lk.from_node.name, lk.from_socket.identifier, lk.to_node.name, lk.to_socket.identifier)
-        for lk in tree.links
+        for lk in cast(Any, tree.links)  # a link's ends are always set (the stubs allow None)
     )
     return (mat.name, tuple(mat.diffuse_color), mat.metallic, mat.roughness, nodes, links)
 

@@ -487,6 +487,7 @@ def reset(spec: FrameSpec) -> None:
     if not move(spec):  # a jittered target's frame moves the camera and lights only
         build_frame(spec)
         return
+    assert _frame is not None  # move() found it built
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:
         bpy.context.window.scene = _frame.scene
     if _frame.scene.name != _frame.names["scene"]:

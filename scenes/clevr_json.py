@@ -173,6 +173,7 @@ def with_fitted_camera(scene: Scene, frame: FrameSpec, iterations: int = 20) -> 
         location = location - delta
         if float(np.abs(delta).max()) < 1e-9:
             break
-    camera = replace(frame.camera, location=tuple(float(v) for v in location))
+    x, y, z = (float(v) for v in location)
+    camera = replace(frame.camera, location=(x, y, z))
     pose = replace(frame, camera=camera).pose()
     return Scene(scene.objects, {**scene.extra, POSE_KEY: pose})

@@ -10,7 +10,7 @@ fitted to the vertices of CLEVR's meshes, read with bpy from ``data/shapes/*.ble
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 SHAPES: tuple[str, ...] = ("cube", "sphere", "cylinder")
@@ -90,7 +90,7 @@ PRIMITIVES: MappingProxyType[str, tuple[str, MappingProxyType[str, float]]] = Ma
         ),
     }
 )
-Modifier = tuple[str, MappingProxyType[str, float]]  # (type, settings)
+Modifier = tuple[str, Mapping[str, object]]  # (type, settings)
 MODIFIERS: MappingProxyType[str, tuple[Modifier, ...]] = MappingProxyType(
     {
         "cube": (("BEVEL", MappingProxyType({"width": 0.25, "segments": 6, "profile": 0.63})),),
