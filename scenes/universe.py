@@ -64,7 +64,7 @@ COGENT_B: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
 # uniformly by its size (CLEVR's r) and resting on z = 0. Fitted to CLEVR's meshes and
 # measured against the reference renderer (tests/clevr_reference) at 480x320; CLEVR's own
 # meshes are far denser than the pixels need, and every triangle costs Workbench and EEVEE
-# without a GPU (10 objects of these render in Workbench at 128 px about 1.3x as long as
+# without a GPU (10 objects of these render in Workbench at 128 px about 1.4x as long as
 # 10 of derender's earlier primitives; CLEVR's own meshes: ~30x).
 # - SmoothCube_v2 is a cube bevelled with 24 segments whose profile (a superellipse,
 #   squarer than a circle) this bevel reproduces: with 24 segments it gives CLEVR's 3,752
