@@ -1,10 +1,16 @@
-"""CLEVR shapes and materials built in code (bmesh, Principled BSDF) and cached.
+"""CLEVR shapes and materials built in code (bmesh, modifiers, shader nodes) and cached.
 
-The parameters are exactly those of :mod:`scenes.universe` and of the ground-truth
-``bpy_program``: the meshes are the unit primitives that ``bpy.ops.mesh.primitive_*_add``
-makes (same bmesh operators, so identical vertices and faces), and each material is made
-with ``bpy.data.materials.new`` and the same five values. That is what lets the programs
-render pixel-identically to :func:`addon.build.build`.
+Shapes. Each is the unit primitive that ``bpy.ops.mesh.primitive_*_add`` makes with the
+arguments of :data:`scenes.universe.PRIMITIVES` (same bmesh operators, so identical
+vertices and faces) with the modifiers of :data:`scenes.universe.MODIFIERS` evaluated by
+Blender itself and baked into the cached mesh: the ground-truth ``bpy_program`` adds the
+same modifiers to its objects, so both render pixel-identically, and the trusted builder
+does not pay for a bevel or a subdivision on every request.
+
+Materials. CLEVR's ``Rubber`` and ``MyMetal`` node groups (``data/materials/*.blend``, as
+Blender 5.0 loads them), rebuilt node for node in each cached material, with CLEVR's
+viewport values for Workbench. Where Blender 5.0 needs a choice, it is made as its own
+versioning of the 2.78 files makes it (see :func:`_rubber` and :func:`_metal`).
 
 Cached datablocks belong to the frame: agents can read them but never write them (the
 sandbox's proxies check ownership by ``session_uid``, which Blender never reuses), and
@@ -15,13 +21,14 @@ got through anyway cannot reach a later request or target render.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import bmesh
 import bpy
 
 from ..scenes import universe
-from . import compat
 from .rna_snapshot import Snapshot, snapshot
 
 _MESHES: dict[str, bpy.types.Mesh] = {}
@@ -48,41 +55,60 @@ def _remember(idb: bpy.types.ID) -> None:
     _SNAPSHOTS[idb.session_uid] = snapshot(idb)
 
 
-def _build_bmesh(shape: str) -> bmesh.types.BMesh:
+def _primitive_bmesh(shape: str) -> bmesh.types.BMesh:
+    """The mesh ``bpy.ops.mesh.<PRIMITIVES[shape]>`` makes, by the operator's own bmesh op."""
+    try:
+        _op, args = universe.PRIMITIVES[shape]
+    except KeyError:
+        raise ValueError(f"shape must be one of {universe.SHAPES}, got {shape!r}") from None
     bm = bmesh.new()
     bm.loops.layers.uv.new("UVMap")  # the primitive operators make one too
     if shape == "cube":
-        bmesh.ops.create_cube(bm, size=2.0, calc_uvs=True)
+        bmesh.ops.create_cube(bm, size=args["size"], calc_uvs=True)
     elif shape == "sphere":
-        bmesh.ops.create_uvsphere(
-            bm,
-            u_segments=universe.SPHERE_SEGMENTS,
-            v_segments=universe.SPHERE_RINGS,
-            radius=1.0,
-            calc_uvs=True,
+        bmesh.ops.create_icosphere(
+            bm, subdivisions=int(args["subdivisions"]), radius=args["radius"], calc_uvs=True
         )
-    elif shape == "cylinder":
+    else:
         bmesh.ops.create_cone(
             bm,
             cap_ends=True,
             cap_tris=False,
-            segments=universe.CYLINDER_VERTICES,
-            radius1=1.0,
-            radius2=1.0,
-            depth=2.0,
+            segments=int(args["vertices"]),
+            radius1=args["radius"],
+            radius2=args["radius"],
+            depth=args["depth"],
             calc_uvs=True,
         )
-    else:
-        bm.free()
-        raise ValueError(f"shape must be one of {universe.SHAPES}, got {shape!r}")
-    if shape in universe.SMOOTH_SHAPES:
-        for face in bm.faces:
-            face.smooth = True
+    for face in bm.faces:
+        face.smooth = shape in universe.SMOOTH_SHAPES
     return bm
 
 
+def bake(mesh: bpy.types.Mesh, modifiers: Iterable[universe.Modifier], name: str) -> bpy.types.Mesh:
+    """A new mesh ``name``: ``mesh`` with ``modifiers`` evaluated by Blender (``mesh`` is
+    consumed). Evaluated in a private scene, so the current one is neither touched nor
+    evaluated."""
+    scene = bpy.data.scenes.new(f"{name}_bake")
+    obj = bpy.data.objects.new(f"{name}_bake", mesh)
+    try:
+        scene.collection.objects.link(obj)
+        for kind, settings in modifiers:
+            mod = obj.modifiers.new(name=kind.title(), type=cast(Any, kind))
+            for attr, value in settings.items():
+                setattr(mod, attr, value)
+        with bpy.context.temp_override(scene=scene, view_layer=scene.view_layers[0]):
+            depsgraph = bpy.context.evaluated_depsgraph_get()
+            baked = bpy.data.meshes.new_from_object(obj.evaluated_get(depsgraph))
+    finally:
+        bpy.data.batch_remove([obj, scene, mesh])
+    baked.name = name
+    return baked
+
+
 def shape_mesh(shape: str) -> bpy.types.Mesh:
-    """The unit mesh of ``shape`` (half-extent 1, centred), built once and reused.
+    """The unit mesh of ``shape`` (half-extent 1, centred), modifiers applied, built once
+    and reused.
 
     It has one empty material slot so that objects can link their material per object
     (``link='OBJECT'``) while sharing the mesh.
@@ -90,34 +116,129 @@ def shape_mesh(shape: str) -> bpy.types.Mesh:
     mesh = _MESHES.get(shape)
     if mesh is not None and alive(mesh):
         return mesh
-    bm = _build_bmesh(shape)
-    mesh = bpy.data.meshes.new(f"derender_{shape}")
-    bm.to_mesh(mesh)
+    bm = _primitive_bmesh(shape)
+    base = bpy.data.meshes.new(f"derender_{shape}_base")
+    bm.to_mesh(base)
     bm.free()
+    mesh = bake(base, universe.MODIFIERS[shape], f"derender_{shape}")
     mesh.materials.append(None)
     _MESHES[shape] = mesh
     _remember(mesh)
     return mesh
 
 
+# -- materials ----------------------------------------------------------------------------
+class _Nodes:
+    """Shorthand for building one node tree."""
+
+    def __init__(self, tree: bpy.types.ShaderNodeTree) -> None:
+        self.tree = tree
+
+    def add(self, kind: str, **inputs: Any) -> Any:
+        node: Any = self.tree.nodes.new(kind)
+        for name, value in inputs.items():
+            if name in ("distribution", "operation", "convert_from", "convert_to", "vector_type"):
+                setattr(node, name, value)
+            else:
+                node.inputs[name.replace("_", " ")].default_value = value
+        return node
+
+    def link(self, out: Any, node: Any, socket: str | int) -> None:
+        self.tree.links.new(out, node.inputs[socket])
+
+
+def _rubber(n: _Nodes, rgba: tuple[float, ...]) -> Any:
+    """CLEVR's ``Rubber`` group with its defaults (IOR 1.2, roughness 0.35): a Fresnel(IOR +
+    0.2)-weighted mix of Lambert diffuse and Velvet (σ 0.6) under a Fresnel(IOR)-weighted
+    Beckmann glossy of colour 0.8. Blender 4.0 replaced Velvet by the Sheen BSDF's
+    ``ASHIKHMIN`` (the same model) and the Glossy node by the Anisotropic one (anisotropy 0),
+    and since 2.8 glossy roughness is squared, so the 2.78 roughness 0.35 becomes
+    sqrt(0.35): what Blender's versioning of Rubber.blend makes, node for node."""
+    ior = 1.2
+    diffuse = n.add("ShaderNodeBsdfDiffuse", Color=rgba, Roughness=0.0)
+    velvet = n.add("ShaderNodeBsdfSheen", distribution="ASHIKHMIN", Color=rgba, Roughness=0.6)
+    inner = n.add("ShaderNodeMixShader")
+    n.link(n.add("ShaderNodeFresnel", IOR=ior + 0.2).outputs["Fac"], inner, 0)
+    n.link(diffuse.outputs["BSDF"], inner, 1)
+    n.link(velvet.outputs["BSDF"], inner, 2)
+    glossy = n.add(
+        "ShaderNodeBsdfAnisotropic",
+        distribution="BECKMANN",
+        Color=(0.8, 0.8, 0.8, 1.0),
+        Roughness=math.sqrt(0.35),
+        Anisotropy=0.0,
+    )
+    outer = n.add("ShaderNodeMixShader")
+    n.link(n.add("ShaderNodeFresnel", IOR=ior).outputs["Fac"], outer, 0)
+    n.link(inner.outputs["Shader"], outer, 1)
+    n.link(glossy.outputs["BSDF"], outer, 2)
+    return outer.outputs["Shader"]
+
+
+def _metal(n: _Nodes, rgba: tuple[float, ...]) -> Any:
+    """CLEVR's ``MyMetal`` group: 0.4 x anisotropic GGX (2.78 roughness 0.2) + 0.6 x
+    anisotropic GGX (0.01), anisotropy 0.25, no Fresnel (its Fresnel node is unconnected).
+
+    Not exact: Blender 4.0 re-parameterised anisotropy (a 2.78 file keeps the number 0.25,
+    which 5.0 reads as a slightly different stretch), and with no tangent given, Cycles
+    uses the radial tangent about the object's z axis from the *generated* coordinates,
+    which depend on the mesh's texture space. The tangent here is that radial direction
+    from the object coordinates, z x p in world space: the same for CLEVR's meshes (their
+    texture space is a centred cube of side ~2) and the same whether the mesh was baked or
+    carries its modifiers, which keeps the bpy program pixel-identical to the build."""
+    coords = n.add("ShaderNodeTexCoord")
+    radial = n.add("ShaderNodeVectorMath", operation="CROSS_PRODUCT")
+    radial.inputs[0].default_value = (0.0, 0.0, 1.0)
+    n.link(coords.outputs["Object"], radial, 1)
+    world = n.add(
+        "ShaderNodeVectorTransform", vector_type="VECTOR", convert_from="OBJECT",
+        convert_to="WORLD",
+    )  # fmt: skip
+    n.link(radial.outputs["Vector"], world, "Vector")
+    lobes = []
+    for roughness in (math.sqrt(0.2), math.sqrt(0.01)):
+        lobe = n.add(
+            "ShaderNodeBsdfAnisotropic",
+            distribution="GGX",
+            Color=rgba,
+            Roughness=roughness,
+            Anisotropy=0.25,
+        )
+        n.link(world.outputs["Vector"], lobe, "Tangent")
+        lobes.append(lobe)
+    mix = n.add("ShaderNodeMixShader", Fac=0.6)
+    n.link(lobes[0].outputs["BSDF"], mix, 1)
+    n.link(lobes[1].outputs["BSDF"], mix, 2)
+    return mix.outputs["Shader"]
+
+
+_SURFACES: Mapping[str, Callable[[_Nodes, tuple[float, ...]], Any]] = {
+    "rubber": _rubber,
+    "metal": _metal,
+}
+
+
 def setup_material(mat: bpy.types.Material, material: str, color: str) -> None:
-    """Set the five values ``bpy_program`` sets: Workbench's and the Principled BSDF's."""
+    """Give ``mat`` CLEVR's node tree for ``material`` in ``color`` (replacing its nodes)
+    and CLEVR's viewport values (what Workbench renders)."""
     try:
-        pbr = universe.MATERIAL_PBR[material]
+        surface = _SURFACES[material]
+        viewport = universe.MATERIAL_VIEWPORT[material]
         rgba = universe.color_rgba(color)
     except KeyError as exc:
         raise ValueError(f"unknown material/color {material!r}/{color!r}") from exc
     mat.diffuse_color = rgba
-    mat.metallic = pbr["metallic"]
-    mat.roughness = pbr["roughness"]
-    bsdf = compat.principled_bsdf(mat)
-    cast(bpy.types.NodeSocketColor, bsdf.inputs["Base Color"]).default_value = rgba
-    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Metallic"]).default_value = pbr["metallic"]
-    cast(bpy.types.NodeSocketFloat, bsdf.inputs["Roughness"]).default_value = pbr["roughness"]
+    mat.metallic = viewport["metallic"]
+    mat.roughness = viewport["roughness"]
+    tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # always there since Blender 5.0
+    tree.nodes.clear()
+    nodes = _Nodes(tree)
+    output = nodes.add("ShaderNodeOutputMaterial")
+    nodes.link(surface(nodes, rgba), output, "Surface")
 
 
 def material(material: str, color: str) -> bpy.types.Material:
-    """The Principled material for (material, color), built once and reused."""
+    """The CLEVR material for (material, color), built once and reused."""
     key = (material, color)
     mat = _MATERIALS.get(key)
     if mat is not None and alive(mat):
@@ -132,6 +253,15 @@ def material(material: str, color: str) -> bpy.types.Material:
     _MATERIALS[key] = mat
     _remember(mat)
     return mat
+
+
+def material_key(mat: bpy.types.Material) -> tuple[str, str] | None:
+    """(material, color) if ``mat`` is one of the cached CLEVR materials, else None."""
+    uid = mat.session_uid  # an identity Blender never reuses (an address can be)
+    for key, cached_mat in _MATERIALS.items():
+        if alive(cached_mat) and cached_mat.session_uid == uid:
+            return key
+    return None
 
 
 def cached() -> list[bpy.types.ID]:

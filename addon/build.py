@@ -1,9 +1,9 @@
 """Trusted Scene -> bpy objects: how targets are made, and the DSL's ``add_object``.
 
-Placement is CLEVR's: the unit primitive scaled uniformly by the object's radius, resting
-on the ground (z = radius unless given), rotated about +z by ``rotation`` radians. Objects
-share the cached unit meshes; the material is linked per object so shared meshes can
-carry different materials, and the cube's bevel is a modifier on the object.
+Placement is CLEVR's (``utils.add_object``): the unit shape scaled uniformly by the
+object's size, resting on the ground (z = size unless given), rotated about +z by
+``rotation`` radians. Objects share the cached unit meshes (their modifiers already
+applied); the material is linked per object so shared meshes can carry different materials.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import cast
 
 import bpy
 
-from ..scenes import universe
 from ..scenes.model import Scene, SceneObject
 from . import assets
 
@@ -35,10 +34,6 @@ def add_object(
     obj.location = spec.position
     obj.rotation_euler = (0.0, 0.0, spec.rotation)
     obj.scale = (r, r, r)
-    if spec.shape == "cube":
-        bevel = cast(bpy.types.BevelModifier, obj.modifiers.new(name="Bevel", type="BEVEL"))
-        bevel.width = universe.BEVEL_WIDTH
-        bevel.segments = universe.BEVEL_SEGMENTS
     slot = obj.material_slots[0]
     slot.link = "OBJECT"
     slot.material = assets.material(spec.material, spec.color)

@@ -16,13 +16,14 @@ from typing import Literal, cast
 import bpy
 from mathutils import Matrix, Vector
 
+from ..scenes import backdrop
 from ..scenes.frame import FrameSpec, Light
 from . import assets, compat, settings
 from .rna_snapshot import Snapshot, differences, label, restore, snapshot
 
-GROUND_ROUGHNESS = 0.9
+GROUND_ROUGHNESS = 0.5  # the default Principled BSDF's (see _set_ground_material)
 CLIP_START = 0.1
-CLIP_END = 1000.0
+CLIP_END = 100.0  # base_scene.blend's camera
 
 # bpy.data collections an agent can add to; the rest (screens, workspaces, window
 # managers, libraries, shape keys) cannot be removed this way or are owned by others.
@@ -53,6 +54,7 @@ class _Frame:
     made: frozenset[int]  # the ones the build created (removed when a new frame is built)
     snapshots: dict[int, Snapshot]  # per datablock the build made, and the scene
     labels: dict[int, str]  # how the snapshots name each datablock (its name when built)
+    objects: dict[str, bpy.types.Object]  # "camera", "ground", "light:<name>" (to move)
 
 
 _frame: _Frame | None = None
@@ -75,9 +77,18 @@ def _link(scene: bpy.types.Scene, obj: bpy.types.Object) -> bpy.types.Object:
     return obj
 
 
-def _ground_coords(spec: FrameSpec) -> list[tuple[float, float, float]]:
-    h = spec.ground_size / 2.0
-    return [(-h, -h, 0.0), (h, -h, 0.0), (h, h, 0.0), (-h, h, 0.0)]
+def ground_matrix() -> Matrix:
+    """The backdrop object's world matrix (base_scene.blend's ``Ground``)."""
+    return Matrix.Translation(backdrop.LOCATION) @ Matrix.Rotation(backdrop.ROTATION_Z, 4, "Z")
+
+
+def _backdrop_mesh() -> bpy.types.Mesh:
+    """CLEVR's backdrop: the profile extruded, its Subdivision modifier applied."""
+    base = bpy.data.meshes.new("Ground_base")
+    base.from_pydata(backdrop.vertices(), [], backdrop.faces())
+    mesh = assets.bake(base, [("SUBSURF", backdrop.SUBSURF)], "Ground")
+    mesh.shade_flat()
+    return mesh
 
 
 def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
@@ -88,11 +99,19 @@ def _add_light(scene: bpy.types.Scene, light: Light) -> bpy.types.Object:
     return obj
 
 
+# EEVEE cuts a light off at a distance it derives from the light's power; for CLEVR's
+# lamps that is closer than the floor (the back lamp lit nothing), so it is set to reach
+# past the backdrop. Cycles has no cut-off.
+LIGHT_REACH = 100.0
+
+
 def _set_light(obj: bpy.types.Object, light: Light) -> None:
     data = cast("bpy.types.AreaLight | bpy.types.SunLight", obj.data)  # by light.kind
     data.energy = light.strength
     data.color = light.color
     data.use_shadow = True
+    data.use_custom_distance = True
+    data.cutoff_distance = LIGHT_REACH
     if light.kind == "AREA":
         area = cast(bpy.types.AreaLight, data)
         area.shape = "SQUARE"
@@ -141,16 +160,26 @@ def build_frame(spec: FrameSpec) -> None:
     scene = cast(bpy.types.Scene, bpy.context.scene)  # always set, headless or in the GUI
     _clear_scene(scene)
     before = _uids()
-    _build_parts(scene, spec)
+    objects = _build_parts(scene, spec)
     apply_render_settings(scene, spec)
-    cast(bpy.types.ViewLayer, bpy.context.view_layer).update()  # settle derived values
     ids = frozenset(_uids())
     made = ids - before
     checked = {uid: idb for uid, idb in _datablocks().items() if uid in made}
     checked[scene.session_uid] = scene
     labels = {uid: label(idb) for uid, idb in checked.items()}
-    snapshots = {uid: _snapshot(idb, ids, labels[uid]) for uid, idb in checked.items()}
-    _frame = _Frame(spec, scene, ids, frozenset(made), snapshots, labels)
+    _frame = _Frame(spec, scene, ids, frozenset(made), {}, labels, objects)
+    _take_snapshots()
+
+
+def _take_snapshots() -> None:
+    """Snapshot every datablock the build made, and the scene: what the check compares
+    with (again after ``move``, which changes the camera and lights on purpose)."""
+    assert _frame is not None
+    cast(bpy.types.ViewLayer, bpy.context.view_layer).update()  # settle derived values
+    present = _datablocks() | {_frame.scene.session_uid: _frame.scene}
+    _frame.snapshots = {
+        uid: _snapshot(present[uid], _frame.ids, name) for uid, name in _frame.labels.items()
+    }
 
 
 def _snapshot(idb: bpy.types.ID, protected: frozenset[int], name: str) -> Snapshot:
@@ -158,8 +187,8 @@ def _snapshot(idb: bpy.types.ID, protected: frozenset[int], name: str) -> Snapsh
     return snapshot(idb, skip, protected, name)
 
 
-def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> None:
-    """Camera, lights, ground and world of ``spec`` into ``scene``."""
+def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> dict[str, bpy.types.Object]:
+    """Camera, lights, ground and world of ``spec`` into ``scene``; the objects by role."""
     cam_data = bpy.data.cameras.new("Camera")
     cam_data.type = "PERSP"
     cam_data.lens = spec.camera.lens
@@ -175,12 +204,12 @@ def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> None:
     for light in spec.lights:
         objects[f"light:{light.name}"] = _add_light(scene, light)
 
-    mesh = bpy.data.meshes.new("Ground")
-    mesh.from_pydata(_ground_coords(spec), [], [(0, 1, 2, 3)])
+    mesh = _backdrop_mesh()
     ground_mat = bpy.data.materials.new("Ground")
     _set_ground_material(ground_mat, spec)
     mesh.materials.append(ground_mat)
     objects["ground"] = _link(scene, bpy.data.objects.new("Ground", mesh))
+    objects["ground"].matrix_world = ground_matrix()
 
     world = bpy.data.worlds.new("World")
     world.color = spec.world_color
@@ -188,8 +217,38 @@ def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> None:
     color = cast(bpy.types.NodeSocketColor, background.inputs["Color"])
     color.default_value = (*spec.world_color, 1.0)
     strength = cast(bpy.types.NodeSocketFloat, background.inputs["Strength"])
-    strength.default_value = spec.world_strength
+    strength.default_value = spec.rendered_world_strength()
     scene.world = world
+    return objects
+
+
+def move(spec: FrameSpec) -> bool:
+    """Put the built frame's camera and lights where ``spec`` has them, when that is all
+    that differs (a jittered target's frame: ``FrameSpec.jittered`` / ``posed``); True if
+    the frame is now ``spec``'s. Costs two matrix writes per object, not a rebuild; False
+    (nothing changed) when anything else differs or no frame is built."""
+    global _frame
+    if _frame is None or not assets.alive(_frame.scene):
+        return False
+    if _frame.spec == spec:
+        return True
+    if replace(_frame.spec, camera=spec.camera, lights=spec.lights) != spec or [
+        (lt.name, lt.kind) for lt in _frame.spec.lights
+    ] != [(lt.name, lt.kind) for lt in spec.lights]:
+        return False
+    camera = _frame.objects["camera"]
+    cam_data = cast(bpy.types.Camera, camera.data)
+    cam_data.lens = spec.camera.lens
+    cam_data.sensor_width, cam_data.sensor_height = (
+        spec.camera.sensor_width,
+        spec.camera.sensor_height,
+    )
+    camera.matrix_world = look_at(spec.camera.location, spec.camera.target)
+    for light in spec.lights:
+        _set_light(_frame.objects[f"light:{light.name}"], light)
+    _frame = replace(_frame, spec=spec)
+    _take_snapshots()
+    return True
 
 
 def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
@@ -200,6 +259,10 @@ def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
 
 
 def _set_ground_material(mat: bpy.types.Material, spec: FrameSpec) -> None:
+    """What CLEVR's ground (no material) renders with, made explicit so that EEVEE and
+    Workbench show it too: Cycles 5.0's default surface, which renders exactly as a default
+    Principled BSDF (base 0.8, roughness 0.5, IOR 1.5, specular 0.5; measured against the
+    reference renderer, MAE 0.0). Blender 2.78's default surface was a Lambert 0.8."""
     rgba = (*spec.ground_color, 1.0)
     mat.diffuse_color = rgba
     mat.metallic = 0.0
@@ -297,13 +360,15 @@ class FrameBroken(RuntimeError):
 
 def reset(spec: FrameSpec) -> None:
     """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
-    and the frame is rebuilt from scratch if anything else differs from its snapshot.
+    and the frame is rebuilt from scratch if anything else differs from its snapshot (a
+    spec that differs only in the camera's and lights' pose just moves them).
 
     The first call builds the frame (see :func:`build_frame`). Raises
     :class:`FrameBroken` if even the rebuilt frame differs."""
-    if _frame is None or not assets.alive(_frame.scene) or _frame.spec != spec:
+    if not move(spec):  # a jittered target's frame moves the camera and lights only
         build_frame(spec)
         return
+    assert _frame is not None  # move() found it built
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:
         bpy.context.window.scene = _frame.scene
     foreign = _foreign()

@@ -1,9 +1,10 @@
 """The agent's resulting objects -> a :class:`Scene`, for the scene-graph reward.
 
 Shape comes from how the object was made (the primitive operator or the DSL call, as
-recorded by the sandbox); size from the object's dimensions (nearest CLEVR size);
-colour from the material's base colour (nearest CLEVR colour); rubber/metal from its
-metallic value; x, y, z and the rotation about +z from the transform. Objects that
+recorded by the sandbox); size from the object's dimensions (nearest CLEVR size); the
+material and colour are exactly those of a shared CLEVR material (``clevr_material``, the
+DSL), else the nearest CLEVR colour to the Principled base colour and rubber/metal from
+its metallic value; x, y, z and the rotation about +z from the transform. Objects that
 cannot be mapped (a cone, a tilted object, no material, non-uniform scale) are skipped
 and counted.
 """
@@ -19,7 +20,7 @@ import bpy
 
 from ..scenes import universe
 from ..scenes.model import Scene, SceneObject
-from . import compat
+from . import assets, compat
 
 _TILT_TOL = 1e-3  # radians: rotation about x or y beyond this is not a CLEVR pose
 _SCALE_TOL = 1e-3  # relative spread of the three dimensions for "uniform"
@@ -45,8 +46,18 @@ def _base_color_and_metallic(mat: bpy.types.Material) -> tuple[tuple[float, ...]
     return tuple(base.default_value), float(metallic.default_value)
 
 
-def _nearest_size(shape: str, radius: float) -> str:
-    return min(universe.SIZES, key=lambda s: abs(universe.radius(shape, s) - radius))
+def _material_and_color(mat: bpy.types.Material) -> tuple[str, str]:
+    """A shared CLEVR material's own (material, color); else the nearest CLEVR colour to the
+    base colour, and metal for a metallic value of 0.5 or more."""
+    key = assets.material_key(mat)
+    if key is not None:
+        return key
+    rgba, metallic = _base_color_and_metallic(mat)
+    return ("metal" if metallic >= 0.5 else "rubber"), universe.nearest_color(rgba[:3])
+
+
+def _nearest_size(radius: float) -> str:
+    return min(universe.SIZES, key=lambda s: abs(universe.radius(s) - radius))
 
 
 def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
@@ -69,17 +80,17 @@ def read_object(obj: bpy.types.Object, shape: str | None) -> SceneObject | str:
     mat = obj.active_material
     if mat is None:
         return f"{name!r}: no material"
-    rgba, metallic = _base_color_and_metallic(mat)
-    size = _nearest_size(shape, dims[2] / 2.0)
+    material, color = _material_and_color(mat)
+    size = _nearest_size(dims[2] / 2.0)
     x, y, z = (float(v) for v in cast("Sequence[float]", obj.location))
     if not all(math.isfinite(v) for v in (x, y, z, rz)):
         return f"{name!r}: non-finite transform"
-    resting = universe.radius(shape, size)
+    resting = universe.radius(size)
     return SceneObject(
         shape=shape,
         size=size,
-        material="metal" if metallic >= 0.5 else "rubber",
-        color=universe.nearest_color(rgba[:3]),
+        material=material,
+        color=color,
         x=x,
         y=y,
         rotation=float(rz),

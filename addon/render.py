@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..scenes.frame import FrameSpec
+from ..scenes.generator import enough_pixels
 from ..scenes.model import Scene
 from . import build, frame, settings
 
@@ -190,17 +191,22 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
 
 
 def visibility_check(spec: FrameSpec) -> Callable[[Scene], bool]:
-    """The generator's hook: True if every object has >= ``spec.min_pixels_per_object()``
-    visible pixels in ``spec``'s frame. It builds the scene and resets around it."""
-    threshold = spec.min_pixels_per_object()
+    """The generator's hook (``generate_scene(..., visible=...)``): CLEVR's visibility rule,
+    :func:`scenes.generator.enough_pixels`, on the instance masks of the scene in its own
+    frame (``spec.posed(scene.extra)``: a jittered scene's camera). One flat Workbench pass
+    at ``spec``'s size, whatever ``spec``'s engine. It resets to the frame, builds the
+    scene, and afterwards removes exactly what it built (only trusted code ran: a second
+    reset would cost more than the mask pass) and moves the camera and lights back."""
 
     def visible(scene: Scene) -> bool:
-        frame.reset(spec)
+        posed = spec.posed(scene.extra)
+        frame.reset(posed)
+        objects = build.build(scene)
         try:
-            masks = render_masks(build.build(scene), spec)
+            masks = render_masks(objects, posed)
         finally:
-            frame.reset(spec)
-        counts = np.bincount(masks.ravel(), minlength=len(scene) + 1)
-        return bool(len(scene) == 0 or counts[1:].min() >= threshold)
+            bpy.data.batch_remove(objects)
+            frame.move(spec)
+        return enough_pixels(masks, len(scene), posed)
 
     return visible

@@ -1,18 +1,27 @@
-"""``derender render``: render a CLEVR scene file (or a contact sheet of random scenes)."""
+"""``derender render``: render a CLEVR scene file (or a contact sheet of random scenes).
+
+The frame is a preset (``--frame clevr``: CLEVR v1.0, 480x320; ``clevr-rl``: the fast RL
+frame) with ``--engine``, ``--size WxH`` and ``--samples`` on top. A scene that carries
+its own camera and lights (``frame_pose``: a jittered target) renders from them;
+``--fit-camera`` recovers a CLEVR scene's jittered camera from its ``pixel_coords``. The
+exact frame of every render is written next to it as ``OUT.frame.json``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..scenes.frame import ENGINES, FrameSpec
-from ..scenes.model import Scene
+from ..scenes.frame import ENGINES, PRESETS, FrameSpec, preset
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from ..scenes.model import Scene
 
 _DEFAULT_SAMPLES = {"eevee": 16, "workbench": 8, "cycles": 32}
 
@@ -22,13 +31,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scene", type=Path, nargs="?", help="CLEVR scene JSON (one scene)")
     p.add_argument("--out", type=Path, required=True, help="output PNG")
     p.add_argument(
+        "--frame",
+        choices=PRESETS,
+        help="frame preset: clevr (480x320, Cycles 512 samples; EEVEE with a GPU) or "
+        "clevr-rl (128x128; EEVEE with a GPU, else Workbench); default: clevr-rl's size "
+        "with --engine",
+    )
+    p.add_argument(
         "--engine", choices=ENGINES, help="default: eevee where a GPU is present, else workbench"
     )
-    p.add_argument("--size", type=int, default=128, help="width and height in pixels")
+    p.add_argument("--size", help="WIDTHxHEIGHT (e.g. 480x320) or N for NxN (default 128)")
     p.add_argument("--samples", type=int, help="render samples (default per engine)")
     p.add_argument("--masks", action="store_true", help="also write OUT.masks.png (ids)")
+    p.add_argument(
+        "--fit-camera",
+        action="store_true",
+        help="render from the camera CLEVR used (recovered from the scene's pixel_coords, "
+        "which CLEVR v1.0 gives at 480x320)",
+    )
     p.add_argument("--sheet", type=int, metavar="N", help="contact sheet of N random scenes")
     p.add_argument("--seed", type=int, default=0, help="scene stream seed for --sheet")
+    p.add_argument("--jitter", action="store_true", help="--sheet: CLEVR's camera and light jitter")
     p.set_defaults(func=run)
 
 
@@ -37,8 +60,34 @@ def _fail(message: str) -> int:
     return 2
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` or ``N`` (square) -> (width, height); ValueError names the text."""
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h) if sep else int(w))
+    except ValueError:
+        raise ValueError(f"--size must be WIDTHxHEIGHT or N, got {text!r}") from None
+    if min(size) < 1:
+        raise ValueError(f"--size must be positive, got {text!r}")
+    return size
+
+
+def frame_from_args(args: argparse.Namespace, gpu: bool) -> FrameSpec:
+    """The frame the flags ask for: the preset, then engine, size and samples on top."""
+    if args.frame is not None:
+        spec = preset(args.frame, gpu)
+        if args.engine is not None and args.engine != spec.engine:
+            spec = replace(spec, engine=args.engine, samples=_DEFAULT_SAMPLES[args.engine])
+    else:
+        engine = args.engine or ("eevee" if gpu else "workbench")
+        spec = FrameSpec(width=128, height=128, engine=engine, samples=_DEFAULT_SAMPLES[engine])
+    if args.size is not None:
+        spec = spec.with_size(*parse_size(args.size))
+    return spec if args.samples is None else replace(spec, samples=args.samples)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..scenes.clevr_json import scene_from_json
+    from ..scenes.clevr_json import scene_from_json, with_fitted_camera
 
     if (args.scene is None) == (args.sheet is None):
         return _fail("give either a SCENE.json or --sheet N")
@@ -52,13 +101,15 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"cannot read {args.scene}: {exc.strerror or exc}")
         except (ValueError, json.JSONDecodeError) as exc:
             return _fail(f"{args.scene} is not a CLEVR scene: {exc}")
-    if args.engine is None:  # EEVEE through software GL takes tens of seconds a frame
-        from . import compat
-
-        args.engine = "eevee" if compat.cycles_device() == "GPU" else "workbench"
     try:
-        samples = args.samples or _DEFAULT_SAMPLES[args.engine]
-        spec = FrameSpec(width=args.size, height=args.size, engine=args.engine, samples=samples)
+        gpu = False
+        if args.engine is None:  # EEVEE through software GL takes tens of seconds a frame
+            from . import compat
+
+            gpu = compat.cycles_device() == "GPU"
+        spec = frame_from_args(args, gpu)
+        if scene is not None and args.fit_camera:  # CLEVR v1.0's pixel_coords are 480x320
+            scene = with_fitted_camera(scene, spec.with_size(480, 320))
     except ValueError as exc:
         return _fail(str(exc))
     return _sheet(spec, args) if scene is None else _render_one(spec, scene, args)
@@ -70,13 +121,15 @@ def _render_one(spec: FrameSpec, scene: Scene, args: argparse.Namespace) -> int:
 
     from . import build, frame, render
 
-    frame.reset(spec)
+    posed = spec.posed(scene.extra)
+    frame.reset(posed)
     objects = build.build(scene)
-    image = render.render_image(spec)
+    image = render.render_image(posed)
     _save(Image.fromarray(image), args.out)
-    print(f"wrote {args.out} ({spec.engine}, {spec.width}x{spec.height}, {len(scene)} objects)")
+    _write_frame(posed, args.out)
+    print(f"wrote {args.out} ({posed.engine}, {posed.width}x{posed.height}, {len(scene)} objects)")
     if args.masks:
-        masks = render.render_masks(objects, spec)
+        masks = render.render_masks(objects, posed)
         path = args.out.with_suffix(".masks.png")
         # ids spread over the byte range so the mask is visible; value = id * step
         step = max(1, 255 // max(1, len(objects)))
@@ -94,24 +147,36 @@ def _sheet(spec: FrameSpec, args: argparse.Namespace) -> int:
     from ..scenes.generator import GeneratorConfig, generate_scene
     from . import build, frame, render
 
-    config = GeneratorConfig(frame=spec)
+    config = GeneratorConfig(frame=spec, jitter=args.jitter)
     check = render.visibility_check(config.frame)
     cols = math.ceil(math.sqrt(args.sheet))
     rows = math.ceil(args.sheet / cols)
     sheet = Image.new("RGB", (cols * spec.width, rows * spec.height))
+    poses = []
     for i in range(args.sheet):
         scene = generate_scene(args.seed, i, config, visible=check)
-        frame.reset(spec)
+        posed = spec.posed(scene.extra)
+        frame.reset(posed)
         build.build(scene)
-        tile = Image.fromarray(render.render_image(spec))
+        tile = Image.fromarray(render.render_image(posed))
         sheet.paste(tile, ((i % cols) * spec.width, (i // cols) * spec.height))
+        poses.append(posed.pose())
     frame.reset(spec)
     _save(sheet, args.out)
+    _write_frame(spec, args.out, poses if args.jitter else None)
     print(
         f"wrote {args.out}: {args.sheet} scenes (seed {args.seed}, {spec.engine}) "
         f"in a {cols}x{rows} grid"
     )
     return 0
+
+
+def _write_frame(spec: FrameSpec, out: Path, poses: list | None = None) -> None:
+    """``OUT.frame.json``: the exact frame (and each tile's camera and lights)."""
+    data = {"frame": spec.to_dict(), "frame_hash": spec.hash()}
+    if poses is not None:
+        data["poses"] = poses
+    out.with_suffix(".frame.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _save(image: Image.Image, path: Path) -> None:

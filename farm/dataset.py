@@ -1,6 +1,11 @@
 """``derender dataset``: batch-render a target dataset through a farm, resumably.
 
-Scene ``i`` is ``generate_scene(seed, i)`` in the farm's frame. Per scene the output
+Scene ``i`` is ``generate_scene(seed, i, visible=...)`` in the farm's frame: CLEVR's
+visibility rule (every object at least ``frame.min_pixels_per_object()`` pixels) is checked
+on the farm's own masks of each candidate, and a rejected candidate is resampled exactly as
+the generator does, so the dataset holds the scenes a trusted worker running
+``generate_scene(seed, i, config, visible=render.visibility_check(frame))`` makes (a
+rejected candidate costs one full render). Per scene the output
 directory gets ``NNNNN.png`` (image), ``NNNNN_masks.png`` (instance ids, 8-bit),
 ``NNNNN.json`` (CLEVR scene JSON) and both ground-truth programs, ``NNNNN_dsl.py`` and
 ``NNNNN_bpy.py``; plus ``frame.json`` and ``contact_sheet.png``. Every file is written to
@@ -21,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from ..scenes import FrameSpec, bpy_program, dsl_program, scene_to_json
+from ..scenes import (
+    FrameSpec,
+    GeneratorConfig,
+    Scene,
+    bpy_program,
+    dsl_program,
+    enough_pixels,
+    generate_scene,
+    scene_to_json,
+)
 
 SUFFIXES = (".png", "_masks.png", ".json", "_dsl.py", "_bpy.py")
 
@@ -111,6 +125,23 @@ def render_all(
     """Reset every scene through the farm at ``address``; returns the indices that failed."""
     from ..protocol.client import Client
     from ..protocol.errors import ProtocolError
+    from ..scenes.generator import GenerationError
+
+    config = GeneratorConfig(frame=frame)
+
+    def visible_target(client: Client, index: int) -> Any:
+        """The target of scene ``index``: candidates rendered until one is visible."""
+        accepted: list[Any] = []
+
+        def visible(scene: Scene) -> bool:
+            target = client.reset(scene=scene, masks=True)
+            ok = target.masks is not None and enough_pixels(target.masks, len(scene), frame)
+            if ok:
+                accepted.append(target)
+            return ok
+
+        generate_scene(seed, index, config, visible=visible)
+        return accepted[-1]
 
     local = threading.local()
     clients: list[Client] = []
@@ -122,8 +153,8 @@ def render_all(
             with lock:
                 clients.append(local.client)
         try:
-            target = local.client.reset(seed=seed, index=index)
-        except ProtocolError as exc:
+            target = visible_target(local.client, index)
+        except (ProtocolError, GenerationError) as exc:
             print(f"\nscene {index}: {exc}", file=sys.stderr)
             return index
         _save(out, index, target, frame)

@@ -9,6 +9,7 @@ builder reuses :func:`cheatsheet`.
 from __future__ import annotations
 
 from ..scenes import universe
+from ..scenes.programs import primitive_line, shape_lines
 
 # Runs as it stands in the sandbox (a test steps it), so the prompt never shows dead code.
 EXAMPLE_DSL = """\
@@ -20,13 +21,17 @@ add_object(shape='sphere', size='small', material='rubber', color='cyan',
 
 
 def cheatsheet() -> str:
-    """Plain text, about 40 lines: the task, the DSL, the bpy subset, the rules."""
+    """Plain text, about 60 lines: the task, the DSL, the bpy subset, the rules."""
     u = universe
     sizes = ", ".join(f"{k!r} (radius {v})" for k, v in u.SIZES.items())
-    pbr = "; ".join(
-        f"{m}: metallic {p['metallic']}, roughness {p['roughness']}"
-        for m, p in u.MATERIAL_PBR.items()
-    )
+    shapes = "\n".join(
+        "\n".join(
+            [f"# {shape}:", primitive_line(shape), "obj = bpy.context.object",
+             "obj.location = (x, y, z); obj.rotation_euler = (0, 0, r); obj.scale = (s, s, s)",
+             *shape_lines(shape)]
+        )
+        for shape in u.SHAPES
+    )  # fmt: skip
     return f"""\
 # derender: rebuild the pictured CLEVR scene as a Python program.
 The camera, lights, ground, world and render settings are fixed; do not touch them.
@@ -36,7 +41,7 @@ Scenes have {u.MIN_OBJECTS}..{u.MAX_OBJECTS} objects.
 
 ## Vocabulary
 shape: {", ".join(repr(s) for s in u.SHAPES)}
-size: {sizes}; a cube's half-edge is its size / sqrt(2)
+size: {sizes}; every shape's half-extent is its size, so z = size rests on the ground
 material: {", ".join(repr(m) for m in u.MATERIALS)}
 color: {", ".join(repr(c) for c in u.COLORS)}
 
@@ -46,23 +51,15 @@ add_object(shape=..., size=..., material=..., color=..., x=..., y=..., rotation=
   Constants: SHAPES, SIZES, MATERIALS, COLORS, PLACEMENT_BOUNDS, MIN_DIST, MARGIN.
 Example:
 {EXAMPLE_DSL}
-## bpy subset (for full control)
+## bpy subset (for full control); s = the size, z = s rests on the ground
 import bpy
-bpy.ops.mesh.primitive_cube_add(size=2.0, location=(x, y, z), rotation=(0, 0, r))
-bpy.ops.mesh.primitive_uv_sphere_add(segments={u.SPHERE_SEGMENTS}, \
-ring_count={u.SPHERE_RINGS}, radius=1.0, location=..., rotation=...)
-bpy.ops.mesh.primitive_cylinder_add(vertices={u.CYLINDER_VERTICES}, radius=1.0, depth=2.0, \
-location=..., rotation=...)
-obj = bpy.context.object; obj.name = ...; obj.scale = (r, r, r)   # z = r rests on ground
-bevel = obj.modifiers.new(name="Bevel", type="BEVEL"); bevel.width = {u.BEVEL_WIDTH}; \
-bevel.segments = {u.BEVEL_SEGMENTS}  # cubes
-bpy.ops.object.shade_smooth()   # spheres and cylinders
-mat = bpy.data.materials.new(name=...); mat.diffuse_color = (r, g, b, 1.0)
+{shapes}
+obj.data.materials.append(clevr_material(material, color))  # CLEVR's own, read-only
+Your own materials: mat = bpy.data.materials.new(name=...);
 bsdf = mat.node_tree.nodes["Principled BSDF"]
 bsdf.inputs["Base Color"].default_value = (r, g, b, 1.0)   # linear = sRGB bytes / 255
 bsdf.inputs["Metallic"].default_value = ...; bsdf.inputs["Roughness"].default_value = ...
-obj.data.materials.append(mat)
-Materials: {pbr}.
+Modifiers: BEVEL, SUBSURF, SOLIDIFY. clevr_material is a global, like add_object.
 
 ## Rules
 Imports: only bpy, math, random (seeded per request) and mathutils. No file, network or

@@ -12,7 +12,13 @@ from .clevr_json import (
     scene_to_json,
 )
 from .frame import Camera, FrameSpec, Light
-from .generator import GenerationError, GeneratorConfig, generate_scene, generate_scenes
+from .generator import (
+    GenerationError,
+    GeneratorConfig,
+    enough_pixels,
+    generate_scene,
+    generate_scenes,
+)
 from .model import Scene, SceneObject
 from .programs import bpy_program, dsl_program, write_program
 from .relations import relationships
@@ -28,6 +34,7 @@ __all__ = [
     "bpy_program",
     "dsl_program",
     "dump_scenes",
+    "enough_pixels",
     "generate_scene",
     "generate_scenes",
     "load_scenes",

@@ -1,4 +1,7 @@
-"""``derender scenes``: write a seeded CLEVR scene set with both ground-truth programs."""
+"""``derender scenes``: write a seeded CLEVR scene set with both ground-truth programs.
+
+Pure Python, no renderer: CLEVR's visibility rule needs renders and is applied where
+targets are rendered (``derender render --sheet``, ``derender dataset``, the farm)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--min-objects", type=int, default=GeneratorConfig.min_objects)
     p.add_argument("--max-objects", type=int, default=GeneratorConfig.max_objects)
+    p.add_argument(
+        "--jitter", action="store_true", help="CLEVR's camera and light jitter (in frame_pose)"
+    )
     p.set_defaults(func=run)
 
 
@@ -26,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"derender scenes: --count must be >= 1, got {args.count}", file=sys.stderr)
         return 2
     try:
-        cfg = GeneratorConfig(min_objects=args.min_objects, max_objects=args.max_objects)
+        cfg = GeneratorConfig(
+            min_objects=args.min_objects, max_objects=args.max_objects, jitter=args.jitter
+        )
     except ValueError as exc:
         print(f"derender scenes: {exc}", file=sys.stderr)
         return 2
@@ -36,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         scenes.append(scene)
         (args.out / f"{i:06d}.dsl.py").write_text(dsl_program(scene))
         (args.out / f"{i:06d}.bpy.py").write_text(bpy_program(scene))
-    info = {"generator": "derender", "seed": args.seed, "count": args.count}
+    info = {"generator": "derender", "seed": args.seed, "count": args.count, "jitter": args.jitter}
     dump_scenes(scenes, args.out / "scenes.json", info=info)
     print(f"wrote {len(scenes)} scenes to {args.out}/scenes.json (+ .dsl.py / .bpy.py)")
     return 0

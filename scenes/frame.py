@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import universe
+from . import backdrop, universe
 
 Vec3 = tuple[float, float, float]
 
 ENGINES: tuple[str, ...] = ("eevee", "workbench", "cycles")
-RL_SIZES: Mapping[str, tuple[int, int]] = {"clevr": (320, 240), "128": (128, 128), "64": (64, 64)}
+PRESETS: tuple[str, ...] = ("clevr", "clevr-rl")
+POSE_KEY = "frame_pose"  # the scene JSON key of a jittered target's exact camera and lights
+CLEVR_SAMPLES = 512  # render_images.py --render_num_samples
 
 
 def _vec3(value: Any, name: str) -> Vec3:
@@ -59,7 +61,8 @@ class Light:
 class Camera:
     """A perspective camera at ``location`` looking at ``target`` with world +z up."""
 
-    location: Vec3 = (7.4811, -6.5076, 5.3437)
+    # base_scene.blend: the camera tracks an empty at the origin (-Z forward, +Y up).
+    location: Vec3 = (7.481131553649902, -6.5076398849487305, 5.34366512298584)
     target: Vec3 = (0.0, 0.0, 0.0)
     lens: float = 35.0  # mm
     sensor_width: float = 32.0  # mm; sensor fit AUTO: spans the larger image side
@@ -79,31 +82,58 @@ class Camera:
         return right, up, fwd
 
 
-def _default_lights() -> tuple[Light, ...]:
-    # Positions from CLEVR's base_scene.blend; warm key, cool fill, neutral back.
-    return (
-        Light("Key", "AREA", (6.4467, -2.9052, 4.2584), 100.0, (1.0, 0.92, 0.82), 1.0),
-        Light("Fill", "AREA", (-4.6711, -4.0136, 3.0112), 30.0, (0.82, 0.9, 1.0), 1.0),
-        Light("Back", "AREA", (-1.1685, 2.6460, 5.8157), 50.0, (1.0, 1.0, 1.0), 1.0),
-        Light("Sun", "SUN", (0.0, 0.0, 10.0), 0.5, (1.0, 1.0, 1.0), 0.0, (0.3, -0.2, 0.0)),
+def _sun_target(location: Vec3, euler_deg: Vec3) -> Vec3:
+    """A point the sun of ``location`` and XYZ rotation ``euler_deg`` shines at (-Z)."""
+    a, b, c = (math.radians(v) for v in euler_deg)
+    forward = (
+        -(math.cos(a) * math.sin(b) * math.cos(c) + math.sin(a) * math.sin(c)),
+        -(math.cos(a) * math.sin(b) * math.sin(c) - math.sin(a) * math.cos(c)),
+        -(math.cos(a) * math.cos(b)),
     )
+    return (location[0] + forward[0], location[1] + forward[1], location[2] + forward[2])
+
+
+_SUN_LOCATION: Vec3 = (11.660806655883789, -6.627992630004883, 25.82316780090332)
+
+
+def _default_lights() -> tuple[Light, ...]:
+    """base_scene.blend's lamps as Blender >= 4.0 reads them. The square area lamps
+    (tracking the origin) had 2.78 strengths 100/30/50, which 4.0's versioning multiplies
+    by pi/4; the sun (an object named "Area") keeps its rotation, shining back-left at
+    62.8 degrees elevation, and its angular diameter of 11.42 degrees."""
+    return (
+        Light("Key", "AREA", (6.446710109710693, -2.905174732208252, 4.258398056030273),
+              100 * math.pi / 4, (1.0, 0.9323092103004456, 0.8166635632514954), 0.5),
+        Light("Fill", "AREA", (-4.671124458312988, -4.01359748840332, 3.0112245082855225),
+              30 * math.pi / 4, (0.7616661787033081, 0.8177196383476257, 1.0), 0.5),
+        Light("Back", "AREA", (-1.168501377105713, 2.646024465560913, 5.815736770629883),
+              50 * math.pi / 4, (1.0, 1.0, 1.0), 1.0),
+        Light("Sun", "SUN", _SUN_LOCATION, 0.45, (1.0, 1.0, 1.0), 0.19933730363845825,
+              _sun_target(_SUN_LOCATION, (13.523436462261332, 23.885487423783704,
+                                          5.562237121359815))),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class FrameSpec:
-    """Everything that fixes the pixels except the agent's objects."""
+    """Everything that fixes the pixels except the agent's objects: CLEVR's frame
+    (``data/base_scene.blend``) at CLEVR v1.0's 480x320 unless told otherwise. The ground
+    is CLEVR's backdrop (:mod:`scenes.backdrop`); the world is dark and lights nothing."""
 
-    width: int = 320
-    height: int = 240
+    width: int = 480
+    height: int = 320
     engine: str = "eevee"
     samples: int = 16
     seed: int = 0  # the renderer's noise seed (Cycles), not the scene's
     camera: Camera = field(default_factory=Camera)
     lights: tuple[Light, ...] = field(default_factory=_default_lights)
-    ground_color: Vec3 = (0.5, 0.5, 0.5)
-    ground_size: float = 200.0  # reaches past the top edge of a square frame
-    world_color: Vec3 = (0.05, 0.05, 0.05)
-    world_strength: float = 1.0
+    ground_color: Vec3 = (backdrop.COLOR, backdrop.COLOR, backdrop.COLOR)
+    world_color: Vec3 = (0.05087608844041824, 0.05087608844041824, 0.05087608844041824)
+    world_strength: float = 0.0
+    # EEVEE has no light bounced off the backdrop (Cycles' 4 diffuse bounces; EEVEE would
+    # need baked probes): it renders the world at this strength instead, a uniform stand-in
+    # fitted against the reference (4x4 MAE 2.7-3.3 levels, 5.4-6.4 without it).
+    eevee_world_strength: float = 0.5
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -141,16 +171,22 @@ class FrameSpec:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def rendered_world_strength(self) -> float:
+        """The world strength this frame's engine renders with (see eevee_world_strength)."""
+        return self.eevee_world_strength if self.engine == "eevee" else self.world_strength
+
     def with_size(self, width: int, height: int | None = None) -> FrameSpec:
         return replace(self, width=width, height=width if height is None else height)
 
     def jittered(
         self,
-        seed: int,
+        seed: int | str,
         camera: float = universe.CAMERA_JITTER,
         lights: float = universe.LIGHT_JITTER,
     ) -> FrameSpec:
-        """A copy with CLEVR's uniform position jitter; the result is the exact frame."""
+        """A copy with CLEVR's uniform position jitter (each coordinate of the camera and
+        of the area lights moves by U(-m, m); the sun stays); the result is the exact
+        frame. The same ``seed`` gives the same frame on every machine."""
         rng = random.Random(f"frame-jitter:{seed}")
 
         def jitter(v: Vec3, mag: float) -> Vec3:
@@ -162,6 +198,25 @@ class FrameSpec:
             for lt in self.lights
         )
         return replace(self, camera=cam, lights=lts)
+
+    def pose(self) -> dict[str, Any]:
+        """The camera and lights as plain data: what jitter changes (see :meth:`posed`)."""
+        return {"camera": asdict(self.camera), "lights": [asdict(lt) for lt in self.lights]}
+
+    def with_pose(self, pose: Mapping[str, Any]) -> FrameSpec:
+        """A copy with the camera and lights of ``pose`` (a :meth:`pose` dict)."""
+        try:
+            camera = Camera(**pose["camera"])
+            lights = tuple(Light(**lt) for lt in pose["lights"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"a frame pose needs camera and lights, got {pose!r:.200}") from exc
+        return replace(self, camera=camera, lights=lights)
+
+    def posed(self, extra: Mapping[str, Any]) -> FrameSpec:
+        """The frame a scene was made in: this one, with the scene's own camera and lights
+        when its ``extra`` (a :class:`Scene`'s) carries a ``frame_pose`` (jittered targets)."""
+        pose = extra.get(POSE_KEY)
+        return self if pose is None else self.with_pose(pose)
 
     # -- geometry -------------------------------------------------------------------
     def directions(self) -> dict[str, Vec3]:
@@ -198,8 +253,11 @@ class FrameSpec:
         return (round(x * self.width), round(self.height - y * self.height), z)
 
     def min_pixels_per_object(self) -> int:
-        """CLEVR's 200-pixel visibility threshold, scaled to this resolution."""
-        scale = (self.width * self.height) / (320 * 240)
+        """CLEVR's visibility threshold, 200 px at 320x240, scaled to this frame: by the
+        square of the larger side, which the sensor spans (sensor fit AUTO), so that an
+        object covers as many pixels per threshold at every size and aspect and a scene
+        passes or fails alike at 128x128 and 480x320 (450 px there)."""
+        scale = (max(self.width, self.height) / 320) ** 2
         return max(1, round(universe.MIN_PIXELS_PER_OBJECT * scale))
 
 
@@ -224,3 +282,20 @@ def _normalize(a: Vec3) -> Vec3:
     if n == 0:
         raise ValueError(f"cannot normalise the zero vector {a!r}")
     return (a[0] / n, a[1] / n, a[2] / n)
+
+
+def preset(name: str, gpu: bool = False) -> FrameSpec:
+    """A named frame. ``clevr``: CLEVR v1.0, 480x320, Cycles with CLEVR's 512 samples, or
+    EEVEE (64 samples) where a GPU is present. ``clevr-rl``: the fast RL default, 128x128,
+    EEVEE (16 samples) with a GPU, else Workbench (8). ``gpu``: whether this machine has
+    one (``addon.compat.cycles_device() == "GPU"``)."""
+    if name == "clevr":
+        return (
+            FrameSpec(engine="eevee", samples=64)
+            if gpu
+            else FrameSpec(engine="cycles", samples=CLEVR_SAMPLES)
+        )
+    if name == "clevr-rl":
+        engine, samples = ("eevee", 16) if gpu else ("workbench", 8)
+        return FrameSpec(width=128, height=128, engine=engine, samples=samples)
+    raise ValueError(f"frame preset must be one of {PRESETS}, got {name!r}")

@@ -2,10 +2,16 @@
 
 Placement follows ``add_random_objects`` in clevr-dataset-gen exactly: each new object of
 nominal size r is tried at x, y ~ U(-3, 3) until, against every placed object (x', y', r'),
-``dist - r - r' >= min_dist`` (r' is the placed radius, size / sqrt 2 for cubes, as CLEVR
-stores it) and no cardinal-direction separation lies in (0, margin); after ``max_retries``
-failures the whole scene is restarted. Randomness comes from ``random.Random`` seeded with
-a string, which is the same on every machine and Python build.
+``dist - r - r' >= min_dist`` (r' is the placed object's size: CLEVR's cube rule
+``r /= sqrt(2)`` never fires) and no cardinal-direction separation lies in (0, margin);
+after ``max_retries`` failures the whole scene is restarted. Randomness comes from
+``random.Random`` seeded with a string, which is the same on every machine and Python build.
+
+With ``jitter`` on, each scene gets CLEVR's camera and light jitter (seeded by the scene's
+seed and index) and carries the exact jittered camera and lights under ``frame_pose``
+(render it in ``config.frame.posed(scene.extra)``). As in CLEVR, ``pixel_coords`` are the
+jittered camera's while the placement margins and ``directions`` are the un-jittered
+camera's (``render_images.py`` reads the camera matrix before Blender updates it).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import universe
-from .frame import FrameSpec
+from .frame import POSE_KEY, FrameSpec
 from .model import Scene, SceneObject
 from .relations import relationships
 
@@ -45,6 +53,7 @@ class GeneratorConfig:
     bounds: float = universe.PLACEMENT_BOUNDS
     max_retries: int = universe.MAX_RETRIES
     frame: FrameSpec = field(default_factory=FrameSpec)
+    jitter: bool = False  # CLEVR's per-scene camera and light jitter (off for RL)
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_objects <= self.max_objects:
@@ -77,7 +86,19 @@ class GeneratorConfig:
             object.__setattr__(self, "shape_colors", combos)
 
 
-def _try_place(rng: random.Random, cfg: GeneratorConfig, n: int) -> list[SceneObject] | None:
+def enough_pixels(masks: np.ndarray, count: int, frame: FrameSpec) -> bool:
+    """CLEVR's visibility rule on instance ``masks`` (ids 1..count, 0 elsewhere) rendered
+    in ``frame``: every object covers at least ``frame.min_pixels_per_object()`` pixels
+    (200 at 320x240, scaled with the pixel count)."""
+    if count == 0:
+        return True
+    counts = np.bincount(np.asarray(masks).ravel(), minlength=count + 1)
+    return bool(counts[1 : count + 1].min() >= frame.min_pixels_per_object())
+
+
+def _try_place(
+    rng: random.Random, cfg: GeneratorConfig, frame: FrameSpec, n: int
+) -> list[SceneObject] | None:
     directions = cfg.frame.directions()
     cardinal = [directions[k] for k in ("left", "right", "front", "behind")]
     placed: list[SceneObject] = []
@@ -100,7 +121,7 @@ def _try_place(rng: random.Random, cfg: GeneratorConfig, n: int) -> list[SceneOb
         material = rng.choice(cfg.materials)
         rotation = 2.0 * math.pi * rng.random()
         obj = SceneObject(shape, size, material, color, x, y, rotation)
-        pixel = cfg.frame.pixel_coords(obj.position)
+        pixel = frame.pixel_coords(obj.position)
         placed.append(SceneObject(shape, size, material, color, x, y, rotation, None, pixel))
     return placed
 
@@ -122,24 +143,28 @@ def generate_scene(
 ) -> Scene:
     """Scene ``index`` of the stream ``seed``; the same arguments give the same scene.
 
-    ``visible`` is the renderer's hook (every object has enough pixels); scenes it rejects
-    are resampled, as CLEVR does after ``check_visibility``.
+    ``visible`` is the renderer's hook (every object has enough pixels in the scene's own
+    frame, ``config.frame.posed(scene.extra)``); scenes it rejects are resampled, as CLEVR
+    does after ``check_visibility``.
     """
     cfg = config or GeneratorConfig()
     rng = random.Random(f"derender-scene:{seed}:{index}")
     n = rng.randint(cfg.min_objects, cfg.max_objects)
+    frame = cfg.frame.jittered(f"{seed}:{index}") if cfg.jitter else cfg.frame
     for _ in range(MAX_SCENE_RESTARTS):
-        objects = _try_place(rng, cfg, n)
+        objects = _try_place(rng, cfg, frame, n)
         if objects is None:
             continue
         directions = {k: list(v) for k, v in cfg.frame.directions().items()}
-        extra = {
+        extra: dict[str, object] = {
             "split": "derender",
             "image_index": index,
             "image_filename": f"CLEVR_derender_{index:06d}.png",
             "directions": directions,
             "relationships": relationships([o.position for o in objects], directions),
         }
+        if cfg.jitter:
+            extra[POSE_KEY] = frame.pose()
         scene = Scene(tuple(objects), extra)
         if visible is None or visible(scene):
             return scene

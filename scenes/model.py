@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import universe
+from .frame import POSE_KEY
 
 Vec3 = tuple[float, float, float]
 
@@ -68,8 +69,8 @@ class SceneObject:
 
     @property
     def radius(self) -> float:
-        """Uniform scale of the unit primitive (CLEVR's r; a cube's is size / sqrt 2)."""
-        return universe.radius(self.shape, self.size)
+        """Uniform scale of the unit primitive: CLEVR's r, the nominal size for every shape."""
+        return universe.radius(self.size)
 
     @property
     def resting_z(self) -> float:
@@ -119,5 +120,7 @@ class Scene:
         return Scene(tuple(objects), extra)
 
     def stripped(self) -> Scene:
-        """Only what determines pixels: objects without pixel_coords, no extra fields."""
-        return Scene(tuple(replace(o, pixel_coords=None) for o in self.objects))
+        """Only what determines pixels: objects without pixel_coords, and of the extra
+        fields only a jittered scene's own camera and lights (``frame_pose``)."""
+        pose = {k: v for k, v in self.extra.items() if k == POSE_KEY}
+        return Scene(tuple(replace(o, pixel_coords=None) for o in self.objects), pose)

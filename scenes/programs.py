@@ -1,9 +1,10 @@
 """Scene -> the agent script that rebuilds it, in the CLEVR DSL or in plain bpy.
 
 These are the ground-truth programs (oracle agent, supervised warm-start data). Both
-dialects use exactly the geometry and material parameters of :mod:`universe`, which the
-trusted builder (``addon.build``) uses too, so they render pixel-identically to it.
-Floats are written with ``repr`` so nothing is lost to rounding.
+dialects use exactly the geometry of :mod:`universe` and CLEVR's shared materials (the
+sandbox's ``clevr_material``), which the trusted builder (``addon.build``) uses too, so
+they render pixel-identically to it. Floats are written with ``repr`` so nothing is lost
+to rounding.
 """
 
 from __future__ import annotations
@@ -30,56 +31,44 @@ def dsl_program(scene: Scene) -> str:
     return "\n".join(lines) + "\n"
 
 
+def primitive_line(shape: str) -> str:
+    """The operator call that makes ``shape``'s unit primitive at the origin. The pose is
+    set on the object afterwards: an operator given a rotation bakes it into the mesh and
+    back out again, a float apart (enough to flip a pixel now and then)."""
+    op, args = universe.PRIMITIVES[shape]
+    return f"bpy.ops.mesh.{op}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+
+
+def shape_lines(shape: str) -> list[str]:
+    """The lines after ``obj = ...`` that give ``shape`` its modifiers and shading."""
+    lines = []
+    for kind, settings in universe.MODIFIERS[shape]:
+        lines.append(f"mod = obj.modifiers.new(name={kind.title()!r}, type={kind!r})")
+        lines += [f"mod.{k} = {v!r}" for k, v in settings.items()]
+    if shape in universe.SMOOTH_SHAPES:
+        lines.append("bpy.ops.object.shade_smooth()")
+    return lines
+
+
 def _bpy_object(i: int, o: SceneObject) -> list[str]:
     r = o.radius
-    loc = f"({o.x!r}, {o.y!r}, {o.z!r})"
-    rot = f"(0.0, 0.0, {o.rotation!r})"
-    if o.shape == "cube":
-        op = f"bpy.ops.mesh.primitive_cube_add(size=2.0, location={loc}, rotation={rot})"
-    elif o.shape == "sphere":
-        op = (
-            f"bpy.ops.mesh.primitive_uv_sphere_add(segments={universe.SPHERE_SEGMENTS}, "
-            f"ring_count={universe.SPHERE_RINGS}, radius=1.0, location={loc}, rotation={rot})"
-        )
-    else:
-        op = (
-            f"bpy.ops.mesh.primitive_cylinder_add(vertices={universe.CYLINDER_VERTICES}, "
-            f"radius=1.0, depth=2.0, location={loc}, rotation={rot})"
-        )
-    pbr = universe.MATERIAL_PBR[o.material]
-    rgba = universe.color_rgba(o.color)
     lines = [
         f"# {i}: {o.size} {o.color} {o.material} {o.shape}",
-        op,
+        primitive_line(o.shape),
         "obj = bpy.context.object",
         f"obj.name = {f'{o.shape}_{i}'!r}",
+        f"obj.location = ({o.x!r}, {o.y!r}, {o.z!r})",
+        f"obj.rotation_euler = (0.0, 0.0, {o.rotation!r})",
         f"obj.scale = ({r!r}, {r!r}, {r!r})",
+        *shape_lines(o.shape),
     ]
-    if o.shape == "cube":
-        lines += [
-            'bevel = obj.modifiers.new(name="Bevel", type="BEVEL")',
-            f"bevel.width = {universe.BEVEL_WIDTH!r}",
-            f"bevel.segments = {universe.BEVEL_SEGMENTS!r}",
-        ]
-    if o.shape in universe.SMOOTH_SHAPES:
-        lines.append("bpy.ops.object.shade_smooth()")
-    lines += [
-        f"mat = bpy.data.materials.new(name={f'{o.color}_{o.material}'!r})",
-        f"mat.diffuse_color = {rgba!r}",
-        f"mat.metallic = {pbr['metallic']!r}",
-        f"mat.roughness = {pbr['roughness']!r}",
-        'bsdf = mat.node_tree.nodes["Principled BSDF"]',
-        f'bsdf.inputs["Base Color"].default_value = {rgba!r}',
-        f'bsdf.inputs["Metallic"].default_value = {pbr["metallic"]!r}',
-        f'bsdf.inputs["Roughness"].default_value = {pbr["roughness"]!r}',
-        "obj.data.materials.append(mat)",
-        "",
-    ]
+    lines += [f"obj.data.materials.append(clevr_material({o.material!r}, {o.color!r}))", ""]
     return lines
 
 
 def bpy_program(scene: Scene) -> str:
-    """Primitive operators and Principled materials, as an LLM would write them."""
+    """Primitive operators, modifiers and CLEVR's shared materials, as an LLM would write
+    them (``clevr_material`` is a sandbox global, like the DSL's ``add_object``)."""
     lines = ["import bpy", ""]
     for i, o in enumerate(scene.objects):
         lines += _bpy_object(i, o)

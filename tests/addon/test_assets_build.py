@@ -14,15 +14,20 @@ from derender.scenes.generator import generate_scene
 from derender.scenes.model import Scene
 from derender.scenes.programs import bpy_program, dsl_program
 
-_PRIMITIVES = {
-    "cube": lambda: bpy.ops.mesh.primitive_cube_add(size=2.0),
-    "sphere": lambda: bpy.ops.mesh.primitive_uv_sphere_add(
-        segments=universe.SPHERE_SEGMENTS, ring_count=universe.SPHERE_RINGS, radius=1.0
-    ),
-    "cylinder": lambda: bpy.ops.mesh.primitive_cylinder_add(
-        vertices=universe.CYLINDER_VERTICES, radius=1.0, depth=2.0
-    ),
-}
+
+def _primitive_with_modifiers(shape: str) -> bpy.types.Mesh:
+    """What a bpy program makes: the operator, the universe's modifiers, evaluated."""
+    op, args = universe.PRIMITIVES[shape]
+    getattr(bpy.ops.mesh, op)(**args)
+    obj = bpy.context.object
+    for kind, settings in universe.MODIFIERS[shape]:
+        mod = obj.modifiers.new(name=kind.title(), type=kind)
+        for attr, value in settings.items():
+            setattr(mod, attr, value)
+    if shape in universe.SMOOTH_SHAPES:
+        bpy.ops.object.shade_smooth()
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return bpy.data.meshes.new_from_object(evaluated)
 
 
 def _geometry(mesh: bpy.types.Mesh) -> tuple[list[float], list[tuple[int, ...]]]:
@@ -40,28 +45,54 @@ def _geometry(mesh: bpy.types.Mesh) -> tuple[list[float], list[tuple[int, ...]]]
 
 
 @pytest.mark.parametrize("shape", universe.SHAPES)
-def test_shape_mesh_is_the_primitive_operators_mesh(shape, wb_frame):
+def test_shape_mesh_is_the_primitive_with_its_modifiers_applied(shape, wb_frame):
     mesh = assets.shape_mesh(shape)
-    _PRIMITIVES[shape]()
-    ref = bpy.context.object.data
+    ref = _primitive_with_modifiers(shape)
     assert _geometry(mesh) == _geometry(ref)
     smooth = np.empty(len(mesh.polygons), dtype=bool)
     mesh.polygons.foreach_get("use_smooth", smooth)
     assert smooth.all() == (shape in universe.SMOOTH_SHAPES) and smooth.any() == smooth.all()
+    assert len(mesh.vertices) == {"cube": 296, "sphere": 642, "cylinder": 1280}[shape]
     assert assets.shape_mesh(shape) is mesh or assets.shape_mesh(shape) == mesh
+    bpy.data.meshes.remove(ref)
 
 
-def test_materials_are_cached_and_carry_the_universe_values(wb_frame):
-    mat = assets.material("metal", "cyan")
-    assert assets.material("metal", "cyan") == mat
-    assert assets.material("rubber", "cyan") != mat
-    rgba = universe.color_rgba("cyan")
-    bsdf = mat.node_tree.nodes["Principled BSDF"]
-    assert tuple(bsdf.inputs["Base Color"].default_value) == pytest.approx(rgba)
-    assert bsdf.inputs["Metallic"].default_value == 1.0
-    assert bsdf.inputs["Roughness"].default_value == pytest.approx(0.2)
-    assert tuple(mat.diffuse_color) == pytest.approx(rgba)
-    assert (mat.metallic, mat.roughness) == pytest.approx((1.0, 0.2))
+def _node(mat: bpy.types.Material, idname: str, **match: object) -> list:
+    return [
+        n
+        for n in mat.node_tree.nodes
+        if n.bl_idname == idname and all(getattr(n, k) == v for k, v in match.items())
+    ]
+
+
+def test_materials_are_cached_and_are_clevrs_node_trees(wb_frame):
+    metal = assets.material("metal", "cyan")
+    assert assets.material("metal", "cyan") == metal
+    rubber = assets.material("rubber", "cyan")
+    assert rubber != metal
+    rgba = pytest.approx(universe.color_rgba("cyan"))
+    lobes = _node(metal, "ShaderNodeBsdfAnisotropic", distribution="GGX")
+    assert sorted(round(n.inputs["Roughness"].default_value ** 2, 6) for n in lobes) == [
+        0.01,
+        0.2,
+    ]  # 2.78's roughness, squared since 2.8
+    assert all(tuple(n.inputs["Color"].default_value) == rgba for n in lobes)
+    assert all(n.inputs["Anisotropy"].default_value == 0.25 for n in lobes)
+    assert all(n.inputs["Tangent"].is_linked for n in lobes)
+    (mix,) = _node(metal, "ShaderNodeMixShader")
+    assert mix.inputs["Fac"].default_value == pytest.approx(0.6)
+    assert mix.inputs[2].links[0].from_node.inputs["Roughness"].default_value == pytest.approx(0.1)
+    (velvet,) = _node(rubber, "ShaderNodeBsdfSheen", distribution="ASHIKHMIN")
+    assert velvet.inputs["Roughness"].default_value == pytest.approx(0.6)
+    assert tuple(velvet.inputs["Color"].default_value) == rgba
+    (glossy,) = _node(rubber, "ShaderNodeBsdfAnisotropic", distribution="BECKMANN")
+    assert glossy.inputs["Roughness"].default_value ** 2 == pytest.approx(0.35)
+    fresnel = sorted(n.inputs["IOR"].default_value for n in _node(rubber, "ShaderNodeFresnel"))
+    assert fresnel == [pytest.approx(1.2), pytest.approx(1.4)]
+    for mat, metallic in ((metal, 1.0), (rubber, 0.0)):  # what Workbench renders
+        assert tuple(mat.diffuse_color) == rgba and mat.metallic == metallic
+        assert assets.material_key(mat) == (("metal" if metallic else "rubber"), "cyan")
+    assert assets.material_key(bpy.data.materials.new("mine")) is None
     with pytest.raises(ValueError, match="'gold'"):
         assets.material("metal", "gold")
     with pytest.raises(ValueError, match="'cone'"):
@@ -73,13 +104,13 @@ def test_add_object_places_like_clevr(wb_frame):
     b = build.add_object("cube", "large", "rubber", "red", 1.0, -2.0, rotation=0.5)
     c = build.add_object("cylinder", "small", "metal", "gray", 0.0, 0.0, z=2.0)
     assert a != b and a.name != b.name and a.data == b.data  # new object, shared mesh
-    r = 0.7 / math.sqrt(2)
+    r = 0.7  # CLEVR scales a cube like every shape (its sqrt(2) rule never fires)
     assert tuple(a.location) == pytest.approx((1.0, -2.0, r))
     assert tuple(a.scale) == pytest.approx((r, r, r))
+    bpy.context.view_layer.update()
+    assert tuple(a.dimensions) == pytest.approx((2 * r, 2 * r, 2 * r))
     assert tuple(a.rotation_euler) == pytest.approx((0.0, 0.0, 0.5))
-    assert [(m.type, m.width, m.segments) for m in a.modifiers] == [
-        ("BEVEL", pytest.approx(universe.BEVEL_WIDTH), universe.BEVEL_SEGMENTS)
-    ]
+    assert not a.modifiers  # the cached mesh has them applied
     assert a.active_material == assets.material("rubber", "red")
     assert tuple(c.location) == pytest.approx((0.0, 0.0, 2.0)) and not c.modifiers
     assert c.active_material.name == "derender_gray_metal"
@@ -108,7 +139,7 @@ def _render_three_ways(scene: Scene, spec) -> tuple[np.ndarray, np.ndarray, np.n
     for run in (
         lambda: build.build(scene),
         lambda: exec(dsl_program(scene), {"add_object": build.add_object}),
-        lambda: exec(bpy_program(scene), {"bpy": bpy}),
+        lambda: exec(bpy_program(scene), {"bpy": bpy, "clevr_material": assets.material}),
     ):
         frame.reset(spec)
         run()

@@ -279,7 +279,7 @@ def test_no_leak_after_100_scenes(wb_frame):
     for i in range(100):
         scene = generate_scene(1234, i)
         if i % 2:
-            exec(bpy_program(scene), {"bpy": bpy})
+            exec(bpy_program(scene), {"bpy": bpy, "clevr_material": assets.material})
         else:
             build.build(scene)
         if i % 10 == 0:

@@ -35,7 +35,7 @@ GOLDEN_SCENE = Scene((
 ))  # fmt: skip
 GOLDEN_SPECS = {
     "workbench": FrameSpec(96, 72, "workbench", samples=8),
-    "cycles": FrameSpec(96, 72, "cycles", samples=8, seed=3),
+    "cycles": FrameSpec(96, 72, "cycles", samples=32, seed=3),
     "eevee": FrameSpec(96, 72, "eevee", samples=4),
 }
 # Documented tolerance (golden/README.md): renders may drift across CPUs/GL drivers.
@@ -216,6 +216,53 @@ def test_cli_renders_a_scene_file_with_masks(tmp_path, capsys):
     masks = np.asarray(Image.open(tmp_path / "out.masks.png"))
     assert masks.shape == (64, 64) and len(np.unique(masks)) > 2
     assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_renders_non_square_sizes_and_writes_the_exact_frame(tmp_path):
+    scene = generate_scene(4, 0, GeneratorConfig(jitter=True))  # carries its camera
+    path = tmp_path / "scene.json"
+    path.write_text(scene_to_json(scene))
+    out = tmp_path / "out.png"
+    argv = ["render", str(path), "--out", str(out), "--engine", "workbench",
+            "--size", "96x64", "--samples", "5"]  # fmt: skip
+    assert cli_main(argv) == 0
+    written = json.loads(out.with_suffix(".frame.json").read_text())
+    spec = FrameSpec.from_dict(written["frame"])
+    assert (spec.width, spec.height, spec.samples) == (96, 64, 5)
+    assert (
+        spec
+        == FrameSpec(96, 64, "workbench", 5).posed(scene.extra)
+        != FrameSpec(96, 64, "workbench", 5)
+    )  # rendered from the scene's jittered camera and lights
+    assert written["frame_hash"] == spec.hash()
+    assert np.array_equal(np.asarray(Image.open(out)), _render_scene(scene, spec))
+
+
+def test_cli_frame_presets_and_a_clevr_scene_in_its_own_camera(tmp_path):
+    sample = Path(__file__).parents[1] / "data" / "clevr_scene_sample.json"
+    out = tmp_path / "val0.png"
+    argv = ["render", str(sample), "--out", str(out), "--frame", "clevr", "--engine",
+            "workbench", "--fit-camera"]  # fmt: skip
+    assert cli_main(argv) == 0
+    spec = FrameSpec.from_dict(json.loads(out.with_suffix(".frame.json").read_text())["frame"])
+    assert (spec.width, spec.height, spec.engine) == (480, 320, "workbench")
+    scene = json.loads(sample.read_text())
+    for o in scene["objects"]:  # CLEVR's jittered camera, recovered: its pixel_coords exactly
+        assert list(spec.pixel_coords(tuple(o["3d_coords"]))[:2]) == o["pixel_coords"][:2]
+    assert np.asarray(Image.open(out)).shape == (320, 480, 3)
+    rl = tmp_path / "rl.png"
+    assert cli_main(["render", str(sample), "--out", str(rl), "--frame", "clevr-rl"]) == 0
+    assert np.asarray(Image.open(rl)).shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize("size", ["0x10", "12xx", "wide"])
+def test_cli_bad_size_exits_2(tmp_path, capsys, size):
+    path = tmp_path / "scene.json"
+    path.write_text(scene_to_json(generate_scene(4, 0)))
+    argv = ["render", str(path), "--out", str(tmp_path / "o.png"), "--engine", "workbench",
+            "--size", size]  # fmt: skip
+    assert cli_main(argv) == 2
+    assert "--size" in capsys.readouterr().err
 
 
 def test_cli_contact_sheet(tmp_path):

@@ -224,16 +224,21 @@ def test_unknown_target_and_bad_preset_are_typed_errors(client, target):
 def test_dataset_renders_resumes_and_makes_a_contact_sheet(farm, tmp_path):
     import json
 
+    from derender.addon import render
     from derender.farm.dataset import make_dataset
-    from derender.scenes import scene_from_json
+    from derender.scenes import FrameSpec, GeneratorConfig, enough_pixels, scene_from_json
     from PIL import Image
 
     out = tmp_path / "ds"
     report = make_dataset(out, 5, seed=3, address=farm.address)
     assert (report["rendered"], report["skipped"], report["failed"]) == (5, 0, [])
+    frame = FrameSpec.from_dict(json.loads((out / "frame.json").read_text()))
+    trusted = GeneratorConfig(frame=frame), render.visibility_check(frame)
     for i in range(5):
         scene = scene_from_json((out / f"{i:05d}.json").read_text())
-        assert scene.stripped() == generate_scene(3, i).stripped()
+        # the scene a trusted worker makes with CLEVR's visibility rule, and it holds
+        assert scene.stripped() == generate_scene(3, i, *trusted).stripped()
+        assert enough_pixels(np_image(out / f"{i:05d}_masks.png"), len(scene), frame)
         assert (out / f"{i:05d}_dsl.py").read_text() == dsl_program(scene)
         assert np_image(out / f"{i:05d}.png").shape == (32, 32, 3)
         assert np_image(out / f"{i:05d}_masks.png").max() == len(scene.objects)

@@ -7,7 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from derender.scenes import GeneratorConfig, generate_scene, generate_scenes, scene_to_json
+from derender.scenes import (
+    GeneratorConfig,
+    generate_scene,
+    generate_scenes,
+    scene_from_json,
+    scene_to_json,
+)
 from derender.scenes.generator import GenerationError
 
 # CLEVR's published directions for the un-jittered camera (from a CLEVR_val scene file):
@@ -25,12 +31,12 @@ def _violations(scene) -> list[str]:
     for i, o in enumerate(objs):
         if not (-3 <= o.x <= 3 and -3 <= o.y <= 3):
             out.append(f"object {i} out of bounds: {o.x}, {o.y}")
-        placed_r = NOMINAL[o.size] / (math.sqrt(2) if o.shape == "cube" else 1.0)
+        placed_r = NOMINAL[o.size]  # every shape: CLEVR's cube rule never fires
         if not math.isclose(o.z, placed_r):
             out.append(f"object {i} not resting on the ground: z={o.z}")
         for j in range(i):
             p = objs[j]
-            p_r = NOMINAL[p.size] / (math.sqrt(2) if p.shape == "cube" else 1.0)
+            p_r = NOMINAL[p.size]
             d = np.array([o.x - p.x, o.y - p.y])
             if np.linalg.norm(d) - NOMINAL[o.size] - p_r < 0.25 - 1e-9:
                 out.append(f"objects {j},{i} closer than min_dist")
@@ -121,3 +127,53 @@ def test_relationships_match_clevr_semantics():
             assert (j in left[i]) == (i != j and float(d @ CLEVR_LEFT) > 0.2 + 1e-6) or (
                 abs(float(d @ CLEVR_LEFT) - 0.2) < 1e-4
             )
+
+
+def test_jitter_is_off_by_default_and_seeded_when_on():
+    from derender.scenes.frame import FrameSpec
+
+    plain = generate_scene(11, 4)
+    assert "frame_pose" not in plain.extra
+    config = GeneratorConfig(jitter=True)
+    scene = generate_scene(11, 4, config)
+    assert generate_scene(11, 4, config).extra["frame_pose"] == scene.extra["frame_pose"]
+    assert generate_scene(11, 5, config).extra["frame_pose"] != scene.extra["frame_pose"]
+    # the objects are the same scene (the jitter has its own random stream) ...
+    assert [o.position for o in scene.objects] == [o.position for o in plain.objects]
+    base = FrameSpec()
+    posed = base.posed(scene.extra)
+    # ... seen from the jittered camera, CLEVR's +-0.5 m; the area lamps by +-1 m, the sun stays
+    jitter = np.subtract(posed.camera.location, base.camera.location)
+    assert 0 < np.abs(jitter).max() <= 0.5
+    for moved, lamp in zip(posed.lights, base.lights, strict=True):
+        shift = np.abs(np.subtract(moved.location, lamp.location)).max()
+        assert (0 < shift <= 1.0) if lamp.kind == "AREA" else shift == 0
+        assert moved.target == lamp.target and moved.strength == lamp.strength
+    for o in scene.objects:  # pixel_coords are the jittered camera's, as CLEVR's
+        assert o.pixel_coords == posed.pixel_coords(o.position)
+    # directions (and so margins and relationships) are the un-jittered camera's, as CLEVR's
+    assert scene.extra["directions"] == plain.extra["directions"]
+    assert scene.extra["relationships"] == plain.extra["relationships"]
+    assert posed.hash() != base.hash()
+    # the pose survives the JSON round trip and the stripped target spec
+    back = scene_from_json(scene_to_json(scene))
+    assert base.posed(back.extra) == posed and base.posed(scene.stripped().extra) == posed
+
+
+def test_presets_and_sizes_change_the_frame_hash():
+    from dataclasses import replace
+
+    from derender.scenes.frame import FrameSpec, preset
+
+    clevr, rl = preset("clevr"), preset("clevr-rl")
+    assert (clevr.width, clevr.height, clevr.engine, clevr.samples) == (480, 320, "cycles", 512)
+    assert preset("clevr", gpu=True).engine == "eevee"
+    assert (rl.width, rl.height, rl.engine) == (128, 128, "workbench")
+    assert preset("clevr-rl", gpu=True).engine == "eevee"
+    hashes = {
+        f.hash()
+        for f in (clevr, rl, clevr.with_size(480, 321), replace(clevr, samples=128), FrameSpec())
+    }
+    assert len(hashes) == 5
+    with pytest.raises(ValueError, match="clevr-rl"):
+        preset("nope")

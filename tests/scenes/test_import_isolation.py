@@ -53,3 +53,16 @@ def test_scenes_command_writes_json_and_programs(tmp_path):
         "000001.dsl.py",
         "scenes.json",
     ]
+
+
+def test_scenes_command_jitter_writes_each_scenes_exact_frame(tmp_path):
+    import json
+
+    from derender.scenes import FrameSpec, load_scenes
+
+    argv = ["scenes", "--seed", "3", "--count", "2", "--out", str(tmp_path), "--jitter"]
+    out = subprocess.run([sys.executable, "-m", "derender.cli", *argv], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "scenes.json").read_text())["info"]["jitter"] is True
+    a, b = (FrameSpec().posed(s.extra) for s in load_scenes(tmp_path / "scenes.json"))
+    assert a != b and a != FrameSpec()  # every scene its own jittered camera and lights
