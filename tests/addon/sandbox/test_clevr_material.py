@@ -36,11 +36,12 @@ def test_the_same_call_returns_the_same_shared_material(service) -> None:
 )
 def test_the_shared_material_is_read_only(service, edit) -> None:
     from derender.addon import assets
+    from derender.addon.rna_snapshot import snapshot
 
-    before = assets._material_print(assets.material("metal", "red"))
+    before = snapshot(assets.material("metal", "red"))
     result = service.step(f"m = clevr_material('metal', 'red')\n{edit}")
     assert result.outcome == "runtime_error" and "read-only" in result.message
-    assert assets._material_print(assets.material("metal", "red")) == before
+    assert snapshot(assets.material("metal", "red")) == before
 
 
 def test_its_node_tree_is_not_reachable(service) -> None:
