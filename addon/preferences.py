@@ -8,14 +8,14 @@ same defaults when ``derender.register()`` was called directly (tests, scripts).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..reward.spec import DEFAULT_PRESET
-from ..scenes.frame import ENGINES
+from ..scenes.frame import ENGINES, default_engine
 
 ADDON_ID = __package__.rpartition(".")[0]
 
@@ -31,7 +31,7 @@ class Settings:
     address: str = DEFAULT_ADDRESS
     port: int = DEFAULT_PORT
     curve_dir: str = ""
-    engine: str = "eevee"
+    engine: str = field(default_factory=default_engine)
     width: int = 320
     height: int = 240
     preset: str = DEFAULT_PRESET
@@ -79,7 +79,7 @@ class DerenderPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
     )
     engine: EnumProperty(  # type: ignore[valid-type]
-        name="Default engine", items=ENGINE_ITEMS, default="eevee"
+        name="Default engine", items=ENGINE_ITEMS, default=default_engine()
     )
     width: IntProperty(name="Width", default=320, min=16, max=4096)  # type: ignore[valid-type]
     height: IntProperty(name="Height", default=240, min=16, max=4096)  # type: ignore[valid-type]

@@ -3,7 +3,7 @@
 Two paths, kept apart on purpose:
 
 - The panel ("Load target", "Run my script here") runs the person's own scripts in this
-  Blender process, through :class:`derender.protocol.handler.Handler` (language sandbox,
+  Blender process, through :class:`derender.farm.core.Handler` (language sandbox,
   render, reward): the person's own code, shown in the panel as such.
 - The socket server ("Start server") never runs a script here: it is a local farm
   (:class:`.gui_server.GuiServer`) whose disposable, OS-sandboxed workers run the remote
@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import bpy
 
-from ..protocol.handler import Handler
+from ..farm.core import Handler
 from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem
 from ..scenes import FrameSpec, Scene, scene_from_clevr
 from .frame import adopt_user_data, reset

@@ -1,16 +1,230 @@
-"""Farm benchmark: farm steps/s vs a bare bpy loop × workers and vs a process per episode.
+"""``derender bench farm``: what the farm costs and what it buys, per engine.
 
-The same as ``derender bench farm`` (implemented in :mod:`derender.farm.bench`):
+For each engine, at one resolution, with the ground-truth DSL program of one scene:
 
-    .venv/bin/python bench/farm.py [--engines workbench cycles] [--size 64] [--workers 2]
-                                   [--steps 200] [--episodes 3] [--repeat 2] [--json out.json]
+- **bare**: one process runs ``Service.step`` in a loop (the exact work a worker does per
+  job, no sockets, no reward); ``bare steps/s × workers`` is the ideal farm. The same loop
+  in ``workers`` concurrent processes shows what the machine's cores allow (Cycles on a
+  CPU already uses every core in one process, so ``× workers`` overstates the ideal).
+- **farm**: a :class:`LocalFarm` with ``workers`` workers answers ``steps`` pipelined
+  steps from one client (with rewards). Efficiency (a) = farm / (bare × workers).
+- **naive**: one fresh ``python -c 'import bpy …'`` process per episode (import bpy, build
+  the frame, run the step, exit), timed wall-clock. Speed-up (b) = farm steps/s × naive
+  seconds per episode.
+- **latency** (c): p50/p99 of single steps sent one at a time to an idle farm, and the
+  latency the farm adds over a bare step (farm p50 − bare p50).
+
+Each measurement is the best of ``--repeat`` interleaved runs: on a shared machine,
+outside load only ever slows a run down. ``python -m derender.bench.farm bare …`` is the
+bare loop's child process.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import subprocess
 import sys
+import time
+from collections.abc import Sequence
+from typing import Any, cast
 
-from derender.cli import main
+import numpy as np
+
+from ..farm.config import FarmConfig
+from ..scenes import dsl_program, generate_scene
+
+_NAIVE = """\
+import json, sys
+import bpy
+from derender.addon.service import Service
+from derender.farm.config import FarmConfig
+service = Service(FarmConfig.from_dict(json.loads(sys.argv[1])).frame())
+print(service.step(sys.argv[2]).outcome)
+"""
+
+
+def _script() -> str:
+    return dsl_program(generate_scene(0, 0))
+
+
+def _pct(samples: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(samples, float)
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99))}
+
+
+def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
+    """In this process (imports bpy): ``steps`` timed Service.step calls after a warm-up."""
+    from ..addon.service import Service
+
+    service = Service(config.frame())
+    script = _script()
+    for _ in range(3):
+        outcome = service.step(script).outcome
+        if outcome != "ok":
+            raise RuntimeError(f"the ground-truth script failed in the bare loop: {outcome}")
+    lat = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        t = time.perf_counter()
+        service.step(script)
+        lat.append(time.perf_counter() - t)
+    total = time.perf_counter() - t0
+    return {"steps_per_s": steps / total, "latency_s": _pct(lat)}
+
+
+def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
+    """Bare loops in ``processes`` concurrent processes; steps/s summed over them."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "derender.bench.farm",
+        "bare",
+        json.dumps(config.to_dict()),
+        str(steps),
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for _ in range(processes)
+    ]
+    runs = []
+    for p in procs:
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"bare loop failed with status {p.returncode}")
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return {"steps_per_s": sum(r["steps_per_s"] for r in runs), "latency_s": runs[0]["latency_s"]}
+
+
+def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
+    times = []
+    for _ in range(episodes):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", _NAIVE, json.dumps(config.to_dict()), _script()],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        times.append(time.perf_counter() - t0)
+        if out.stdout.strip().splitlines()[-1] != "ok":
+            raise RuntimeError(f"naive episode failed: {out.stdout[-200:]}")
+    return {"seconds_per_episode": float(np.mean(times)), "episodes": episodes}
+
+
+def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
+    from ..farm.local import LocalFarm
+    from ..protocol.client import Client
+    from ..protocol.results import StepResult
+
+    with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
+        target = client.reset(seed=0, index=0)
+        script = _script()
+        client.step_many([script] * 2 * config.workers, target)  # warm-up
+        lat = []
+        for _ in range(min(steps, 50)):  # single steps on an idle farm
+            t = time.perf_counter()
+            result = client.step(script, target)
+            lat.append(time.perf_counter() - t)
+        t0 = time.perf_counter()
+        # without return_exceptions a failed step raises, so every result is a StepResult
+        results = cast(
+            list[StepResult], client.step_many([script] * steps, target, window=4 * config.workers)
+        )
+        total = time.perf_counter() - t0
+        bad = [r.outcome for r in results if r.outcome != "ok"]
+        if bad or result.outcome != "ok":
+            raise RuntimeError(f"farm steps failed: {bad[:5]}")
+        status = farm.status()
+    return {
+        "steps_per_s": steps / total,
+        "latency_s": _pct(lat),
+        "loaded_latency_s": status["metrics"]["latency_s"],
+    }
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    # On a shared machine other load only ever slows a run down: the fastest is the truest.
+    if "steps_per_s" in runs[0]:
+        return max(runs, key=lambda r: r["steps_per_s"])
+    return min(runs, key=lambda r: r["seconds_per_episode"])
+
+
+def run(
+    engines: Sequence[str], size: int, workers: int, steps: int, episodes: int, repeat: int = 1
+) -> dict[str, Any]:
+    """The whole benchmark; one entry per engine; each measurement best of ``repeat``,
+    the repeats interleaved so that a burst of outside load hits all of them alike."""
+    report: dict[str, Any] = {
+        "size": size,
+        "workers": workers,
+        "steps": steps,
+        "repeat": repeat,
+        "engines": {},
+    }
+    for engine in engines:
+        config = FarmConfig(workers=workers, engine=engine, size=size, metrics_interval=0)
+        runs: dict[str, list[dict[str, Any]]] = {
+            "bare": [],
+            "parallel": [],
+            "farm": [],
+            "naive": [],
+        }
+        for _ in range(repeat):
+            runs["bare"].append(_bare(config, max(20, steps // 4)))
+            runs["parallel"].append(_bare(config, max(20, steps // 4), workers))
+            runs["farm"].append(_farm(config, steps))
+            runs["naive"].append(_naive(config, episodes))
+        bare, parallel, farm, naive = (_best(runs[k]) for k in runs)
+        report["engines"][engine] = {
+            "bare": bare,
+            "bare_parallel": parallel,
+            "farm": farm,
+            "naive": naive,
+            "efficiency": farm["steps_per_s"] / (bare["steps_per_s"] * workers),
+            "efficiency_vs_parallel_bare": farm["steps_per_s"] / parallel["steps_per_s"],
+            "speedup_vs_naive": farm["steps_per_s"] * naive["seconds_per_episode"],
+            "added_latency_s": farm["latency_s"]["p50"] - bare["latency_s"]["p50"],
+        }
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"derender bench farm: {report['workers']} workers, {report['size']} px, "
+        f"{report['steps']} steps, best of {report['repeat']}"
+    ]
+    for engine, r in report["engines"].items():
+        b, f, n = r["bare"], r["farm"], r["naive"]
+        lines += [
+            f"[{engine}]",
+            f"  bare loop        {b['steps_per_s']:8.2f} steps/s   p50 "
+            f"{b['latency_s']['p50'] * 1000:7.1f} ms",
+            f"  farm             {f['steps_per_s']:8.2f} steps/s   p50 "
+            f"{f['latency_s']['p50'] * 1000:7.1f} ms  p99 {f['latency_s']['p99'] * 1000:7.1f} ms"
+            " (one at a time)",
+            f"  bare x{report['workers']} at once  {r['bare_parallel']['steps_per_s']:8.2f} "
+            "steps/s   (the same loop in parallel processes, summed)",
+            f"  naive process    {n['seconds_per_episode']:8.2f} s/episode",
+            f"  (a) efficiency   {r['efficiency']:8.2f}   (farm / (bare x {report['workers']}),"
+            " goal >= 0.85)",
+            f"      vs parallel  {r['efficiency_vs_parallel_bare']:8.2f}   (farm / bare loops "
+            "run at once: what this machine's cores allow)",
+            f"  (b) vs naive     {r['speedup_vs_naive']:8.1f}x  (goal >= 30x)",
+            f"  (c) added p50    {r['added_latency_s'] * 1000:8.1f} ms over a bare step",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m derender.bench.farm")
+    parser.add_argument("mode", choices=["bare"])
+    parser.add_argument("config", help="FarmConfig as JSON")
+    parser.add_argument("steps", type=int)
+    args = parser.parse_args(argv)
+    print(json.dumps(bare_loop(FarmConfig.from_dict(json.loads(args.config)), args.steps)))
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(main(["bench", "farm", *sys.argv[1:]]))
+    raise SystemExit(main())

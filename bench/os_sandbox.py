@@ -8,7 +8,7 @@
   A B A B so that drifting outside load hits both alike; also the same for a bare
   ``python -I -c pass`` through ``Supervisor.launch`` (bwrap's own cost, without Blender).
 - **throughput**: ``derender bench farm``'s farm and bare-loop measurements (from
-  :mod:`derender.farm.bench`), farm with the sandbox on and off, best of ``--repeat``
+  :mod:`derender.bench.farm`), farm with the sandbox on and off, best of ``--repeat``
   interleaved runs; efficiency = farm steps/s / (bare steps/s × workers).
 """
 
@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import zmq
@@ -115,7 +116,7 @@ def throughput(config: FarmConfig, steps: int, repeat: int) -> dict[str, float]:
     }
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/os_sandbox.py")
     parser.add_argument("--runs", type=int, default=10, help="start-ups per mode")
     parser.add_argument("--engine", default="workbench")
@@ -124,7 +125,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip", choices=["startup", "throughput"], help="leave one part out")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = FarmConfig(
         workers=args.workers, engine=args.engine, size=args.size, metrics_interval=0
     )

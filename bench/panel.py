@@ -18,6 +18,7 @@ import argparse
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 
 # isort: off
 import bpy
@@ -39,13 +40,13 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="workbench", choices=("workbench", "cycles", "eevee"))
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=10)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("derender", default_set=True)

@@ -17,14 +17,14 @@ import multiprocessing as mp
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 
 import numpy as np
 import zmq
+from derender.farm.core import Handler
 from derender.protocol import codec
 from derender.protocol.client import Client
-from derender.protocol.handler import Handler
 from derender.protocol.messages import Ping, SeedTarget, Step, StepItem, parse_request
 from derender.protocol.results import StepResult
 from derender.protocol.transport import split_envelope
@@ -178,12 +178,12 @@ def _cpu(handler: Handler, target_id: str, preset_name: str) -> None:
     print(f"  {'handler.handle(step), no codec':<36} {work:8.1f} us")
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="round trips per measurement")
     ap.add_argument("--size", type=int, default=64, help="image side in pixels")
     ap.add_argument("--preset", default="seed", help="reward preset for the step rows")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     # Learn once whether LPIPS loads (torch), as `derender serve` does at start-up.
     preset(args.preset).lpips_identity()

@@ -24,7 +24,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import bpy
@@ -116,7 +116,7 @@ def bench_readback(spec: FrameSpec, repeats: int) -> dict[str, float]:
     return results
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", nargs="+", default=["workbench", "cycles", "eevee"])
     parser.add_argument("--sizes", nargs="+", default=["64", "128", "320x240"])
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--samples", nargs="*", default=[], metavar="ENGINE=N")
     parser.add_argument("--readback", action="store_true", help="compare readback formats")
     parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     samples = DEFAULT_SAMPLES | {k: int(v) for k, v in (s.split("=") for s in args.samples)}
 
     rows = []

@@ -17,7 +17,7 @@ import argparse
 import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import bpy
 from derender.addon.build import add_object
@@ -44,11 +44,11 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--objects", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     build_frame(SPEC)

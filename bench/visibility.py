@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 from derender.addon import build, frame, render
@@ -63,12 +64,12 @@ def run(spec: FrameSpec, targets: int, seed: int) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--targets", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", nargs="+", default=["clevr-rl", "480x320"])
-    args = p.parse_args()
+    args = p.parse_args(argv)
     for name in args.frames:
         spec = _frame(name)
         r = run(spec, args.targets, args.seed)

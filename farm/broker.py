@@ -2,7 +2,7 @@
 
 Clients speak protocol v1 unchanged (SPEC.md), plus the farm-only ``status`` request.
 Request meaning (validation, target specs, ``info``, target bodies) comes from
-:class:`derender.protocol.handler.Handler`; the broker adds what a farm needs around it:
+:class:`derender.farm.core.Handler`; the broker adds what a farm needs around it:
 
 - fan-out: a request becomes jobs for :class:`.pool.WorkerPool` (which owns workers,
   dispatch, deadlines, retries); a ``step_batch`` spreads over all step workers; at most
@@ -39,7 +39,6 @@ from ..protocol.errors import (
     RequestTimeout,
     UnknownTarget,
 )
-from ..protocol.handler import Handler, ServiceLike, decode_request, error_reply
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Info,
@@ -67,6 +66,7 @@ from ..protocol.transport import (
 )
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
+from .core import Handler, ServiceLike, decode_request, error_reply
 from .jobs import ROLES, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool

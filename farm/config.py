@@ -15,7 +15,7 @@ from typing import Any
 
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import FrameSpec
-from ..scenes.frame import ENGINES
+from ..scenes.frame import ENGINES, default_engine
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class FarmConfig:
     # Target workers render targets and trusted scenes and never run an agent script, so
     # no process that runs agent code ever holds a target (or learns one from a job).
     target_workers: int = 1
-    engine: str = "workbench"
+    engine: str = field(default_factory=default_engine)  # EEVEE with a GPU, else Workbench
     size: int = 128  # the frame's width in px
     height: int | None = None  # None: square (height = size)
     samples: int | None = None  # render samples; None keeps the FrameSpec default

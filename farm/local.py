@@ -59,13 +59,15 @@ class LocalFarm:
     def __init__(
         self,
         workers: int = 2,
-        engine: str = "workbench",
+        engine: str | None = None,
         size: int = 128,
         bind: str | None = None,
         **options: Any,
     ) -> None:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
-        self.config = FarmConfig(workers=workers, engine=engine, size=size, bind=bind, **options)
+        if engine is not None:
+            options["engine"] = engine
+        self.config = FarmConfig(workers=workers, size=size, bind=bind, **options)
         self.address = ""
         self._control = ""
         self.run_dir: Path | None = None

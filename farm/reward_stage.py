@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.errors import InternalError, ProtocolError
-from ..protocol.scoring import FinishedStep, score_steps
 from ..protocol.targets import Target
 from ..scenes import FrameSpec, scene_from_clevr
+from .scoring import FinishedStep, score_steps
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Worker processes: spawn them in the OS sandbox, kill them whole, restart them.
 
-Each worker is ``python -I -B -m derender.farm.worker`` (the pip bpy module) or, with
+Each worker is ``python -I -B -m derender.addon.worker`` (the pip bpy module) or, with
 ``FarmConfig.blender``, ``blender -b --factory-startup --python-expr …``, started by
 :meth:`Supervisor.launch`:
 
@@ -390,7 +390,7 @@ class Supervisor:
                 "import site, sys; "
                 + "; ".join(f"site.addsitedir({p!r})" for p in site.getsitepackages())
                 + f"; sys.path[:0] = {roots!r}"
-                + "; from derender.farm.worker import main; "
+                + "; from derender.addon.worker import main; "
                 "sys.exit(main(sys.argv[sys.argv.index('--') + 1:]))"
             )
             return [
@@ -404,10 +404,10 @@ class Supervisor:
             ]
         # -I: no PYTHON* variables, no user site, no script dir or cwd on sys.path
         if not roots:
-            return [sys.executable, "-I", "-B", "-m", "derender.farm.worker", *args]
+            return [sys.executable, "-I", "-B", "-m", "derender.addon.worker", *args]
         boot = (
             f"import sys; sys.path[:0] = {roots!r}; "
-            "from derender.farm.worker import main; "
+            "from derender.addon.worker import main; "
             "sys.exit(main(sys.argv[1:]))"
         )
         return [sys.executable, "-I", "-B", "-c", boot, *args]

@@ -1,4 +1,4 @@
-"""CURVE key pairs (ZeroMQ's ``zmq.auth`` certificate files) and ``derender keys``.
+"""CURVE key pairs (ZeroMQ's ``zmq.auth`` certificate files).
 
 A pair is two files: ``NAME.key`` (public, safe to copy to the other side) and
 ``NAME.key_secret`` (public + secret, stays where it was made). A server accepts the
@@ -7,8 +7,6 @@ clients whose ``.key`` files are in its clients directory.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,20 +44,3 @@ def load_keys(path: str | Path) -> KeyPair:
     except (ValueError, OSError) as exc:
         raise ValueError(f"{str(p)!r} is not a CURVE certificate file: {exc}") from exc
     return KeyPair(public, secret)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("keys", help="create a CURVE key pair for remote serving")
-    p.add_argument("--out", type=Path, required=True, help="directory for the key files")
-    p.add_argument("--name", default="server", help="file stem: NAME.key, NAME.key_secret")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        public, secret = create_keypair(args.out, args.name)
-    except (FileExistsError, OSError) as exc:
-        print(f"derender keys: {exc}", file=sys.stderr)
-        return 2
-    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
-    return 0

@@ -24,8 +24,8 @@ from pathlib import Path
 import derender
 import numpy as np
 import pytest
-from derender.addon import extension_cli
-from derender.addon.extension_cli import ROOT, ExtensionError, Wheel
+from derender.cli import extension as extension_cli
+from derender.cli.extension import ROOT, ExtensionError, Wheel
 from derender.scenes import dsl_program
 
 pytestmark = pytest.mark.timeout(300)
@@ -96,10 +96,10 @@ def test_built_zip_holds_the_package_and_wheels_only(built_zip, manifest):
         "addon/operators.py",
         "addon/service.py",
         "scenes/frame.py",
-        "protocol/handler.py",
+        "farm/core.py",
         "reward/__init__.py",
         "farm/local.py",  # the GUI's server is a local farm
-        "farm/worker.py",
+        "addon/worker.py",
     ):
         assert required in names
     assert {w.lstrip("./") for w in manifest["wheels"]} <= names

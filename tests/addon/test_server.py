@@ -22,11 +22,11 @@ import zmq
 from derender import Client
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
-from derender.protocol.cheatsheet import EXAMPLE_DSL
 from derender.protocol.errors import OUTCOMES, ProtocolError
 from derender.protocol.messages import Limits
 from derender.protocol.transport import is_loopback
 from derender.reward.spec import DEFAULT_PRESET
+from derender.rl.cheatsheet import EXAMPLE_DSL
 from derender.scenes import (
     FrameSpec,
     GeneratorConfig,

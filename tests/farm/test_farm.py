@@ -225,7 +225,7 @@ def test_dataset_renders_resumes_and_makes_a_contact_sheet(farm, tmp_path):
     import json
 
     from derender.addon import render
-    from derender.farm.dataset import make_dataset
+    from derender.jobs.dataset import make_dataset
     from derender.scenes import FrameSpec, GeneratorConfig, enough_pixels, scene_from_json
     from PIL import Image
 

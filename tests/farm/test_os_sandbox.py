@@ -271,7 +271,7 @@ def test_no_os_sandbox_runs_scripts_and_says_loudly_what_it_gives_up(capfd):
 
 def test_the_cli_flag_turns_the_os_sandbox_off():
     from derender.cli import build_parser
-    from derender.farm.cli import _config
+    from derender.cli.farm import _config
 
     parser = build_parser()
     assert _config(parser.parse_args(["farm"])).os_sandbox is True  # type: ignore[attr-defined]

@@ -53,7 +53,7 @@ def test_an_unsandboxed_worker_gets_its_gpu_a_fresh_temp_dir_and_no_parent_env(
     assert all(d is not None and d.parent == tmp_path for _, d in envs)
     assert all("DERENDER_TEST_API_KEY" not in e for e, _ in envs)
     cmd = sup.worker_command("s0-1", "step")
-    assert cmd[:5] == [sys.executable, "-I", "-B", "-m", "derender.farm.worker"]
+    assert cmd[:5] == [sys.executable, "-I", "-B", "-m", "derender.addon.worker"]
     assert cmd[cmd.index("--identity") + 1] == "s0-1"
     assert cmd[cmd.index("--connect") + 1] == backends["step"]
     target = sup.worker_command("t2-3", "target")

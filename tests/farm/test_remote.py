@@ -26,7 +26,7 @@ def _worker(farm: LocalFarm, identity: str, *extra: str) -> subprocess.Popen:
         [
             sys.executable,
             "-m",
-            "derender.farm.worker",
+            "derender.addon.worker",
             "--connect",
             farm.config.remote_backend,
             "--identity",

@@ -85,7 +85,7 @@ def farm():
 @pytest.fixture(scope="session")
 def farm_env(farm):
     """DERENDER_ADDRESS set for this process (and every subprocess and Ray worker it makes)."""
-    from derender.protocol.integrations import core
+    from derender.rl.integrations import core
 
     old = os.environ.get(core.ADDRESS_VAR)
     os.environ[core.ADDRESS_VAR] = farm.address
@@ -103,7 +103,7 @@ def farm_env(farm):
 
 
 def _tokenizer():
-    from derender.protocol.cheatsheet import EXAMPLE_DSL, cheatsheet
+    from derender.rl.cheatsheet import EXAMPLE_DSL, cheatsheet
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -21,8 +21,8 @@ SCRIPT = textwrap.dedent(
     """
     import importlib.metadata, importlib.util, json, sys
     from derender import Client
-    from derender.protocol.integrations import verl
-    from derender.protocol.integrations.dataset import task_rows
+    from derender.rl.integrations import verl
+    from derender.rl.integrations.dataset import task_rows
     from derender.scenes import dsl_program
 
     address = sys.argv[1]

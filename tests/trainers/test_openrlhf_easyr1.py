@@ -33,7 +33,7 @@ FAILED = "```python\nadd_object(shape='cube',\n```"
 @pytest.fixture(scope="module")
 def rows(farm_env):
     from derender.protocol.client import Client
-    from derender.protocol.integrations.dataset import task_dataset
+    from derender.rl.integrations.dataset import task_dataset
     from derender.scenes import GeneratorConfig, dsl_program, generate_scene
 
     with Client(farm_env) as client:
@@ -82,8 +82,8 @@ def _experience(response):
 
 @pytest.mark.parametrize("order", ["valid-first", "failed-first"])
 def test_openrlhf_executor_scores_and_batches_mixed_responses(order, rows, tiny_vlm):
-    from derender.protocol.integrations import openrlhf as adapter
-    from derender.protocol.integrations.dataset import to_openrlhf
+    from derender.rl.integrations import openrlhf as adapter
+    from derender.rl.integrations.dataset import to_openrlhf
     from openrlhf.datasets.prompts_dataset import preprocess_data
     from openrlhf.trainer.ppo_utils.experience import make_experience_batch
     from openrlhf.utils.agent import SingleTurnAgentExecutor
@@ -133,8 +133,8 @@ def _easyr1_manager(path):
 @pytest.mark.parametrize("order", ["valid-first", "failed-first"])
 @pytest.mark.parametrize("reward_type", ["batch", "sequential"])
 def test_easyr1_reward_manager_logs_one_list_per_key(order, reward_type, rows, farm_env):
-    from derender.protocol.integrations import easyr1 as adapter
-    from derender.protocol.integrations.dataset import to_easyr1
+    from derender.rl.integrations import easyr1 as adapter
+    from derender.rl.integrations.dataset import to_easyr1
 
     reward_fn, declared = _easyr1_manager(adapter.__file__)
     assert declared == "batch" and sys.modules["custom_reward_fn"].REWARD_NAME == "derender"

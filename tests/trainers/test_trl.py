@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def image_dataset(farm_env):
     from derender.protocol.client import Client
-    from derender.protocol.integrations.dataset import task_dataset
+    from derender.rl.integrations.dataset import task_dataset
 
     with Client(farm_env) as client:
         return task_dataset(client, seed=3, count=1)
@@ -38,7 +38,7 @@ def test_task_dataset_is_what_grpo_takes(image_dataset):
 
 def test_text_only_dataset_describes_the_target_in_words(farm_env):
     from derender.protocol.client import Client
-    from derender.protocol.integrations.dataset import task_dataset
+    from derender.rl.integrations.dataset import task_dataset
     from derender.scenes import GeneratorConfig, generate_scene
 
     with Client(farm_env) as client:
@@ -53,8 +53,8 @@ def test_text_only_dataset_describes_the_target_in_words(farm_env):
 
 
 def test_two_grpo_steps_log_derender_rewards(tmp_path, farm_env, image_dataset, tiny_vlm):
-    from derender.protocol.integrations import core
-    from derender.protocol.integrations.trl import derender_reward
+    from derender.rl.integrations import core
+    from derender.rl.integrations.trl import derender_reward
     from trl import GRPOConfig, GRPOTrainer
 
     model, processor = tiny_vlm

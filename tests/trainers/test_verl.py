@@ -28,7 +28,7 @@ def verl_rows(farm_env, tmp_path_factory):
     """Two verl rows written to parquet with ``to_verl`` and read back as verl reads them."""
     import datasets
     from derender.protocol.client import Client
-    from derender.protocol.integrations.dataset import task_dataset, to_verl
+    from derender.rl.integrations.dataset import task_dataset, to_verl
 
     with Client(farm_env) as client:
         ds = task_dataset(client, seed=8, count=2)
@@ -51,7 +51,7 @@ def test_to_verl_writes_verls_row_layout(verl_rows):
 
 
 def _oracle(row, frame) -> str:
-    from derender.protocol.integrations import core
+    from derender.rl.integrations import core
     from derender.scenes import GeneratorConfig, dsl_program, generate_scene
 
     spec = core.parse_ground_truth(row["reward_model"]["ground_truth"])
@@ -111,7 +111,7 @@ def reward_loop(farm_env, tokenizer_dir):
     reward.yaml with derender's function set by path."""
     import ray
     import verl
-    from derender.protocol.integrations import verl as adapter
+    from derender.rl.integrations import verl as adapter
     from omegaconf import OmegaConf
     from verl.experimental.reward_loop import RewardLoopManager
 
@@ -159,7 +159,7 @@ def test_reward_loop_scores_mixed_batches(order, reward_loop, batches, tokenizer
 
 @pytest.mark.parametrize("order", ["valid-first", "failed-first"])
 def test_legacy_batch_reward_manager_logs_equal_length_lists(order, batches, tokenizer_dir):
-    from derender.protocol.integrations import verl as adapter
+    from derender.rl.integrations import verl as adapter
     from transformers import AutoTokenizer
     from verl.utils.import_utils import load_extern_object
     from verl.workers.reward_manager.batch import BatchRewardManager

@@ -1,0 +1,306 @@
+"""One request in, one reply out: the transport-independent core of a derender server.
+
+``Handler.handle_frames`` takes the frames after the routing envelope and returns the
+reply frames. It never raises for bad input: every failure becomes a typed error reply
+(SPEC.md section 5). It drives any object with the ``addon.service.Service`` interface
+(``frame``, ``render_scene``, ``step``) and scores steps in-process with
+:mod:`derender.reward`; it imports neither bpy nor zmq, so it is tested and reused
+outside Blender.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .. import __version__
+from ..protocol import codec
+from ..protocol.errors import BadRequest, InternalError, ProtocolError, RenderError
+from ..protocol.messages import (
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    DatasetTarget,
+    Info,
+    Limits,
+    Ping,
+    Render,
+    Request,
+    Reset,
+    SceneTarget,
+    SeedTarget,
+    Step,
+    StepBatch,
+    StepItem,
+    TargetRef,
+    TargetSpec,
+    parse_request,
+    request_id,
+)
+from ..protocol.targets import Target, TargetCache, target_id
+from ..reward.spec import DEFAULT_PRESET
+from ..rl.cheatsheet import cheatsheet
+from ..scenes import (
+    GenerationError,
+    GeneratorConfig,
+    Scene,
+    generate_scene,
+    scene_to_clevr,
+)
+from ..scenes import universe as universe_mod
+from .scoring import FinishedStep, score_steps
+
+log = logging.getLogger(__name__)
+
+
+class ServiceLike(Protocol):
+    """What the handler needs from ``addon.service.Service``."""
+
+    frame: Any
+
+    def render_scene(self, scene: Scene, masks: bool = True) -> Any: ...
+
+    def step(self, script: str, seed: int = 0, masks: bool = True) -> Any: ...
+
+
+def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": False, "error": exc.to_dict()}
+
+
+@dataclass
+class Incoming:
+    """A request's frames, decoded as far as they go: what the reply must echo (id, type,
+    encoding) is read first, so even a request whose arrays are broken gets its id back."""
+
+    rid: object = None
+    kind: str = "error"
+    encoding: str = "raw"
+    header: dict[str, Any] | None = None  # with its arrays attached; None on error
+    error: ProtocolError | None = None
+
+
+def decode_request(frames: Sequence[Any], limits: Limits) -> Incoming:
+    """Decode the frames after the routing envelope (header first); never raises."""
+    incoming = Incoming()
+    codec_limits = limits.codec()
+    try:
+        if not frames:
+            raise BadRequest("empty message: no header frame")
+        header = codec.decode_header(frames[0], codec_limits)
+        incoming.rid = request_id(header, limits)
+        if isinstance(header.get("type"), str) and len(header["type"]) <= 32:
+            incoming.kind = header["type"]
+        if header.get("encoding") in codec.ENCODINGS:
+            incoming.encoding = header["encoding"]
+        incoming.header = codec.attach_arrays(header, frames[1:], codec_limits)
+    except ProtocolError as exc:
+        incoming.error = exc
+    return incoming
+
+
+class Handler:
+    """Dispatches requests to a service, keeps the target cache, scores steps."""
+
+    def __init__(
+        self,
+        service: ServiceLike,
+        limits: Limits | None = None,
+        datasets: Mapping[str, Sequence[Scene]] | None = None,
+        default_preset: str = DEFAULT_PRESET,
+    ) -> None:
+        from .. import reward
+
+        self.service = service
+        self.limits = limits or Limits()
+        self.datasets = {k: list(v) for k, v in (datasets or {}).items()}
+        self.targets = TargetCache(self.limits.max_targets)
+        self._reward = reward
+        self.presets = tuple(reward.PRESETS)
+        if default_preset not in self.presets:
+            raise ValueError(f"default_preset {default_preset!r} is not one of {self.presets}")
+        self.default_preset = default_preset
+        self.frame_hash: str = service.frame.hash()
+        self._generator = GeneratorConfig(frame=service.frame)
+
+    # -- entry points -------------------------------------------------------------
+    def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
+        """Reply frames for request frames (header first); never raises on bad input."""
+        incoming = decode_request(frames, self.limits)
+        rid, kind, encoding = incoming.rid, incoming.kind, incoming.encoding
+        try:
+            if incoming.error is not None:
+                raise incoming.error
+            assert incoming.header is not None
+            reply = self.handle(parse_request(incoming.header, self.limits))
+        except ProtocolError as exc:
+            reply = error_reply(rid, kind, exc)
+        except Exception as exc:  # a bug must not stop the loop; the client learns what
+            log.exception("internal error handling request %r", rid)
+            reply = error_reply(rid, kind, InternalError(f"{type(exc).__name__}: {exc}"))
+        try:
+            return codec.encode(reply, encoding)
+        except (ValueError, TypeError) as exc:  # a reply member the wire cannot carry: a bug
+            log.exception("cannot encode the reply to request %r", rid)
+            return codec.encode(error_reply(rid, kind, InternalError(f"unencodable reply: {exc}")))
+
+    def handle(self, req: Request) -> dict[str, Any]:
+        """The reply header (arrays inline) for a parsed request."""
+        body: dict[str, Any]
+        if isinstance(req, Ping):
+            body = {"time": time.time()}
+        elif isinstance(req, Info):
+            body = self.info()
+        elif isinstance(req, Reset):
+            target = self.resolve(req.target)
+            body = self.target_body(target, req.masks)
+        elif isinstance(req, Step):
+            body = self.step(req.item, req.preset, req.masks)
+        elif isinstance(req, StepBatch):
+            body = {"results": self.step_batch(req.items, req.preset, req.masks)}
+        elif isinstance(req, Render):
+            body = self.render(req.scene, req.masks)
+        else:  # parse_request only makes the types above and Status
+            raise BadRequest(f"{req.type!r} requests are answered by a farm, not this server")
+        return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
+
+    # -- requests -----------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        frame = self.service.frame
+        return {
+            "server": {"name": "derender", "version": __version__},
+            "protocol": {"versions": list(SUPPORTED_VERSIONS), "limits": self.limits.to_dict()},
+            "frame": frame.to_dict(),
+            "frame_hash": self.frame_hash,
+            "engine": frame.engine,
+            "universe": universe_mod.describe(),
+            "reward_presets": list(self.presets),
+            "default_preset": self.default_preset,
+            "datasets": {k: len(v) for k, v in self.datasets.items()},
+            "cheatsheet": cheatsheet(),
+        }
+
+    def resolve(self, spec: TargetSpec | str) -> Target:
+        """The target for a spec (a str is a target id), from the cache or rendered now."""
+        if isinstance(spec, str):
+            return self.targets.get(spec)
+        if isinstance(spec, TargetRef):
+            return self.targets.get(spec.target_id)
+        scene = self.scene_for(spec)
+        tid = target_id(scene, self.frame_hash)
+        if tid in self.targets:
+            return self.targets.get(tid)
+        result = self._render(scene, masks=True)
+        return self.targets.put(Target(tid, scene, result.image, result.masks, self.frame_hash))
+
+    def step(self, item: StepItem, preset: str | None, masks: bool) -> dict[str, Any]:
+        return self.step_batch([item], preset, masks, item_errors=False)[0]
+
+    def step_batch(
+        self,
+        items: Sequence[StepItem],
+        preset: str | None,
+        masks: bool,
+        item_errors: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Run every script, then score all of them in one batched reward call.
+
+        An item that cannot run (e.g. an unknown target id) gets an ``error`` entry instead
+        of sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
+        """
+        name = preset or self.default_preset
+        spec = self.reward_spec(name)
+        runs: list[FinishedStep | ProtocolError] = []
+        for item in items:
+            try:
+                target = self.resolve(item.target)
+                t0 = time.perf_counter()
+                res = self.service.step(item.script, seed=item.seed, masks=True)
+                service_s = time.perf_counter() - t0
+            except ProtocolError as exc:
+                if not item_errors:
+                    raise
+                runs.append(exc)
+                continue
+            runs.append(
+                FinishedStep(
+                    item.script,
+                    target,
+                    res.outcome,
+                    res.message,
+                    res.line,
+                    res.stdout,
+                    res.image,
+                    res.masks,
+                    res.readback,
+                    {**res.timings, "service": service_s},
+                    send_masks=masks,
+                    unmapped=res.unmapped,
+                )
+            )
+        done = iter(
+            score_steps(
+                [r for r in runs if isinstance(r, FinishedStep)], spec, name, self.service.frame
+            )
+        )
+        return [
+            {"error": r.to_dict()} if isinstance(r, ProtocolError) else next(done) for r in runs
+        ]
+
+    def render(self, scene: Scene, masks: bool) -> dict[str, Any]:
+        result = self._render(scene, masks)
+        return {
+            "image": result.image,
+            "masks": result.masks if masks else None,
+            "timings": dict(result.timings),
+            "frame_hash": self.frame_hash,
+        }
+
+    # -- helpers ------------------------------------------------------------------
+    def reward_spec(self, name: str) -> Any:
+        """The reward spec of a preset; BadRequest names an unknown one."""
+        if name not in self.presets:
+            raise BadRequest(f"reward preset {name!r} is not one of {list(self.presets)}")
+        return self._reward.preset(name)
+
+    def scene_for(self, spec: TargetSpec) -> Scene:
+        """The scene a seed, scene or dataset target spec names; BadRequest if none."""
+        if isinstance(spec, SceneTarget):
+            return spec.scene
+        if isinstance(spec, SeedTarget):
+            try:
+                return generate_scene(spec.seed, spec.index, self._generator)
+            except GenerationError as exc:
+                raise BadRequest(str(exc)) from exc
+        assert isinstance(spec, DatasetTarget)
+        scenes = self.datasets.get(spec.dataset)
+        if scenes is None:
+            raise BadRequest(
+                f"dataset {spec.dataset!r} is not loaded; this server has {sorted(self.datasets)}"
+            )
+        if spec.index >= len(scenes):
+            raise BadRequest(
+                f"dataset {spec.dataset!r} has {len(scenes)} scenes; "
+                f"index {spec.index} is out of range"
+            )
+        return scenes[spec.index]
+
+    def _render(self, scene: Scene, masks: bool) -> Any:
+        try:
+            return self.service.render_scene(scene, masks=masks)
+        except ProtocolError:
+            raise
+        except Exception as exc:  # Blender failures arrive as assorted exception types
+            raise RenderError(f"rendering the scene failed: {type(exc).__name__}: {exc}") from exc
+
+    def target_body(self, target: Target, masks: bool) -> dict[str, Any]:
+        """The reply members of ``reset`` for a made target (SPEC.md section 4)."""
+        return {
+            "target_id": target.target_id,
+            "frame_hash": target.frame_hash,
+            "frame": self.service.frame.to_dict(),
+            "scene": scene_to_clevr(target.scene, self.service.frame),
+            "image": target.image,
+            "masks": target.masks if masks else None,
+        }
