@@ -125,7 +125,7 @@ def _config(args: argparse.Namespace) -> FarmConfig:
     from dataclasses import replace
 
     config = _load_config(args, workers=args.workers, bind=args.bind)
-    return config if config.bind else replace(config, bind=DEFAULT_BIND)
+    return config if config.bind else replace(config, bind=(DEFAULT_BIND,))
 
 
 def _log_to_stderr() -> None:

@@ -185,16 +185,18 @@ class WorkerHost:
         self.link = link
         self.role = role
         self.name = host_name(name)
-        count = "workers" if role == STEP else "target_workers"
-        self.config = replace(
+        own = replace(
             config,
             bind=(),
             remote_backend=None,
             monitor=None,
             curve_secret=None,
             curve_clients=None,
-            **{count: workers},
         )
+        if role == STEP:
+            self.config = replace(own, workers=workers)
+        else:
+            self.config = replace(own, target_workers=workers)
         first = 0 if role == STEP else self.config.workers  # Supervisor.role(slot) is ours
         self.slots = range(first, first + workers)
         self.run_dir = Path(tempfile.mkdtemp(prefix="derender-host-"))  # 0700

@@ -90,7 +90,7 @@ def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     return frames[:1], frames[1:]
 
 
-def drain(sock: zmq.Socket, handle: Callable[[list[bytes]], object], most: int = 1000) -> None:
+def drain(sock: zmq.Socket, handle: Callable[..., object], most: int = 1000) -> None:
     """Hand up to ``most`` waiting messages of ``sock`` to ``handle``, without blocking;
     stop early when ``sock`` is empty or ``handle`` closed it."""
     for _ in range(most):
