@@ -3,7 +3,7 @@
 Readback. Blender never evaluates the compositor's Viewer node in background mode and
 the "Render Result" image has no pixel buffer there, so the render is written as an
 uncompressed 8-bit PNG into a private tmpfs directory and decoded with Pillow; measured
-(``bench/render.py``) this costs about a millisecond at 320x240, and it is exactly
+(``derender bench render``) this costs about a millisecond at 320x240, and it is exactly
 "the PNG the render would be".
 
 Masks. One extra Workbench pass with flat lighting, no anti-aliasing, no world (film

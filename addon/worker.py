@@ -1,11 +1,13 @@
 """The worker process: one headless Blender serving jobs from the farm's broker.
 
-``python -m derender.addon.worker --connect ADDR --identity ID --role ROLE --config JSON``
-(a worker on another host adds ``--server-key farm.key --keys worker.key_secret``: the farm's
-``remote_backend`` endpoint requires CURVE, and the worker's public key must be in the
-farm's ``curve_clients`` directory; the farm then adopts it like its own). The worker
-connects a DEALER socket (identity ``ID``) to the broker's backend ROUTER, says ``ready``
-once Blender is up, then answers one job at a time with :class:`addon.service.Service`
+``python -m derender.addon.worker --connect ipc://SOCK --identity ID --role ROLE --config JSON``,
+started by a :class:`~derender.farm.supervisor.Supervisor` (the farm's own, or a worker
+host's on another machine: :mod:`derender.farm.remote`). A worker only ever connects to a
+local ``ipc://`` socket and holds no key: on another host the trusted worker host holds
+the CURVE keys and relays its frames to the farm, so a script that escapes finds neither
+a key nor a network. The worker
+connects a DEALER socket (identity ``ID``) to that ROUTER, says ``ready`` once Blender is
+up, then answers one job at a time with :class:`addon.service.Service`
 (the same code path as ``derender serve``). A second DEALER (identity ``ID#hb``) owned by
 a heartbeat thread says ``hb`` every ``heartbeat_interval`` seconds: a SIGSTOPped or
 wedged process stops beating and is replaced. A script that spins in Python keeps the
@@ -45,7 +47,6 @@ import zmq
 from ..farm.config import FarmConfig
 from ..farm.os_sandbox import UnconfinedWorker, confinement_gaps
 from ..protocol import codec
-from ..protocol.keys import KeyPair, load_keys
 from ..scenes import Scene, scene_from_clevr, scene_to_clevr
 
 
@@ -58,22 +59,27 @@ def rss_bytes() -> int:
         return 0
 
 
+class NotLocalBackend(ValueError):
+    """A worker was pointed at something other than a local ``ipc://`` socket."""
+
+
 @dataclass(frozen=True)
 class Connection:
-    """Where the broker is, and the CURVE keys a remote worker needs to reach it."""
+    """The local ``ipc://`` ROUTER a worker serves (the broker's, or a worker host's)."""
 
     address: str
     identity: str
-    server_key: bytes | None = None  # the farm's public key
-    keys: KeyPair | None = None  # this worker's key pair (its public key in curve_clients)
+
+    def __post_init__(self) -> None:
+        if not self.address.startswith("ipc://"):
+            raise NotLocalBackend(
+                f"a worker connects only to a local ipc:// socket, not {self.address!r}; "
+                "on another host, `derender farm join` runs the workers and reaches the farm"
+            )
 
     def socket(self, ctx: zmq.Context, identity: str) -> zmq.Socket:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, identity.encode())
-        if self.server_key is not None and self.keys is not None:
-            sock.curve_serverkey = self.server_key
-            sock.curve_publickey = self.keys.public
-            sock.curve_secretkey = self.keys.secret
         return sock
 
 
@@ -200,23 +206,18 @@ def serve(config: FarmConfig, conn: Connection, role: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m derender.addon.worker")
-    parser.add_argument("--connect", required=True, help="the broker's backend address")
+    parser.add_argument("--connect", required=True, help="the local ipc:// backend to serve")
     parser.add_argument("--identity", required=True, help="this worker's id (from the supervisor)")
     parser.add_argument(
         "--role", choices=("step", "target"), default="step", help="run scripts or targets"
     )
     parser.add_argument("--config", required=True, help="the FarmConfig as JSON")
-    parser.add_argument("--server-key", help="remote workers: the farm's public key file")
-    parser.add_argument("--keys", help="remote workers: this worker's secret key file")
     args = parser.parse_args(argv)
     config = FarmConfig.from_dict(json.loads(args.config))
-    conn = Connection(args.connect, args.identity)
-    if args.server_key or args.keys:
-        if not (args.server_key and args.keys):
-            parser.error("--server-key and --keys go together")
-        conn = Connection(
-            args.connect, args.identity, load_keys(args.server_key).public, load_keys(args.keys)
-        )
+    try:
+        conn = Connection(args.connect, args.identity)
+    except NotLocalBackend as exc:
+        parser.error(str(exc))
     return serve(config, conn, args.role)
 
 

@@ -217,7 +217,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m derender.bench.farm")
+    parser = argparse.ArgumentParser(prog="derender bench farm")
     parser.add_argument("mode", choices=["bare"])
     parser.add_argument("config", help="FarmConfig as JSON")
     parser.add_argument("steps", type=int)

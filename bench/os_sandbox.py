@@ -117,7 +117,7 @@ def throughput(config: FarmConfig, steps: int, repeat: int) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/os_sandbox.py")
+    parser = argparse.ArgumentParser(prog="derender bench os-sandbox")
     parser.add_argument("--runs", type=int, default=10, help="start-ups per mode")
     parser.add_argument("--engine", default="workbench")
     parser.add_argument("--size", type=int, default=64)

@@ -1,7 +1,7 @@
 """``derender bench TARGET``: every benchmark, in one home (the ``bench`` package).
 
 ``reward``, ``ladder`` and ``farm`` have their options here; the others
-(``render``, ``sandbox``, ``protocol``, ``panel``, ``os-sandbox``, ``visibility``) take
+(``render``, ``sandbox``, ``protocol``, ``panel``, ``os-sandbox``, ``relay``, ``visibility``) take
 theirs from their own module (``derender bench render --help``).
 """
 
@@ -22,6 +22,7 @@ SCRIPTS: dict[str, str] = {
     "protocol": "protocol round trips against in-process calls",
     "panel": "latency of the add-on panel's operators",
     "os-sandbox": "what the OS sandbox costs: worker start-up and farm throughput",
+    "relay": "what a worker host's relay costs: step latency and throughput vs local",
     "visibility": "what CLEVR's visibility rule costs a target pipeline",
 }
 

@@ -1,4 +1,4 @@
-"""``derender farm``, ``derender farm status`` and ``derender dataset``."""
+"""``derender farm``, ``derender farm status``, ``derender farm join`` and ``derender dataset``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import DEFAULT_BIND, add_frame_options, farm_frame
+
+if TYPE_CHECKING:
+    from ..farm.config import FarmConfig
 
 
 def _gpus(text: str) -> tuple[int, ...]:
@@ -23,6 +27,19 @@ def _farm_options(p: argparse.ArgumentParser, workers: int | None) -> None:
     add_frame_options(p)
 
 
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    """How workers are launched: the same for the farm's and for a worker host's."""
+    p.add_argument("--gpus", type=_gpus, help="pin workers round-robin to these GPUs: 0,1")
+    p.add_argument("--blender", help="run workers under this Blender binary")
+    p.add_argument("--config", type=Path, help="farm.toml (keys: FarmConfig fields)")
+    p.add_argument(
+        "--no-os-sandbox",
+        action="store_true",
+        help="DANGEROUS: run workers without bubblewrap; an escaped script gets this "
+        "process's user, files, processes and network",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     farm = sub.add_parser("farm", help="run a render farm: broker + N headless Blender workers")
     _farm_options(farm, None)
@@ -30,15 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bind", action="append", metavar="ENDPOINT",
         help=f"client endpoint to bind, repeatable (default {DEFAULT_BIND})",
     )  # fmt: skip
-    farm.add_argument("--gpus", type=_gpus, help="pin workers round-robin to these GPUs: 0,1")
-    farm.add_argument("--blender", help="run workers under this Blender binary")
-    farm.add_argument("--config", type=Path, help="farm.toml (keys: FarmConfig fields)")
-    farm.add_argument(
-        "--no-os-sandbox",
-        action="store_true",
-        help="DANGEROUS: run workers without bubblewrap; an escaped script gets this "
-        "farm's user, files, processes and network",
-    )
+    _worker_options(farm)
     farm.set_defaults(func=run_farm_command)
     farm_sub = farm.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
     status = farm_sub.add_parser("status", help="workers, queue, rate, latency, restarts")
@@ -46,6 +55,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="print the raw status JSON")
     status.add_argument("--timeout", type=float, default=5.0)
     status.set_defaults(func=run_status)
+    join = farm_sub.add_parser(
+        "join", help="run sandboxed workers on this host for a farm elsewhere (CURVE)"
+    )
+    _farm_options(join, 1)
+    join.add_argument(
+        "--connect", required=True, help="the farm's remote_backend: tcp://FARM-HOST:5556"
+    )
+    join.add_argument(
+        "--server-key", type=Path, required=True, help="the farm's public key file (farm.key)"
+    )
+    join.add_argument(
+        "--keys",
+        type=Path,
+        required=True,
+        help="this host's secret key file; its .key must be in the farm's curve_clients",
+    )
+    join.add_argument("--role", choices=("step", "target"), default="step")
+    join.add_argument("--name", help="prefix of this host's worker ids (default: hostname)")
+    _worker_options(join)
+    join.set_defaults(func=run_join)
 
     ds = sub.add_parser("dataset", help="batch-render a target dataset through a farm")
     ds.add_argument("--count", type=int, required=True, help="number of scenes")
@@ -56,45 +85,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds.set_defaults(func=run_dataset)
 
 
-def _config(args: argparse.Namespace) -> object:
-    """Flags over ``--config`` over defaults; the client address defaults to port 5555."""
-    from dataclasses import replace
-
+def _load_config(args: argparse.Namespace, **overrides: object) -> FarmConfig:
+    """The frame and worker flags and ``overrides`` over ``--config`` over defaults."""
     from ..farm.config import FarmConfig
 
-    overrides = {
-        "workers": args.workers,
+    overrides |= {
         **farm_frame(args, only_given=True),
-        "bind": args.bind,
         "gpus": args.gpus,
         "blender": args.blender,
         "os_sandbox": False if args.no_os_sandbox else None,
     }
     if args.config is not None:
-        config = FarmConfig.load(args.config, **overrides)
-    else:
-        config = FarmConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
-    return config if config.bind else replace(config, bind=DEFAULT_BIND)
+        return FarmConfig.load(args.config, **overrides)
+    return FarmConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
 
 
-def run_farm_command(args: argparse.Namespace) -> int:
-    from ..farm.run import run_farm
+def _config(args: argparse.Namespace) -> FarmConfig:
+    """Flags over ``--config`` over defaults; the client address defaults to port 5555."""
+    from dataclasses import replace
 
+    config = _load_config(args, workers=args.workers, bind=args.bind)
+    return config if config.bind else replace(config, bind=(DEFAULT_BIND,))
+
+
+def _log_to_stderr() -> None:
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+
+
+def run_farm_command(args: argparse.Namespace) -> int:
+    from ..farm.run import run_farm
+
+    _log_to_stderr()
     try:
         config = _config(args)
     except (ValueError, OSError) as exc:
         print(f"derender farm: {exc}", file=sys.stderr)
         return 2
     try:
-        return run_farm(config)  # type: ignore[arg-type]
+        return run_farm(config)
     except ValueError as exc:  # e.g. a non-loopback bind (InsecureBind)
         print(f"derender farm: {exc}", file=sys.stderr)
         return 2
+
+
+def run_join(args: argparse.Namespace) -> int:
+    """``derender farm join``: a :class:`~derender.farm.remote.WorkerHost` in the foreground."""
+    from ..farm.remote import FarmLink, FarmRefused, WorkerHost, check_key_hidden, run_host
+
+    _log_to_stderr()
+    try:
+        config = _load_config(args)
+        if config.os_sandbox:
+            check_key_hidden(args.keys, config.blender)
+        link = FarmLink.load(args.connect, args.server_key, args.keys)
+        host = WorkerHost(config, link, args.role, args.workers, args.name)
+    except (ValueError, OSError) as exc:
+        print(f"derender farm join: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_host(host)
+    except FarmRefused as exc:
+        print(f"derender farm join: {exc}", file=sys.stderr)
+        return 1
 
 
 def run_status(args: argparse.Namespace) -> int:

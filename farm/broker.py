@@ -59,6 +59,7 @@ from ..protocol.transport import (
     CurveConfig,
     InsecureBind,
     check_addresses,
+    drain,
     is_loopback,
     make_curve_server,
     split_envelope,
@@ -202,25 +203,17 @@ class Broker:
         events = dict(self._poller.poll(int(wait_s * 1000)))
         for sock in (*self.backends.values(), self.remote):
             if sock is not None and sock in events:
-                self._drain(sock, lambda frames, s=sock: self.pool.on_message(s, frames))
+                drain(sock, lambda frames, s=sock: self.pool.on_message(s, frames))
         self.pool.dispatch()
         self.rewards.flush()
         if self.frontend in events:
-            self._drain(self.frontend, self._on_client)
+            drain(self.frontend, self._on_client)
         self.pool.supervise()
         self._expire()
         self.pool.dispatch()
         if self.config.metrics_interval > 0 and time.monotonic() >= self._next_log:
             self._next_log = time.monotonic() + self.config.metrics_interval
             log.info("%s", log_line(self.status()))
-
-    def _drain(self, sock: zmq.Socket, handle: Any, most: int = 1000) -> None:
-        for _ in range(most):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            handle(frames)
 
     # -- clients --------------------------------------------------------------------
     def _on_client(self, frames: list[Any]) -> None:

@@ -5,8 +5,9 @@ longest-idle worker of its role (scripts to step workers, renders to target work
 Local workers are accepted only under the identity the supervisor gave them and on the
 backend socket of their role (an escaped step worker that connects again under another
 identity gets nothing); remote workers join through the CURVE-authenticated remote
-backend and say which role they are. A worker is replaced when its process exits, it
-stays silent for ``heartbeat_timeout`` while idle (SIGSTOPped, wedged), it is not ready after
+backend (through a worker host, :mod:`.remote`) and say which role they are; one the farm
+drops is told ``exit`` and its host replaces it. A worker is replaced when its process exits,
+it stays silent for ``heartbeat_timeout`` while idle (SIGSTOPped, wedged), it is not ready after
 ``start_timeout``, or its job runs past ``hard_deadline`` (then the job's step ends with
 outcome ``timeout``). A job whose worker died is retried up to ``max_attempts`` tries in
 all, then fails: a step with outcome ``poisoned``, a render with ``worker_lost``. Results
@@ -198,6 +199,18 @@ class WorkerPool:
         self.workers.pop(ws.identity, None)
         if ws.slot is not None:
             self.supervisor.restart(ws.slot, blame=False)
+        else:
+            self._dismiss(ws)
+
+    def _dismiss(self, ws: WorkerState) -> None:
+        """Tell a remote worker the farm dropped it, so its worker host replaces it (a
+        dropped worker that stayed would never get work again); best effort."""
+        try:
+            ws.socket.send_multipart(
+                [ws.identity.encode(), *codec.encode({"kind": "exit"})], zmq.NOBLOCK
+            )
+        except zmq.ZMQError:  # unreachable: its host replays `ready` when it reconnects
+            pass
 
     def _lost(self, ws: WorkerState, why: str) -> None:
         """A worker died or went silent: replace it, retry or fail its job."""
@@ -208,6 +221,8 @@ class WorkerPool:
         self.workers.pop(ws.identity, None)
         if ws.slot is not None:  # a death during a job may be the job's fault: no blame
             self.supervisor.restart(ws.slot, blame=job is None)
+        else:
+            self._dismiss(ws)
         if job is None:
             return
         job.worker = None

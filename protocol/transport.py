@@ -4,7 +4,7 @@ the farm broker): the loopback rule, CURVE server setup, and the ROUTER envelope
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,3 +88,16 @@ def split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     if len(frames) > 1 and frames[1] == b"":
         return frames[:2], frames[2:]
     return frames[:1], frames[1:]
+
+
+def drain(sock: zmq.Socket, handle: Callable[..., object], most: int = 1000) -> None:
+    """Hand up to ``most`` waiting messages of ``sock`` to ``handle``, without blocking;
+    stop early when ``sock`` is empty or ``handle`` closed it."""
+    for _ in range(most):
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        handle(frames)
+        if sock.closed:
+            return

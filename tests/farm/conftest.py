@@ -1,4 +1,5 @@
-"""A module-wide farm of two real Workbench workers at 32 px, with short deadlines."""
+"""A module-wide farm of two real Workbench workers at 32 px, with short deadlines, and
+helpers the farm tests share (polling, a crashing script, a process memory search)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ FARM_OPTIONS: dict[str, Any] = {
     "metrics_interval": 0,
     "options": {"max_ticks": 10**9},
 }
+
+
+@pytest.fixture(scope="session")
+def farm_options() -> dict[str, Any]:
+    """The short deadlines of the module-wide farm, for tests that start farms of their own."""
+    return dict(FARM_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +73,32 @@ def all_idle(farm: LocalFarm) -> Callable[[], list[dict[str, Any]]]:
 def crasher() -> str:
     """A script that segfaults the worker running it (see CRASHER)."""
     return CRASHER
+
+
+def _regions(pid: int) -> Iterator[tuple[int, int]]:
+    with open(f"/proc/{pid}/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if perms.startswith("r"):
+                start, end = (int(x, 16) for x in span.split("-"))
+                yield start, end
+
+
+def _memory_contains(pid: int, needles: list[bytes]) -> set[bytes]:
+    found: set[bytes] = set()
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for start, end in _regions(pid):
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, OverflowError, ValueError):  # [vvar] and friends
+                continue
+            found |= {n for n in needles if n in chunk}
+    return found
+
+
+@pytest.fixture
+def memory_contains() -> Callable[[int, list[bytes]], set[bytes]]:
+    """``memory_contains(pid, needles)``: the needles found anywhere in the readable memory
+    of process ``pid`` (``/proc/PID/mem``, every readable mapping; needs root)."""
+    return _memory_contains

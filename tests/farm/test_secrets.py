@@ -9,7 +9,6 @@ the target, is the positive control that shows the search finds what is there.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 from derender import Client
@@ -32,31 +31,8 @@ SCRIPTS = [
 ]
 
 
-def _regions(pid: int) -> Iterator[tuple[int, int]]:
-    with open(f"/proc/{pid}/maps") as maps:
-        for line in maps:
-            span, perms = line.split()[:2]
-            if perms.startswith("r"):
-                start, end = (int(x, 16) for x in span.split("-"))
-                yield start, end
-
-
-def memory_contains(pid: int, needles: list[bytes]) -> set[bytes]:
-    """The needles found anywhere in the readable memory of process ``pid``."""
-    found: set[bytes] = set()
-    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for start, end in _regions(pid):
-            try:
-                mem.seek(start)
-                chunk = mem.read(end - start)
-            except (OSError, OverflowError, ValueError):  # [vvar] and friends
-                continue
-            found |= {n for n in needles if n in chunk}
-    return found
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's memory needs root")
-def test_the_step_worker_never_holds_the_target():
+def test_the_step_worker_never_holds_the_target(memory_contains):
     with (
         LocalFarm(workers=1, engine="workbench", size=32, metrics_interval=0) as farm,
         Client(farm.address, timeout=120) as client,
