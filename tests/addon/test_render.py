@@ -212,7 +212,7 @@ def test_cli_renders_a_scene_file_with_masks(tmp_path, capsys):
     assert cli_main(argv) == 0
     image = np.asarray(Image.open(out))
     assert image.shape == (64, 64, 3)
-    assert np.array_equal(image, _render_scene(scene, FrameSpec(64, 64, "workbench", 8)))
+    assert np.array_equal(image, _render_scene(scene, FrameSpec(64, 64, "workbench")))
     masks = np.asarray(Image.open(tmp_path / "out.masks.png"))
     assert masks.shape == (64, 64) and len(np.unique(masks)) > 2
     assert "wrote" in capsys.readouterr().out
