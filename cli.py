@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     ".addon.serve_cli",
     ".addon.render_cli",
     ".addon.exec_cli",
+    ".addon.step_bench",
     ".protocol.keys",
     ".reward.cli",
     ".farm.cli",

@@ -1,8 +1,9 @@
 """One request -> one result: the only implementation of "run one step".
 
 The add-on server and the farm worker are transports around :class:`Service`. A step is:
-snapshot → sandboxed script → integrity check → render (+ masks) → readback → reset, and
-whatever happens the worker ends the step at exactly the frame.
+snapshot → sandboxed script (compile, run) → integrity check → render (+ masks, only when
+asked; neither for a render-free step) → readback → reset, and whatever happens the worker
+ends the step at exactly the frame. Each stage is timed in wall and CPU seconds.
 """
 
 from __future__ import annotations
@@ -42,17 +43,32 @@ class StepResult:
     recycle: bool  # the worker should be replaced (violation, tamper, render failure)
     unmapped: int = 0  # agent objects the readback could not map to CLEVR objects
     unmapped_reasons: tuple[str, ...] = field(default_factory=tuple)
+    # CPU seconds (process time) per stage, the same keys as ``timings`` (wall seconds)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 class _Clock:
+    """Wall and CPU (process) time per stage: on a loaded machine only the CPU time says
+    what a stage costs."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self._t = time.perf_counter()
+        self._c = time.process_time()
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.timings[name] = now - self._t
-        self._t = now
+        self.cpu[name] = cpu - self._c
+        self._t, self._c = now, cpu
+
+    def split(self, name: str, part: str, spent: tuple[float, float]) -> None:
+        """Move ``spent`` (wall, CPU) of the last lap ``name`` to a lap of its own, ``part``."""
+        wall, cpu = spent
+        self.timings[part], self.cpu[part] = wall, cpu
+        self.timings[name] -= wall
+        self.cpu[name] -= cpu
 
 
 class Service:
@@ -82,14 +98,18 @@ class Service:
             clock.lap("reset")
         return RenderResult(image, mask, clock.timings)
 
-    def step(self, script: str, seed: int = 0, masks: bool = True) -> StepResult:
-        """Run ``script`` in the sandbox and render it. Never raises for anything the
-        script does; a non-ok outcome has no image. A frame that even a rebuild cannot
-        restore makes the step ``frame_tampered`` and asks for the worker's replacement."""
+    def step(
+        self, script: str, seed: int = 0, masks: bool = True, render: bool = True
+    ) -> StepResult:
+        """Run ``script`` in the sandbox and render it (``render=False``: a render-free
+        step, for scene-graph rewards: no image and no masks, the read-back scene only).
+        Never raises for anything the script does; a non-ok outcome has no image. A frame
+        that even a rebuild cannot restore makes the step ``frame_tampered`` and asks for
+        the worker's replacement."""
         clock = _Clock()
         before = integrity.snapshot()
         try:
-            result = self._step(script, seed, masks, clock, before)
+            result = self._step(script, seed, masks and render, render, clock, before)
         finally:
             try:
                 integrity.restore(before)
@@ -108,13 +128,21 @@ class Service:
                 readback=None,
                 recycle=True,
             )
+        result.cpu_timings = clock.cpu
         return result
 
     def _step(
-        self, script: str, seed: int, masks: bool, clock: _Clock, before: integrity.Snapshot
+        self,
+        script: str,
+        seed: int,
+        masks: bool,
+        render_image: bool,
+        clock: _Clock,
+        before: integrity.Snapshot,
     ) -> StepResult:
         run, session = run_script(script, self.limits, seed)
         clock.lap("script")
+        clock.split("script", "compile", run.compile_s)
 
         def fail(outcome: str, message: str, line: int | None = None) -> StepResult:
             return StepResult(
@@ -129,11 +157,14 @@ class Service:
         if run.outcome != errors.OK:
             return fail(run.outcome, run.message, run.line)
         objects = session.data.live_objects()
+        image = mask = None
         try:
-            image = render.render_image(self.frame)
-            clock.lap("render")
-            mask = render.render_masks([o for o, _ in objects], self.frame) if masks else None
-            clock.lap("masks")
+            if render_image:
+                image = render.render_image(self.frame)
+                clock.lap("render")
+            if masks:
+                mask = render.render_masks([o for o, _ in objects], self.frame)
+                clock.lap("masks")
         except (RuntimeError, ValueError, OSError) as exc:
             return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}")
         back = read_back(objects)
