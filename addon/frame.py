@@ -18,7 +18,7 @@ from mathutils import Matrix, Vector
 
 from ..scenes.frame import FrameSpec, Light
 from . import assets, compat, settings
-from .rna_snapshot import Snapshot, differences, label, restore, snapshot
+from .rna_snapshot import Snapshot, differences, label, matches, restore, snapshot
 
 GROUND_ROUGHNESS = 0.9
 CLIP_START = 0.1
@@ -51,8 +51,8 @@ class _Frame:
     scene: bpy.types.Scene
     ids: frozenset[int]  # session_uid of every datablock right after the build
     made: frozenset[int]  # the ones the build created (removed when a new frame is built)
-    snapshots: dict[int, Snapshot]  # per datablock the build made, and the scene
-    labels: dict[int, str]  # how the snapshots name each datablock (its name when built)
+    # per datablock the build made, and the scene; labelled by its name when built
+    snapshots: dict[int, Snapshot]
 
 
 _frame: _Frame | None = None
@@ -136,7 +136,7 @@ def build_frame(spec: FrameSpec) -> None:
         # The scene outlives frames (the GUI shows it): put back what the last build left.
         bpy.data.batch_remove(_foreign())
         uid = _frame.scene.session_uid
-        restore(_frame.scene, _frame.snapshots[uid], _frame.labels[uid], _datablocks())
+        restore(_frame.scene, _frame.snapshots[uid], _datablocks())
     _remove_frame()
     scene = cast(bpy.types.Scene, bpy.context.scene)  # always set, headless or in the GUI
     _clear_scene(scene)
@@ -148,14 +148,16 @@ def build_frame(spec: FrameSpec) -> None:
     made = ids - before
     checked = {uid: idb for uid, idb in _datablocks().items() if uid in made}
     checked[scene.session_uid] = scene
-    labels = {uid: label(idb) for uid, idb in checked.items()}
-    snapshots = {uid: _snapshot(idb, ids, labels[uid]) for uid, idb in checked.items()}
-    _frame = _Frame(spec, scene, ids, frozenset(made), snapshots, labels)
+    snapshots = {uid: _snapshot(idb, ids, label(idb)) for uid, idb in checked.items()}
+    _frame = _Frame(spec, scene, ids, frozenset(made), snapshots)
+
+
+def _skipped(idb: bpy.types.ID) -> tuple[str, ...]:
+    return _SCENE_UNCHECKED if isinstance(idb, bpy.types.Scene) else ()
 
 
 def _snapshot(idb: bpy.types.ID, protected: frozenset[int], name: str) -> Snapshot:
-    skip = _SCENE_UNCHECKED if isinstance(idb, bpy.types.Scene) else ()
-    return snapshot(idb, skip, protected, name)
+    return snapshot(idb, _skipped(idb), protected, name)
 
 
 def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> None:
@@ -250,11 +252,10 @@ def frame_differences(spec: FrameSpec) -> list[str]:
     out: list[str] = []
     for uid, before in _frame.snapshots.items():
         idb = _frame.scene if uid == _frame.scene.session_uid else present.get(uid)
-        name = _frame.labels[uid]
         if idb is None:
-            out.append(f"{name} is gone")
-        else:
-            out += differences(before, _snapshot(idb, _frame.ids, name))
+            out.append(f"{before.label} is gone")
+        elif not matches(before, idb, _skipped(idb), _frame.ids):
+            out += differences(before, _snapshot(idb, _frame.ids, before.label))
     return out
 
 
@@ -295,9 +296,14 @@ class FrameBroken(RuntimeError):
     A worker process that raises it is replaced: its Blender state is not trusted."""
 
 
-def reset(spec: FrameSpec) -> None:
+def reset(spec: FrameSpec, verified: bool = False) -> None:
     """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
     and the frame is rebuilt from scratch if anything else differs from its snapshot.
+
+    ``verified``: the caller compared the frame and the assets with their snapshots
+    (:func:`frame_differences`, :func:`assets.drop_modified`) after the last untrusted
+    code ran and found them intact, and only trusted code ran since (a render, a
+    read-back), so comparing again is skipped: the reset removes what is foreign.
 
     The first call builds the frame (see :func:`build_frame`). Raises
     :class:`FrameBroken` if even the rebuilt frame differs."""
@@ -309,6 +315,9 @@ def reset(spec: FrameSpec) -> None:
     foreign = _foreign()
     if foreign:
         bpy.data.batch_remove(foreign)
+    assets.trim()
+    if verified:
+        return
     assets.drop_modified()
     if frame_differences(spec):
         build_frame(spec)
