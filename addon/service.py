@@ -108,12 +108,13 @@ class Service:
         the worker's replacement."""
         clock = _Clock()
         before = integrity.snapshot()
+        verified = False  # the frame and assets checked intact after the script
         try:
-            result = self._step(script, seed, masks and render, render, clock, before)
+            result, verified = self._step(script, seed, masks and render, render, clock, before)
         finally:
             try:
                 integrity.restore(before)
-                reset(self.frame)
+                reset(self.frame, verified=verified)
                 broken = None
             except FrameBroken as exc:
                 broken = exc
@@ -139,7 +140,9 @@ class Service:
         render_image: bool,
         clock: _Clock,
         before: integrity.Snapshot,
-    ) -> StepResult:
+    ) -> tuple[StepResult, bool]:
+        """The step's result, and whether the frame and the assets were found intact after
+        the script with only trusted code run since (the render, the read-back)."""
         run, session = run_script(script, self.limits, seed)
         clock.lap("script")
         clock.split("script", "compile", run.compile_s)
@@ -153,9 +156,9 @@ class Service:
         tampered = integrity.tampering(self.frame, before, session.data)
         clock.lap("verify")
         if tampered:
-            return fail(errors.FRAME_TAMPERED, "; ".join(tampered))
+            return fail(errors.FRAME_TAMPERED, "; ".join(tampered)), False
         if run.outcome != errors.OK:
-            return fail(run.outcome, run.message, run.line)
+            return fail(run.outcome, run.message, run.line), True
         objects = session.data.live_objects()
         image = mask = None
         try:
@@ -166,10 +169,11 @@ class Service:
                 mask = render.render_masks([o for o, _ in objects], self.frame)
                 clock.lap("masks")
         except (RuntimeError, ValueError, OSError) as exc:
-            return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}")
+            # a render that failed half-way may have left its own settings: check again
+            return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}"), False
         back = read_back(objects)
         clock.lap("readback")
         return StepResult(
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
             recycle=False, unmapped=back.skipped, unmapped_reasons=back.reasons,
-        )  # fmt: skip
+        ), True  # fmt: skip
