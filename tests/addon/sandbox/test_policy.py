@@ -12,12 +12,9 @@ from derender.addon.sandbox.policy import CompileFailure, compile_script
 
 
 def _transformed(source: str) -> str:
-    from derender.addon.sandbox import policy
+    from derender.addon.sandbox.rewrite import Rewriter
 
-    tree = policy._AugmentedTargets().visit(ast.parse(source))
-    tree = policy._Policy([], [], {}).visit(tree)
-    policy._inject_guards(tree)
-    return ast.unparse(tree)
+    return ast.unparse(Rewriter().module(ast.parse(source)))
 
 
 def test_augmented_attribute_evaluates_container_once() -> None:
