@@ -254,7 +254,11 @@ class _Walk:
             if skip and name in skip:
                 continue
             here = None if path is None else f"{path}.{name}"
-            if kind is _POINTER:
+            if value is None:  # most pointers: no animation data, no library ...
+                out.append(None)
+                if paths is not None:
+                    paths.append(here)
+            elif kind is _POINTER:
                 self.pointer(value, here)
             elif isinstance(value, str):  # unreadable
                 self.put(value, here)
