@@ -15,8 +15,9 @@ machine, unlike wall time) per step outside the render, split by stage (compile,
 verify, masks, readback, reset), the render's own wall time beside it and their ratio,
 and the render-free rate (``Service.step(render=False)``: no image, no masks, the
 scene-graph-only case) in steps per second of CPU and of wall time. The masks pass is
-measured apart (``--masks-steps``): no built-in reward preset needs it. The load average
-before and after says how busy the machine was.
+measured apart (``--masks-steps``): no built-in reward preset needs it, and so are the two
+generic comparisons the check makes (the frame's snapshots, the cached assets'). The load
+average before and after says how busy the machine was.
 
 ``--json`` prints ``{"dsl": {"outside_render_ms", "outside_render_p99_ms", "render_ms",
 ...}, "bpy": {...}, "render_free_steps_per_s": {"dsl", "bpy"}, ...}``.
@@ -25,6 +26,7 @@ before and after says how busy the machine was.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -131,6 +133,27 @@ def _masks(service: Any, script: Callable[[int], str], steps: int, start: int) -
     return _ms(times)["median"]
 
 
+def _check_split(spec: FrameSpec, repeat: int = 20) -> dict[str, float]:
+    """Median CPU ms of the two generic comparisons inside the check, on an idle frame
+    with whatever the run cached: every frame datablock, every cached asset."""
+    from . import assets
+    from .frame import frame_differences
+
+    def cpu_ms(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        return 1000 * statistics.median(times)
+
+    return {
+        "frame_ms": cpu_ms(lambda: frame_differences(spec)),
+        "assets_ms": cpu_ms(assets.drop_modified),
+        "assets": len(assets.cached()),
+    }
+
+
 def measure(
     engine: str, size: int, objects: int, steps: int, masks_steps: int, seed: int
 ) -> dict[str, Any]:
@@ -163,6 +186,7 @@ def measure(
         report["render_free_steps_per_cpu_s"][dialect] = rate["steps_per_cpu_s"]
     if masks_steps > 0:
         report["masks_ms"] = _masks(service, scripts["dsl"], masks_steps, start)
+    report["check_split_cpu"] = _check_split(spec)
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     return report
 
@@ -192,6 +216,11 @@ def format_report(report: dict[str, Any]) -> str:
     )
     if "masks_ms" in report:
         lines.append(f"masks pass (when asked), wall ms: {report['masks_ms']:.2f}")
+    split = report["check_split_cpu"]
+    lines.append(
+        f"of the check (verify), CPU ms: the frame's snapshots {split['frame_ms']:.2f}, "
+        f"the {split['assets']} cached assets' {split['assets_ms']:.2f}"
+    )
     return "\n".join(lines)
 
 
@@ -202,6 +231,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    report = measure(args.engine, args.size, args.objects, args.steps, args.masks_steps, args.seed)
+    # Blender logs each render to stdout: while it runs, stdout goes to stderr, so that
+    # stdout holds the report only.
+    sys.stdout.flush()
+    stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        report = measure(
+            args.engine, args.size, args.objects, args.steps, args.masks_steps, args.seed
+        )
+    finally:
+        sys.stdout.flush()
+        ctypes.CDLL(None).fflush(None)  # Blender's own buffered writes, before the switch
+        os.dup2(stdout, 1)
+        os.close(stdout)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
