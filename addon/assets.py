@@ -12,28 +12,37 @@ Blender 5.0 loads them), rebuilt node for node in each cached material, with CLE
 viewport values for Workbench. Where Blender 5.0 needs a choice, it is made as its own
 versioning of the 2.78 files makes it (see :func:`_rubber` and :func:`_metal`).
 
+Other modules share meshes through the same cache (:func:`shared_mesh`: the sandbox's
+primitive operators), at most :data:`SHARED_CAPACITY` of them kept once no object uses
+them.
+
 Cached datablocks belong to the frame: agents can read them but never write them (the
 sandbox's proxies check ownership by ``session_uid``, which Blender never reuses), and
-``addon.frame.reset`` keeps them and calls :func:`drop_modified`, which compares each with
-the generic snapshot (:mod:`.rna_snapshot`) taken when it was made, so that an edit that
-got through anyway cannot reach a later request or target render.
+every step's integrity check calls :func:`drop_modified`, which compares each with the
+generic snapshot (:mod:`.rna_snapshot`) taken when it was made, so that an edit that got
+through anyway cannot reach a later request or target render.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, cast
 
 import bmesh
 import bpy
 
 from ..scenes import universe
-from .rna_snapshot import Snapshot, snapshot
+from .rna_snapshot import Snapshot, matches, snapshot
 
 _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
+# Meshes built by other modules, by their key, least recently used first.
+_SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
+SHARED_CAPACITY = 8  # each one costs ~0.1 ms a step to verify
 # Snapshots taken when an asset was made, by session_uid; compared in drop_modified().
+# Its keys are the session_uid of every cached datablock.
 _SNAPSHOTS: dict[int, Snapshot] = {}
 
 
@@ -264,15 +273,49 @@ def material_key(mat: bpy.types.Material) -> tuple[str, str] | None:
     return None
 
 
+def shared_mesh(key: Hashable, build: Callable[[], bpy.types.Mesh]) -> bpy.types.Mesh:
+    """The shared mesh cached under ``key``, made by ``build`` on first use (or after it
+    was dropped) and from then on kept, verified and read-only like the CLEVR assets."""
+    mesh = _SHARED.get(key)
+    if mesh is not None and alive(mesh):
+        _SHARED.move_to_end(key)
+        return mesh
+    mesh = build()
+    _SHARED[key] = mesh
+    _remember(mesh)
+    return mesh
+
+
+def shared_key(mesh: bpy.types.Mesh) -> Hashable | None:
+    """The key ``mesh`` is cached under by :func:`shared_mesh`, or None."""
+    uid = mesh.session_uid
+    for key, idb in _SHARED.items():
+        if alive(idb) and idb.session_uid == uid:
+            return key
+    return None
+
+
+def trim() -> None:
+    """Delete the least recently used shared meshes beyond :data:`SHARED_CAPACITY` that
+    no object uses (their only user is the fake one that keeps them)."""
+    unused = [key for key, mesh in _SHARED.items() if not alive(mesh) or mesh.users <= 1]
+    extra = len(_SHARED) - SHARED_CAPACITY
+    doomed = [_SHARED.pop(key) for key in unused[: max(extra, 0)]]
+    _forget([idb for idb in doomed if alive(idb)])
+
+
+def _caches() -> tuple[dict[Any, Any], ...]:
+    return (_MESHES, _MATERIALS, _SHARED)
+
+
 def cached() -> list[bpy.types.ID]:
     """Every live cached datablock."""
-    return [idb for idb in (*_MESHES.values(), *_MATERIALS.values()) if alive(idb)]
+    return [idb for cache in _caches() for idb in cache.values() if alive(idb)]
 
 
 def is_asset(idb: bpy.types.ID) -> bool:
     """True if ``idb`` is one of the cached datablocks."""
-    uid = idb.session_uid
-    return any(uid == a.session_uid for a in cached())
+    return idb.session_uid in _SNAPSHOTS and alive(idb)
 
 
 def drop_modified() -> list[str]:
@@ -281,17 +324,22 @@ def drop_modified() -> list[str]:
     Returns their names. They are rebuilt on the next request for them.
     """
     dropped: list[bpy.types.ID] = []
-    caches: tuple[dict[Any, Any], ...] = (_MESHES, _MATERIALS)
-    for cache in caches:
+    for cache in _caches():
         for key, idb in list(cache.items()):
             if not alive(idb):
                 del cache[key]
-            elif snapshot(idb) != _SNAPSHOTS.get(idb.session_uid):
+            elif not matches(_SNAPSHOTS[idb.session_uid], idb):
                 del cache[key]
                 dropped.append(idb)
     names = [idb.name for idb in dropped]
-    for idb in dropped:
-        _SNAPSHOTS.pop(idb.session_uid, None)
-    if dropped:
-        bpy.data.batch_remove(dropped)
+    _forget(dropped)
+    for uid in _SNAPSHOTS.keys() - {idb.session_uid for idb in cached()}:
+        del _SNAPSHOTS[uid]  # freed by Blender (a factory reset)
     return names
+
+
+def _forget(doomed: list[bpy.types.ID]) -> None:
+    for idb in doomed:
+        _SNAPSHOTS.pop(idb.session_uid, None)
+    if doomed:
+        bpy.data.batch_remove(doomed)

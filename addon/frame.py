@@ -19,7 +19,7 @@ from mathutils import Matrix, Vector
 from ..scenes import backdrop
 from ..scenes.frame import FrameSpec, Light
 from . import assets, compat, settings
-from .rna_snapshot import Snapshot, differences, label, restore, snapshot
+from .rna_snapshot import Snapshot, differences, label, matches, restore, snapshot
 
 GROUND_ROUGHNESS = 0.5  # the default Principled BSDF's (see _set_ground_material)
 CLIP_START = 0.1
@@ -52,8 +52,8 @@ class _Frame:
     scene: bpy.types.Scene
     ids: frozenset[int]  # session_uid of every datablock right after the build
     made: frozenset[int]  # the ones the build created (removed when a new frame is built)
-    snapshots: dict[int, Snapshot]  # per datablock the build made, and the scene
-    labels: dict[int, str]  # how the snapshots name each datablock (its name when built)
+    # per datablock the build made, and the scene; labelled by its name when built
+    snapshots: dict[int, Snapshot]
     objects: dict[str, bpy.types.Object]  # "camera", "ground", "light:<name>" (to move)
 
 
@@ -155,7 +155,7 @@ def build_frame(spec: FrameSpec) -> None:
         # The scene outlives frames (the GUI shows it): put back what the last build left.
         bpy.data.batch_remove(_foreign())
         uid = _frame.scene.session_uid
-        restore(_frame.scene, _frame.snapshots[uid], _frame.labels[uid], _datablocks())
+        restore(_frame.scene, _frame.snapshots[uid], _datablocks())
     _remove_frame()
     scene = cast(bpy.types.Scene, bpy.context.scene)  # always set, headless or in the GUI
     _clear_scene(scene)
@@ -166,25 +166,28 @@ def build_frame(spec: FrameSpec) -> None:
     made = ids - before
     checked = {uid: idb for uid, idb in _datablocks().items() if uid in made}
     checked[scene.session_uid] = scene
-    labels = {uid: label(idb) for uid, idb in checked.items()}
-    _frame = _Frame(spec, scene, ids, frozenset(made), {}, labels, objects)
-    _take_snapshots()
+    _frame = _Frame(spec, scene, ids, frozenset(made), {}, objects)
+    _take_snapshots({uid: label(idb) for uid, idb in checked.items()})
 
 
-def _take_snapshots() -> None:
-    """Snapshot every datablock the build made, and the scene: what the check compares
-    with (again after ``move``, which changes the camera and lights on purpose)."""
+def _take_snapshots(labels: dict[int, str]) -> None:
+    """Snapshot every datablock the build made, and the scene, each under its label: what
+    the check compares with (again after ``move``, which changes the camera and lights on
+    purpose)."""
     assert _frame is not None
     cast(bpy.types.ViewLayer, bpy.context.view_layer).update()  # settle derived values
     present = _datablocks() | {_frame.scene.session_uid: _frame.scene}
     _frame.snapshots = {
-        uid: _snapshot(present[uid], _frame.ids, name) for uid, name in _frame.labels.items()
+        uid: _snapshot(present[uid], _frame.ids, name) for uid, name in labels.items()
     }
 
 
+def _skipped(idb: bpy.types.ID) -> tuple[str, ...]:
+    return _SCENE_UNCHECKED if isinstance(idb, bpy.types.Scene) else ()
+
+
 def _snapshot(idb: bpy.types.ID, protected: frozenset[int], name: str) -> Snapshot:
-    skip = _SCENE_UNCHECKED if isinstance(idb, bpy.types.Scene) else ()
-    return snapshot(idb, skip, protected, name)
+    return snapshot(idb, _skipped(idb), protected, name)
 
 
 def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> dict[str, bpy.types.Object]:
@@ -222,19 +225,27 @@ def _build_parts(scene: bpy.types.Scene, spec: FrameSpec) -> dict[str, bpy.types
     return objects
 
 
+def _pose_apart(built: FrameSpec, spec: FrameSpec) -> bool:
+    """True if ``spec`` is ``built`` but for the camera's and lights' pose."""
+    return replace(built, camera=spec.camera, lights=spec.lights) == spec and [
+        (lt.name, lt.kind) for lt in built.lights
+    ] == [(lt.name, lt.kind) for lt in spec.lights]
+
+
 def move(spec: FrameSpec) -> bool:
     """Put the built frame's camera and lights where ``spec`` has them, when that is all
     that differs (a jittered target's frame: ``FrameSpec.jittered`` / ``posed``); True if
     the frame is now ``spec``'s. Costs two matrix writes per object, not a rebuild; False
-    (nothing changed) when anything else differs or no frame is built."""
+    (nothing changed) when anything else differs or no frame is built.
+
+    The frame's snapshots are retaken at the new pose, so only trusted code may have run
+    since the frame was last found intact (:func:`reset` checks before it moves)."""
     global _frame
     if _frame is None or not assets.alive(_frame.scene):
         return False
     if _frame.spec == spec:
         return True
-    if replace(_frame.spec, camera=spec.camera, lights=spec.lights) != spec or [
-        (lt.name, lt.kind) for lt in _frame.spec.lights
-    ] != [(lt.name, lt.kind) for lt in spec.lights]:
+    if not _pose_apart(_frame.spec, spec):
         return False
     camera = _frame.objects["camera"]
     cam_data = cast(bpy.types.Camera, camera.data)
@@ -247,7 +258,7 @@ def move(spec: FrameSpec) -> bool:
     for light in spec.lights:
         _set_light(_frame.objects[f"light:{light.name}"], light)
     _frame = replace(_frame, spec=spec)
-    _take_snapshots()
+    _take_snapshots({uid: snap.label for uid, snap in _frame.snapshots.items()})
     return True
 
 
@@ -313,11 +324,10 @@ def frame_differences(spec: FrameSpec) -> list[str]:
     out: list[str] = []
     for uid, before in _frame.snapshots.items():
         idb = _frame.scene if uid == _frame.scene.session_uid else present.get(uid)
-        name = _frame.labels[uid]
         if idb is None:
-            out.append(f"{name} is gone")
-        else:
-            out += differences(before, _snapshot(idb, _frame.ids, name))
+            out.append(f"{before.label} is gone")
+        elif not matches(before, idb, _skipped(idb), _frame.ids):
+            out += differences(before, _snapshot(idb, _frame.ids, before.label))
     return out
 
 
@@ -358,25 +368,34 @@ class FrameBroken(RuntimeError):
     A worker process that raises it is replaced: its Blender state is not trusted."""
 
 
-def reset(spec: FrameSpec) -> None:
+def reset(spec: FrameSpec, verified: bool = False) -> None:
     """Return to exactly the frame of ``spec``: foreign datablocks and edited assets go,
     and the frame is rebuilt from scratch if anything else differs from its snapshot (a
     spec that differs only in the camera's and lights' pose just moves them).
 
+    ``verified``: the caller compared the frame and the assets with their snapshots
+    (:func:`frame_differences`, :func:`assets.drop_modified`) after the last untrusted
+    code ran and found them intact, and only trusted code ran since (a render, a
+    read-back), so comparing again is skipped: the reset removes what is foreign.
+
     The first call builds the frame (see :func:`build_frame`). Raises
     :class:`FrameBroken` if even the rebuilt frame differs."""
-    if not move(spec):  # a jittered target's frame moves the camera and lights only
+    if _frame is None or not assets.alive(_frame.scene) or not _pose_apart(_frame.spec, spec):
         build_frame(spec)
         return
-    assert _frame is not None  # move() found it built
     if bpy.context.window is not None and bpy.context.scene != _frame.scene:
         bpy.context.window.scene = _frame.scene
     foreign = _foreign()
     if foreign:
         bpy.data.batch_remove(foreign)
-    assets.drop_modified()
-    if frame_differences(spec):
-        build_frame(spec)
-        still = frame_differences(spec)
-        if still:
-            raise FrameBroken("; ".join(still))
+    assets.trim()
+    if not verified:
+        assets.drop_modified()
+        # Checked at the pose the script saw, before a move retakes the snapshots.
+        if frame_differences(_frame.spec):
+            build_frame(spec)
+            still = frame_differences(spec)
+            if still:
+                raise FrameBroken("; ".join(still))
+            return
+    move(spec)

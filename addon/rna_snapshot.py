@@ -1,4 +1,4 @@
-"""Generic snapshots of Blender datablocks: every RNA property, walked, as a flat mapping.
+"""Generic snapshots of Blender datablocks: every RNA property, walked, in a flat list.
 
 The frame check and the asset check compare a snapshot taken when a datablock was built
 with one taken after an agent's script. Nothing here names a property it checks: the walk
@@ -8,28 +8,35 @@ viewport ``metallic``) is covered like any other.
 
 The walk, per struct, in RNA order:
 
-- writable booleans, ints, floats, strings and enums (read-only ones are derived);
+- writable booleans, ints, floats, strings and enums (read-only ones are derived), read in
+  one call per struct (an ``attrgetter`` of the type's plan);
 - a pointer to another datablock is recorded by its ``session_uid`` (unique for the whole
   Blender session, never reused, unlike ``as_pointer()``), and not followed: that
   datablock has a snapshot of its own; embedded datablocks (a material's node tree) are
   walked as part of their owner;
 - a pointer to a struct is walked, once: a struct reached again (a link's ``from_socket``)
-  is recorded by the path where the walk first met it, so rewiring shows as a change;
-- a collection is walked item by item; long collections of plain items (mesh vertices,
-  attribute data) are read with ``foreach_get`` per numeric property instead.
+  is recorded by where the walk first met it, so rewiring shows as a change;
+- a collection is walked item by item; long collections of plain items (attribute data)
+  are read with ``foreach_get`` per numeric property instead;
+- a mesh's element views (``vertices``, ``edges``, ``loops``, ``polygons``, a UV layer's
+  ``data``) are views of its attribute layers, which the walk reads whole: only what the
+  layers do not hold is read from the views (the face offsets; per vertex, the
+  vertex-group weights of a short mesh, as for any short collection). Reading them item
+  by item costs a hundred times more than the layers.
 
-``differences`` lists what changed, by path, for messages.
+A check walks without paths and compares the value lists (:meth:`Snapshot.matches`);
+paths are built only for the reference snapshot and to say what differs
+(:func:`differences`), e.g. ``Object('Ground').modifiers[0].width``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import bpy
 import numpy as np
-
-Snapshot = dict[str, Any]
 
 # Never compared: identity and bookkeeping that change without any edit (users, tags,
 # evaluated copies), deprecated aliases that warn when read, and properties derived from
@@ -62,37 +69,97 @@ _UNREADABLE = frozenset(
 # Variable-length arrays foreach_get cannot read (a polygon's vertices: the loops' vertex
 # indices and the polygons' loop starts say the same).
 _DYNAMIC_ARRAYS = frozenset({("MeshPolygon", "vertices")})
+# Element views of a mesh's attribute layers (see the module docstring) -> what is read
+# of them besides the layers: the numeric properties listed, for every item, and, when
+# ``short`` is set, every item walked in full if the view is short.
+_ATTRIBUTE_VIEWS: dict[tuple[str, str], tuple[tuple[str, ...], bool]] = {
+    ("Mesh", "vertices"): ((), True),  # MeshVertex.groups: vertex-group weights
+    ("Mesh", "edges"): ((), False),
+    ("Mesh", "loops"): ((), False),
+    ("Mesh", "polygons"): (("loop_start",), False),  # the face offsets
+    ("MeshUVLoopLayer", "data"): ((), False),
+    ("MeshUVLoopLayer", "uv"): ((), False),
+    ("MeshUVLoopLayer", "vertex_selection"): ((), False),
+    ("MeshUVLoopLayer", "edge_selection"): ((), False),
+    ("MeshUVLoopLayer", "pin"): ((), False),
+}
 # Collections longer than this are compared per numeric property with foreach_get.
 _ARRAY_THRESHOLD = 32
-_VALUE, _ARRAY, _POINTER, _COLLECTION = range(4)
 _NUMERIC_TYPES = frozenset({"BOOLEAN", "INT", "FLOAT"})
 _DTYPES = {"BOOLEAN": np.bool_, "INT": np.int32, "FLOAT": np.float32}
 
-# Keyed by RNA type and property count: add-ons register properties at runtime (the
-# panel's ``Scene.derender``), and a plan must follow them.
-_plans: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
+
+_POINTER, _COLLECTION = "pointer", "collection"
+# bpy.types looks names up in RNA on every access: once here, not per value.
+_ID, _STRUCT = bpy.types.ID, bpy.types.bpy_struct
+_NONE: frozenset[str] = frozenset()
+_Reads = tuple[tuple[str, ...], bool]  # what an attribute view reads: see _ATTRIBUTE_VIEWS
+
+
+def _getter(names: list[str]) -> Callable[[Any], tuple] | None:
+    """One C call that reads ``names`` of a struct as a tuple (an attrgetter)."""
+    if not names:
+        return None
+    getter = operator.attrgetter(*names)
+    return getter if len(names) > 1 else (lambda struct: (getter(struct),))
+
+
+class _Plan:
+    """What the walk reads of one RNA type, in RNA order: its plain values (writable
+    booleans, numbers, strings, enums) in one call, its numeric arrays, then its links
+    (pointers, collections) in one call."""
+
+    __slots__ = (
+        "arrays", "flags", "link_kinds", "link_names", "links", "names", "plain", "values",
+    )  # fmt: skip
+
+    def __init__(self, rna: Any) -> None:
+        owner = rna.identifier
+        names: list[str] = []
+        arrays: list[tuple[str, bool]] = []  # (identifier, nested: a matrix)
+        flags: list[int] = []  # indices in names of enum flags (sets)
+        links: list[str] = []
+        kinds: list[str | _Reads] = []
+        self.plain = True  # numeric values only: a collection of these is read by foreach
+        for prop in rna.properties:
+            ident = prop.identifier
+            if ident in _SKIPPED or ident in _UNREADABLE or (owner, ident) in _SKIPPED_IN:
+                continue
+            if prop.type in ("POINTER", "COLLECTION"):
+                links.append(ident)
+                view = _ATTRIBUTE_VIEWS.get((owner, ident))
+                kinds.append(_POINTER if prop.type == "POINTER" else view or _COLLECTION)
+                self.plain = False
+            elif not prop.is_readonly:
+                self.plain &= prop.type in _NUMERIC_TYPES
+                if prop.type in _NUMERIC_TYPES and getattr(prop, "is_array", False):
+                    dims = [d for d in getattr(prop, "array_dimensions", ()) if d]
+                    arrays.append((ident, len(dims) > 1))
+                    continue
+                if prop.type == "ENUM" and prop.is_enum_flag:
+                    flags.append(len(names))
+                names.append(ident)
+        self.names, self.arrays, self.flags = tuple(names), tuple(arrays), tuple(flags)
+        self.link_names, self.link_kinds = tuple(links), tuple(kinds)
+        self.values, self.links = _getter(names), _getter(links)
+
+
+def _read(struct: Any, ident: str) -> Any:
+    try:
+        return getattr(struct, ident)
+    except (AttributeError, RuntimeError, TypeError) as exc:
+        return f"unreadable: {type(exc).__name__}"
+
+
+_plans: dict[type, _Plan] = {}
 _numeric: dict[str, tuple[tuple[str, str, int], ...]] = {}
 
 
-def _plan(struct: Any) -> tuple[tuple[str, int], ...]:
-    """(identifier, kind) of each property the walk reads, per RNA type, cached."""
-    rna = struct.bl_rna
-    key = (rna.identifier, len(rna.properties))
-    plan = _plans.get(key)
+def _plan(struct: Any) -> _Plan:
+    cls = type(struct)
+    plan = _plans.get(cls)
     if plan is None:
-        entries = []
-        for prop in rna.properties:
-            ident = prop.identifier
-            if ident in _SKIPPED or ident in _UNREADABLE or (rna.identifier, ident) in _SKIPPED_IN:
-                continue
-            if prop.type == "POINTER":
-                entries.append((ident, _POINTER))
-            elif prop.type == "COLLECTION":
-                entries.append((ident, _COLLECTION))
-            elif not prop.is_readonly:
-                arrayed = prop.type in _NUMERIC_TYPES and getattr(prop, "is_array", False)
-                entries.append((ident, _ARRAY if arrayed else _VALUE))
-        plan = _plans[key] = tuple(entries)
+        plan = _plans[cls] = _Plan(struct.bl_rna)
     return plan
 
 
@@ -109,10 +176,6 @@ def _numeric_plan(rna: Any) -> tuple[tuple[str, str, int], ...]:
             and (rna.identifier, p.identifier) not in _DYNAMIC_ARRAYS
         )
     return plan
-
-
-def _key(struct: Any) -> tuple[int, str]:
-    return (struct.as_pointer(), struct.bl_rna.identifier)
 
 
 def _length(prop: Any) -> int:
@@ -133,42 +196,91 @@ def _plain(value: Any) -> Any:
 
 
 class _Walk:
-    def __init__(self, protected: frozenset[int] | None) -> None:
-        self.out: Snapshot = {}
-        # (address, RNA type) -> path: a nested struct may share its owner's address (a
-        # world's mist settings are fields of the world), so the type is part of the key.
-        self.seen: dict[tuple[int, str], str] = {}
+    """One walk. With ``paths`` (reference snapshots, messages) each value gets where it
+    came from: a path, or (path, names) for the values of a struct read in one call; a
+    check passes ``path=None`` down and builds no string at all."""
+
+    __slots__ = ("out", "paths", "protected", "seen")
+
+    def __init__(self, protected: frozenset[int] | None, paths: bool) -> None:
+        self.out: list[Any] = []
+        self.paths: list[Any] | None = [] if paths else None
+        # (address, type) -> index of the struct's first value: a nested struct may share
+        # its owner's address (a world's mist settings are fields of the world).
+        self.seen: dict[tuple[int, type], int] = {}
         self.protected = protected
 
-    def struct(self, struct: Any, path: str) -> None:
-        self.seen[_key(struct)] = path
-        for ident, kind in _plan(struct):
-            here = f"{path}.{ident}"
+    def put(self, value: Any, path: Any) -> None:
+        self.out.append(value)
+        if self.paths is not None:
+            self.paths.append(path)
+
+    def struct(self, struct: Any, path: str | None, skip: frozenset[str] = _NONE) -> None:
+        out, paths = self.out, self.paths
+        self.seen[(struct.as_pointer(), type(struct))] = len(out)
+        plan = _plans.get(type(struct)) or _plan(struct)
+        if plan.values is not None:
+            try:
+                values = plan.values(struct)
+            except (AttributeError, RuntimeError, TypeError):
+                values = tuple(_read(struct, name) for name in plan.names)
+            if plan.flags:
+                values = tuple(frozenset(v) if isinstance(v, set) else v for v in values)
+            names = plan.names
+            if skip:
+                kept = [i for i, n in enumerate(names) if n not in skip]
+                values, names = tuple(values[i] for i in kept), tuple(names[i] for i in kept)
+            out.append(values)
+            if paths is not None:
+                paths.append((path, names))
+        for ident, nested in plan.arrays:
+            if skip and ident in skip:
+                continue
             try:
                 value = getattr(struct, ident)
+                value = tuple(map(tuple, value)) if nested else tuple(value)
             except (AttributeError, RuntimeError, TypeError) as exc:
-                self.out[here] = f"unreadable: {type(exc).__name__}"
+                value = f"unreadable: {type(exc).__name__}"
+            out.append(value)
+            if paths is not None:
+                paths.append(f"{path}.{ident}")
+        if plan.links is None:
+            return
+        try:
+            links = plan.links(struct)
+        except (AttributeError, RuntimeError, TypeError):
+            links = tuple(_read(struct, name) for name in plan.link_names)
+        for name, kind, value in zip(plan.link_names, plan.link_kinds, links):  # noqa: B905
+            if skip and name in skip:
                 continue
-            if kind == _VALUE:
-                self.out[here] = _plain(value)
-            elif kind == _ARRAY:
-                self.out[here] = _plain(value)
-            elif kind == _POINTER:
+            here = None if path is None else f"{path}.{name}"
+            if value is None:  # most pointers: no animation data, no library ...
+                out.append(None)
+                if paths is not None:
+                    paths.append(here)
+            elif kind is _POINTER:
                 self.pointer(value, here)
-            else:
+            elif isinstance(value, str):  # unreadable
+                self.put(value, here)
+            elif kind is _COLLECTION:
                 self.collection(value, here)
+            else:
+                self.view(value, here, kind)  # type: ignore[arg-type]
 
-    def pointer(self, value: Any, path: str) -> None:
-        if value is None:
-            self.out[path] = None
-        elif isinstance(value, bpy.types.ID) and not value.is_embedded_data:
-            self.out[path] = self.identity(value)
-        elif not isinstance(value, bpy.types.bpy_struct):
-            self.out[path] = _plain(value)
-        elif _key(value) in self.seen:
-            self.out[path] = ("ref", self.seen[_key(value)])
+    def pointer(self, value: Any, path: str | None) -> None:
+        if isinstance(value, _STRUCT):
+            if isinstance(value, _ID) and not value.is_embedded_data:
+                self.put(self.identity(value), path)
+                return
+            first = self.seen.get((value.as_pointer(), type(value)))
+            if first is None:
+                self.struct(value, path)
+            else:
+                self.put(("ref", first), path)
+        elif value is None or isinstance(value, str):
+            self.put(value, path)
         else:
-            self.struct(value, path)
+            self.put(_plain(value), path)
 
     def identity(self, idb: bpy.types.ID) -> tuple[str, str, int | None]:
         uid = idb.session_uid
@@ -176,24 +288,77 @@ class _Walk:
             return ("id", "foreign", None)
         return ("id", type(idb).__name__, uid)
 
-    def collection(self, items: Any, path: str) -> None:
+    def collection(self, items: Any, path: str | None) -> None:
         count = len(items)
-        if count and isinstance(items[0], bpy.types.ID) and not items[0].is_embedded_data:
+        if not count:
+            self.put(0, None if path is None else f"{path}#len")
+            return
+        first = items[0]
+        if isinstance(first, _ID) and not first.is_embedded_data:
             # A collection of datablocks (a collection's objects): which protected ones it
             # holds, in order; the agent's own are not the frame's business.
             ids = [self.identity(idb) for idb in items]
-            self.out[path] = tuple(i for i in ids if i[1] != "foreign")
+            self.put(tuple(i for i in ids if i[1] != "foreign"), path)
             return
-        self.out[f"{path}#len"] = count
-        if count > _ARRAY_THRESHOLD and hasattr(items, "foreach_get"):
-            rna = items[0].bl_rna
-            for ident, kind, length in _numeric_plan(rna):
-                buf = np.empty(count * length, dtype=_DTYPES[kind])
-                items.foreach_get(ident, buf)
-                self.out[f"{path}[*].{ident}"] = buf.tobytes()
+        self.put(count, None if path is None else f"{path}#len")
+        # Long: numeric values only. Short and plain (attribute values): the same values
+        # as item by item, in one call per property.
+        plain = isinstance(first, _STRUCT) and _plan(first).plain
+        if hasattr(items, "foreach_get") and (count > _ARRAY_THRESHOLD or plain):
+            self.numeric(items, path, _numeric_plan(first.bl_rna))
             return
         for i, item in enumerate(items):
-            self.pointer(item, f"{path}[{i}]")
+            self.pointer(item, None if path is None else f"{path}[{i}]")
+
+    def view(self, items: Any, path: str | None, reads: _Reads) -> None:
+        """An attribute view (see ``_ATTRIBUTE_VIEWS``): its length and what the attribute
+        layers do not hold."""
+        props, short = reads
+        count = len(items)
+        self.put(count, None if path is None else f"{path}#len")
+        if short and count <= _ARRAY_THRESHOLD:
+            for i, item in enumerate(items):
+                self.pointer(item, None if path is None else f"{path}[{i}]")
+        elif props and count:
+            kept = tuple(p for p in _numeric_plan(items[0].bl_rna) if p[0] in props)
+            self.numeric(items, path, kept)
+
+    def numeric(self, items: Any, path: str | None, plan: Iterable[tuple[str, str, int]]) -> None:
+        count = len(items)
+        for ident, kind, length in plan:
+            buf = np.empty(count * length, dtype=_DTYPES[kind])
+            items.foreach_get(ident, buf)
+            self.put(buf.tobytes(), None if path is None else f"{path}[*].{ident}")
+
+
+class Snapshot:
+    """The values of one walk of a datablock, in walk order, and where they came from
+    (``paths``: built for reference snapshots and for messages only)."""
+
+    __slots__ = ("label", "paths", "values")
+
+    def __init__(self, label: str, values: list[Any], paths: list[Any] | None) -> None:
+        self.label = label
+        self.values = values
+        self.paths = paths
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and self.values == other.values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Path -> value, e.g. ``{"Object('Ground').modifiers[0].width": 0.1, ...}``."""
+        if self.paths is None:
+            raise ValueError(f"the snapshot of {self.label} was taken without paths")
+        out: dict[str, Any] = {}
+        for path, value in zip(self.paths, self.values, strict=True):
+            if isinstance(path, tuple):
+                prefix, names = path
+                out.update((f"{prefix}.{n}", v) for n, v in zip(names, value, strict=True))
+            else:
+                out[path] = value
+        return out
 
 
 def label(idb: bpy.types.ID) -> str:
@@ -206,41 +371,49 @@ def snapshot(
     skip: Iterable[str] = (),
     protected: frozenset[int] | None = None,
     name: str | None = None,
+    paths: bool = True,
 ) -> Snapshot:
-    """Every property of ``idb`` (and of its embedded data) by path, e.g.
+    """Every property of ``idb`` (and of its embedded data), e.g. the path
     ``Object('Ground').modifiers[0].width``. ``skip``: top-level properties left out.
     ``protected``: the datablocks that matter; others (the agent's) are recorded as
     "foreign" where pointed to and left out of collections of datablocks. ``name``: the
     label of the paths (default :func:`label`; pass the first snapshot's label to compare
-    a renamed datablock or one whose type changed, path by path)."""
-    walk = _Walk(protected)
+    a renamed datablock or one whose type changed, path by path). ``paths=False``: for a
+    comparison only (see :meth:`Snapshot.matches`).
+
+    A reference snapshot (``paths=True``) also rebuilds the per-type plans: add-ons
+    register properties at runtime (the panel's ``Scene.derender``), and the plans must
+    follow them, as the references do."""
+    if paths:
+        _plans.clear()
+        _numeric.clear()
+    walk = _Walk(protected, paths)
     label_ = name or label(idb)
-    walk.seen[_key(idb)] = label_
-    skipped = frozenset(skip)
-    for ident, kind in _plan(idb):
-        if ident in skipped:
-            continue
-        value = getattr(idb, ident)
-        here = f"{label_}.{ident}"
-        if kind in (_VALUE, _ARRAY):
-            walk.out[here] = _plain(value)
-        elif kind == _POINTER:
-            walk.pointer(value, here)
-        else:
-            walk.collection(value, here)
-    walk.out[f"{label_}#custom"] = tuple(idb.keys())  # ID properties (agents cannot set them)
-    return walk.out
+    walk.struct(idb, label_ if paths else None, frozenset(skip) or _NONE)
+    walk.put(tuple(idb.keys()), f"{label_}#custom")  # ID properties (agents cannot set them)
+    return Snapshot(label_, walk.out, walk.paths)
 
 
-def restore(idb: bpy.types.ID, saved: Snapshot, name: str, ids: dict[int, bpy.types.ID]) -> None:
-    """Set every value and datablock pointer of ``idb`` that differs from ``saved`` (a
-    snapshot labelled ``name``) back to it; ``ids`` maps session_uid to datablock.
+def matches(
+    reference: Snapshot,
+    idb: bpy.types.ID,
+    skip: Iterable[str] = (),
+    protected: frozenset[int] | None = None,
+) -> bool:
+    """True if ``idb`` still has exactly the values of ``reference`` (no paths built)."""
+    return snapshot(idb, skip, protected, reference.label, paths=False) == reference
+
+
+def restore(idb: bpy.types.ID, saved: Snapshot, ids: dict[int, bpy.types.ID]) -> None:
+    """Set every value and datablock pointer of ``idb`` that differs from ``saved`` back
+    to it; ``ids`` maps session_uid to datablock.
 
     For a datablock that cannot be recreated (the frame's scene, which the GUI shows):
     collections' lengths cannot be restored this way, the caller removes what was added.
     A value Blender refuses is left as it is; the next comparison reports it."""
-    current = snapshot(idb, (), None, name)
-    for path, value in saved.items():
+    name = saved.label
+    current = snapshot(idb, (), None, name).as_dict()
+    for path, value in saved.as_dict().items():
         if "#" in path or "[*]" in path or current.get(path, value) == value:
             continue
         owner, attr = _resolve(idb, path[len(name) + 1 :])
@@ -269,12 +442,14 @@ def _resolve(root: Any, path: str) -> tuple[Any, str]:
 
 
 def differences(before: Snapshot, after: Snapshot, most: int = 12) -> list[str]:
-    """'path changed from A to B' for up to ``most`` differing paths (in path order)."""
+    """'path changed from A to B' for up to ``most`` differing paths (in path order);
+    both snapshots need paths."""
     if before == after:
         return []
+    a_paths, b_paths = before.as_dict(), after.as_dict()
     out = []
-    for path in sorted(before.keys() | after.keys()):
-        a, b = before.get(path, "<absent>"), after.get(path, "<absent>")
+    for path in sorted(a_paths.keys() | b_paths.keys()):
+        a, b = a_paths.get(path, "<absent>"), b_paths.get(path, "<absent>")
         if a != b:
             out.append(f"{path} changed from {_short(a)} to {_short(b)}")
             if len(out) == most:

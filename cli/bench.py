@@ -1,7 +1,7 @@
 """``derender bench TARGET``: every benchmark, in one home (the ``bench`` package).
 
 ``reward``, ``ladder`` and ``farm`` have their options here; the others
-(``render``, ``sandbox``, ``protocol``, ``panel``, ``os-sandbox``, ``relay``, ``visibility``) take
+(``render``, ``step``, ``protocol``, ``panel``, ``os-sandbox``, ``relay``, ``visibility``) take
 theirs from their own module (``derender bench render --help``).
 """
 
@@ -18,7 +18,7 @@ from .options import ENGINES
 # Benchmarks whose options live in their own module's ``main(argv)``.
 SCRIPTS: dict[str, str] = {
     "render": "renders per second in one warm Blender, per engine and size, by stage",
-    "sandbox": "the sandbox's overhead on a 10-object script, cold and warm",
+    "step": "a step's CPU outside the render, by stage and dialect, and render-free steps/s",
     "protocol": "protocol round trips against in-process calls",
     "panel": "latency of the add-on panel's operators",
     "os-sandbox": "what the OS sandbox costs: worker start-up and farm throughput",

@@ -1,6 +1,6 @@
 """The OS boundary around a farm worker: a bubblewrap (``bwrap``) sandbox and its limits.
 
-Agent code runs only in workers. The language layer (RestrictedPython and the bpy proxy)
+Agent code runs only in workers. The language layer (the script policy and the bpy proxy)
 catches most attempts to misuse it; this layer is what holds when that fails. A worker
 started by :func:`bwrap_argv` sees and may do only this:
 
@@ -160,7 +160,7 @@ def privileged() -> bool:
 
 # What a worker imports besides derender and the standard library (bpy comes with Blender
 # or with the venv's site-packages).
-WORKER_IMPORTS = ("zmq", "numpy", "PIL", "RestrictedPython")
+WORKER_IMPORTS = ("zmq", "numpy", "PIL")
 
 
 def import_roots() -> tuple[Path, ...]:

@@ -1,12 +1,13 @@
 """The runtime half of the policy: the guard functions and builtins a script runs with.
 
-RestrictedPython turns ``a.b`` into ``_getattr_(a, "b")``, ``a.b = c`` into
-``_write_(a).b = c``, ``a[k]`` into ``_getitem_(a, k)`` and loops into ``_getiter_``; the
-policy adds ``_tick_``, ``_exc_``, the size-checked operators and the import calls
-(``_import_``, ``_import_from_``). This module supplies them all, plus the allowlisted
-builtins. Every way to reach an attribute by name ends in :meth:`Guards.getattr`: ``a.b``,
-``getattr``/``hasattr``, each component of an import, and each ``{0.b}`` field of
-``str.format`` (for ``str``, its instances and its subclasses alike).
+The policy (:mod:`.rewrite`) turns ``a.b`` into ``_getattr_(a, "b")``, ``a.b = c`` into
+``_write_(a).b = c``, ``a[k]`` into ``_getitem_(a, k)``, loops into ``_getiter_``, sequence
+targets into ``_unpack_sequence_``, and adds ``_tick_``, ``_exc_``, the size-checked
+operators and the import calls (``_import_``, ``_import_from_``). This module supplies
+them all, plus the allowlisted builtins. Every way to reach an attribute by name ends in
+:meth:`Guards.getattr`: ``a.b``, ``getattr``/``hasattr``, each component of an import, and
+each ``{0.b}`` field of ``str.format`` (for ``str``, its instances and its subclasses
+alike).
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import builtins
 import math
 import string
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import bpy
 import mathutils
-from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
 from .base import Namespace, Proxy
 from .errors import ResourceLimit
-from .policy import refused_name
+from .names import refused_name
 from .session import Session
 
 ALLOWED_MODULES: tuple[str, ...] = ("bpy", "math", "random", "mathutils")
@@ -127,6 +127,21 @@ class Guards:
     def getiter(self, obj: Any) -> Any:
         return self.s.budget.ticking(obj)
 
+    def unpack_sequence(self, value: Any, spec: tuple) -> list[Any]:
+        """``a, (b, c) = value``: the items through :meth:`getiter`, nested ones too.
+        ``spec`` is (minimum length, ((index, spec) of each nested target, ...))."""
+        min_len, children = spec
+        items = list(self.getiter(value))
+        if len(items) >= min_len:  # else Python's unpacking raises its ValueError
+            for index, child in children:
+                items[index] = self.unpack_sequence(items[index], child)
+        return items
+
+    def iter_unpack_sequence(self, iterable: Any, spec: tuple) -> Iterator[list[Any]]:
+        """``for a, b in iterable``: each item unpacked by :meth:`unpack_sequence`."""
+        for item in self.getiter(iterable):
+            yield self.unpack_sequence(item, spec)
+
     def exc(self, kind: Any) -> Any:
         """``except kind``: only ``Exception`` subclasses, so sandbox aborts pass through."""
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -220,8 +235,8 @@ class Guards:
             "_write_": self.write,
             "_getitem_": self.getitem,
             "_getiter_": self.getiter,
-            "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-            "_unpack_sequence_": guarded_unpack_sequence,
+            "_iter_unpack_sequence_": self.iter_unpack_sequence,
+            "_unpack_sequence_": self.unpack_sequence,
             "_apply_": lambda f, *a, **kw: f(*a, **kw),
             "_print_": self.printer,
             "_inplacevar_": b.inplace,
@@ -244,7 +259,7 @@ class Guards:
 
 
 class _Printer:
-    """RestrictedPython's print target: writes to the session's capped output."""
+    """The print target (``_print``): writes to the session's capped output."""
 
     def __init__(self, session: Session) -> None:
         self.s = session

@@ -310,7 +310,7 @@ class Budget:
         return r
 
     def inplace(self, op: str, target: Any, value: Any) -> Any:
-        """RestrictedPython's ``_inplacevar_``: ``x op= value`` with the same checks."""
+        """``_inplacevar_``: ``x op= value`` with the same checks as ``x = x op value``."""
         fn = self._inplace_ops.get(op)
         if fn is None:
             raise ValueError(f"unsupported augmented operator {op!r}")

@@ -3,12 +3,14 @@
 Only reachable through the ``bpy`` proxy's collections, which list the agent's data, so
 a proxy here never wraps a frame datablock. Shared CLEVR assets (the DSL's cached meshes
 and materials) are readable but not writable: an edit would leak into the next
-request's DSL objects.
+request's DSL objects. An object made by a primitive operator shares its mesh too
+(:mod:`.primitives`), but the agent sees that mesh as the object's own: a write goes to a
+private copy first.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -22,6 +24,7 @@ from .geometry import (
     evaluated_vertices,
 )
 from .materials import unwrap_material, wrap_material
+from .primitives import is_primitive_mesh, shade, writable_mesh
 from .session import Session
 
 # -- vertex budget ----------------------------------------------------------------------------
@@ -111,7 +114,7 @@ class ObjectProxy(Proxy):
         if name not in self._GET:
             return self.sbx_missing(name)
         if name == "data":
-            return MeshProxy(self._s, f"Mesh({obj.data.name!r})", obj.data) if obj.data else None
+            return mesh_proxy(self._s, obj) if obj.data else None
         if name == "active_material":
             return wrap_material(self._s, obj.active_material)
         if name == "material_slots":
@@ -129,6 +132,7 @@ class ObjectProxy(Proxy):
             return super().sbx_set(name, value)
         if name == "active_material":
             value = unwrap_material(value)
+            writable_mesh(self._s, self._real)  # a new slot may go to the mesh
         setattr(self._real, name, value)
         return None
 
@@ -158,55 +162,96 @@ class SlotProxy(Proxy):
     def sbx_set(self, name: str, value: Any) -> None:
         if name != "material":
             return super().sbx_set(name, value)
-        mesh_linked = self._real.link == "DATA"
-        if mesh_linked and self._real.id_data.data is not None:
-            owned(self._s, self._real.id_data.data, "mesh")
+        obj = self._real.id_data
+        if self._real.link == "DATA" and obj.data is not None:
+            _writable(self._s, obj)
         self._real.material = unwrap_material(value)
         return None
 
 
+def mesh_proxy(session: Session, obj: bpy.types.Object) -> MeshProxy:
+    """The mesh of the agent's ``obj`` as the agent sees it (named as its own)."""
+    name = session.data.mesh_names.get(obj.session_uid, obj.data.name)
+    return MeshProxy(session, f"Mesh({name!r})", obj.data, obj)
+
+
+def _writable(session: Session, obj: bpy.types.Object) -> bpy.types.Mesh:
+    mesh = writable_mesh(session, obj)
+    if mesh is None:
+        owned(session, obj.data, "mesh")  # raises: a shared CLEVR asset
+    return cast(bpy.types.Mesh, mesh)
+
+
 class MeshProxy(Proxy):
-    __slots__ = ()
+    """A mesh, reached from the object ``_obj`` that uses it (None: from
+    ``bpy.data.meshes``, then it is the agent's own)."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, session: Session, label: str, real: Any, obj: Any = None) -> None:
+        super().__init__(session, label, real)
+        object.__setattr__(self, "_obj", obj)
+
+    def _mesh(self) -> bpy.types.Mesh:
+        """The mesh to write: the object's own (copied first if it was shared)."""
+        if self._obj is None:
+            owned(self._s, self._real, "mesh")
+            return self._real
+        mesh = _writable(self._s, self._obj)
+        object.__setattr__(self, "_real", mesh)
+        return mesh
 
     def sbx_names(self) -> frozenset[str]:
         return frozenset({"name", "materials", "shade_smooth", "shade_flat"})
 
     def sbx_get(self, name: str) -> Any:
-        mesh = self._real
         if name == "name":
-            return mesh.name
+            if self._obj is not None and self._obj.data == self._real:
+                return self._s.data.mesh_names.get(self._obj.session_uid, self._real.name)
+            return self._real.name
         if name == "materials":
-            return MeshMaterialsProxy(self._s, f"{self._label}.materials", mesh)
+            return MeshMaterialsProxy(self._s, f"{self._label}.materials", self)
         if name in ("shade_smooth", "shade_flat"):
-
-            def shade() -> None:
-                owned(self._s, mesh, "mesh")
-                getattr(mesh, name)()
-
-            return shade
+            return lambda: self._shade(name == "shade_smooth")
         return self.sbx_missing(name)
+
+    def _shade(self, smooth: bool) -> None:
+        obj = self._obj
+        if obj is None:
+            owned(self._s, self._real, "mesh")
+            getattr(self._real, "shade_smooth" if smooth else "shade_flat")()
+            return
+        if not self._s.data.owns(obj.data) and not is_primitive_mesh(obj.data):
+            owned(self._s, obj.data, "mesh")  # raises: a shared CLEVR asset
+        shade(self._s, obj, smooth)
+        object.__setattr__(self, "_real", obj.data)
 
     def sbx_set(self, name: str, value: Any) -> None:
         if name != "name":
             return super().sbx_set(name, value)
-        owned(self._s, self._real, "mesh")
-        self._real.name = value
+        self._mesh().name = value
         return None
 
 
 class MeshMaterialsProxy(Proxy):
-    __slots__ = ()
+    """``mesh.materials`` of a :class:`MeshProxy`: edits go to the mesh it writes."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, session: Session, label: str, owner: MeshProxy) -> None:
+        super().__init__(session, label, owner._real)
+        object.__setattr__(self, "_owner", owner)
 
     def sbx_names(self) -> frozenset[str]:
         return frozenset({"append", "clear", "pop"})
 
     def sbx_get(self, name: str) -> Any:
-        mesh = self._real
         if name not in self.sbx_names():
             return self.sbx_missing(name)
+        owner: MeshProxy = self._owner
 
         def edit(*args: Any, **kwargs: Any) -> Any:
-            owned(self._s, mesh, "mesh")
+            mesh = owner._mesh()
             if name == "append":
                 return mesh.materials.append(unwrap_material(*args, **kwargs))
             if name == "pop":
@@ -216,13 +261,13 @@ class MeshMaterialsProxy(Proxy):
         return edit
 
     def __len__(self) -> int:
-        return len(self._real.materials)
+        return len(self._owner._real.materials)
 
     def __getitem__(self, index: Any) -> Any:
-        return wrap_material(self._s, self._real.materials[index])
+        return wrap_material(self._s, self._owner._real.materials[index])
 
     def __iter__(self) -> Any:
-        return iter([wrap_material(self._s, m) for m in self._real.materials])
+        return iter([wrap_material(self._s, m) for m in self._owner._real.materials])
 
 
 # -- modifiers --------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The ``bpy`` a script sees: an explicit allowlist over ops, data and context.
 
-``bpy.ops.mesh.primitive_*_add`` run the real operators after their arguments passed
-the budget; ``bpy.ops.object`` offers shading, selection, deletion and ``modifier_add``
-restricted to the agent's objects; ``bpy.data`` lists only what the agent created;
+``bpy.ops.mesh.primitive_*_add`` do what the operators do on the data API, with shared
+meshes (:mod:`.primitives`; the torus, a Python operator, runs the real one) after their
+arguments passed the budget; ``bpy.ops.object`` offers shading, selection, deletion and
+``modifier_add`` restricted to the agent's objects; ``bpy.data`` lists only what the agent created;
 ``bpy.context`` exposes the active/selected agent objects. Everything that belongs to
 the frame (camera, lights, ground, world, render settings) raises :class:`FrameLocked`;
 anything else Blender has but the allowlist lacks raises :class:`SandboxViolation`.
@@ -16,6 +17,7 @@ from typing import Any, cast
 import bpy
 
 from ..frame import is_frame_datablock
+from . import primitives
 from .base import Namespace, Proxy, lazy
 from .errors import FrameLocked, ResourceLimit
 from .geometry import PRIMITIVES, check_primitive_args, primitive_vertices
@@ -25,8 +27,10 @@ from .objects import (
     ModifiersProxy,
     ObjectProxy,
     check_vertices,
+    mesh_proxy,
     object_vertices,
 )
+from .primitives import OPERATORS, add_primitive, is_primitive_mesh, writable_mesh
 from .session import Session
 
 _FRAME_DATA = frozenset({"cameras", "lights", "worlds", "scenes"})
@@ -115,6 +119,10 @@ def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
                     )
                 )
             check_vertices(session, added=added)
+            if op in OPERATORS:
+                obj = add_primitive(session, op, kwargs)
+                session.data.add_object(obj, PRIMITIVES[op][0], object_vertices(obj))
+                return {"FINISHED"}
             result = getattr(bpy.ops.mesh, op)(**kwargs)
             # the primitive operator made a new mesh object and made it the active one
             layer = cast(bpy.types.ViewLayer, bpy.context.view_layer)
@@ -131,20 +139,16 @@ def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
 def _object_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
     def shade(smooth: bool) -> Callable[..., set[str]]:
         def run(keep_sharp_edges: bool = True, **_: Any) -> set[str]:
-            targets = _selected(session)
+            # keep_sharp_edges: no agent mesh has sharp edges to keep or clear
+            targets = [o for o in _selected(session) if o.type == "MESH"]
             for obj in targets:
-                if obj.type == "MESH" and not session.data.owns(obj.data):
+                if not session.data.owns(obj.data) and not is_primitive_mesh(obj.data):
                     raise ValueError(f"{obj.name!r} uses a shared CLEVR mesh; it is already shaded")
-            if not targets:
+            if not _selected(session):
                 return {"CANCELLED"}
-            active = _active(session) or targets[0]
-            op = bpy.ops.object.shade_smooth if smooth else bpy.ops.object.shade_flat
-            with bpy.context.temp_override(
-                selected_editable_objects=targets, selected_objects=targets,
-                active_object=active, object=active,
-            ):  # fmt: skip
-                # the stubs type operators as returning None; they return a set of str
-                return set(op(keep_sharp_edges=bool(keep_sharp_edges)))  # type: ignore[call-overload]
+            for obj in targets:
+                primitives.shade(session, obj, smooth)
+            return {"FINISHED"}
 
         return run
 
@@ -241,6 +245,9 @@ class _AgentCollection(Proxy):
     def real_collection(self) -> Any:
         raise NotImplementedError
 
+    def item_name(self, idb: Any) -> str:
+        return idb.name
+
     def sbx_names(self) -> frozenset[str]:
         return frozenset({"get", "remove", "keys"})
 
@@ -248,7 +255,7 @@ class _AgentCollection(Proxy):
         if name == "get":
             return self.sbx_mapping_get()
         if name == "keys":
-            return lambda: [idb.name for idb in self.items()]
+            return lambda: [self.item_name(idb) for idb in self.items()]
         if name == "remove":
             return self.remove
         if name == "new":
@@ -257,6 +264,8 @@ class _AgentCollection(Proxy):
 
     def remove(self, value: Any, do_unlink: bool = True, **_: Any) -> None:
         real = getattr(value, "_real", None) if isinstance(value, Proxy) else None
+        if isinstance(value, MeshProxy) and value._obj is not None:
+            real = writable_mesh(self._s, value._obj)  # a shared one: the object's copy
         if real is None or not self._s.data.owns(real):
             raise TypeError(f"{self._label}.remove() takes one of your {self.kind}s, got {value!r}")
         if isinstance(real, bpy.types.Object):
@@ -270,7 +279,7 @@ class _AgentCollection(Proxy):
         if not isinstance(key, str):
             raise TypeError(f"{self._label} keys are names or indices, got {key!r}")
         for idb in items:
-            if idb.name == key:
+            if self.item_name(idb) == key:
                 return self.wrap(idb)
         other = self.real_collection().get(key)
         if other is not None and is_frame_datablock(other):
@@ -278,7 +287,7 @@ class _AgentCollection(Proxy):
         raise KeyError(f"{self._label}[{key!r}]: no {self.kind} of yours has that name")
 
     def __contains__(self, key: Any) -> bool:
-        return any(idb.name == key for idb in self.items())
+        return any(self.item_name(idb) == key for idb in self.items())
 
     def __iter__(self) -> Iterator[Any]:
         return iter([self.wrap(idb) for idb in self.items()])
@@ -363,9 +372,22 @@ class AgentMeshes(_AgentCollection):
         super().__init__(session, label, bpy.data.meshes)
 
     def items(self) -> list[Any]:
-        return [i for i in self._s.data.live_ids() if isinstance(i, bpy.types.Mesh)]
+        """The agent's own meshes, and the shared one of each object made by a primitive
+        operator (which the agent sees as that object's own)."""
+        own = [i for i in self._s.data.live_ids() if isinstance(i, bpy.types.Mesh)]
+        return own + [o for o, _ in self._s.data.live_objects() if self._shared(o)]
+
+    def item_name(self, idb: Any) -> str:
+        if isinstance(idb, bpy.types.Object):
+            return self._s.data.mesh_names.get(idb.session_uid, idb.data.name)
+        return idb.name
+
+    def _shared(self, obj: bpy.types.Object) -> bool:
+        return obj.session_uid in self._s.data.mesh_names and is_primitive_mesh(obj.data)
 
     def wrap(self, idb: Any) -> Any:
+        if isinstance(idb, bpy.types.Object):
+            return mesh_proxy(self._s, idb)
         return MeshProxy(self._s, f"Mesh({idb.name!r})", idb)
 
     def real_collection(self) -> Any:

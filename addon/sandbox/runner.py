@@ -6,6 +6,7 @@ The script runs in this process against the current Blender scene; the caller
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -28,6 +29,8 @@ class RunOutcome:
     message: str
     line: int | None
     stdout: str
+    # (wall, CPU) seconds spent compiling, part of the run: the step reports it apart
+    compile_s: tuple[float, float] = (0.0, 0.0)
 
     @property
     def recycle(self) -> bool:
@@ -62,16 +65,21 @@ def run_script(script: str, limits: Limits | None = None, seed: int = 0) -> _Res
     """Compile and run ``script``; never raises for anything the script does."""
     limits = limits or Limits()
     session = Session(limits, seed)
-
-    def done(outcome: str, message: str = "", line: int | None = None) -> _Result:
-        return RunOutcome(outcome, message, line, session.output.text()), session
-
+    wall, cpu = time.perf_counter(), time.process_time()
+    compile_failure: tuple[str, str, int | None] | None = None
     try:
         code = compile_script(script, limits.max_script_bytes)
     except CompileFailure as exc:
-        return done(exc.outcome, exc.message, exc.line)
+        compile_failure = (exc.outcome, exc.message, exc.line)
     except ValueError as exc:
-        return done(errors.RESOURCE_LIMIT, str(exc))
+        compile_failure = (errors.RESOURCE_LIMIT, str(exc), None)
+    compile_s = (time.perf_counter() - wall, time.process_time() - cpu)
+
+    def done(outcome: str, message: str = "", line: int | None = None) -> _Result:
+        return RunOutcome(outcome, message, line, session.output.text(), compile_s), session
+
+    if compile_failure is not None:
+        return done(*compile_failure)
 
     guards = Guards(session, {"bpy": make_bpy(session), **std_modules(session)})
     namespace = guards.globals(dsl_namespace(session))

@@ -26,6 +26,9 @@ class AgentData:
         self.objects: dict[int, tuple[bpy.types.Object, str | None]] = {}
         self.ids: dict[int, bpy.types.ID] = {}  # meshes and materials
         self.vertices: dict[int, int] = {}  # object uid -> evaluated vertex estimate
+        # object uid -> the name its mesh would have had, for objects whose mesh is a
+        # shared primitive mesh (see primitives.add_primitive): the agent's view of it
+        self.mesh_names: dict[int, str] = {}
 
     def add_id(self, idb: bpy.types.ID) -> None:
         self.ids[idb.session_uid] = idb
@@ -51,6 +54,7 @@ class AgentData:
     def forget(self, obj: bpy.types.Object) -> None:
         self.objects.pop(obj.session_uid, None)
         self.vertices.pop(obj.session_uid, None)
+        self.mesh_names.pop(obj.session_uid, None)
 
 
 def _alive(idb: bpy.types.ID) -> bool:

@@ -39,3 +39,15 @@ def test_anything_but_the_pose_is_not_a_move(wb_frame):
     assert frame._frame.spec == spec  # nothing changed
     frame.reset(spec.with_size(48, 48))  # reset rebuilds for those
     assert frame.frame_differences(spec.with_size(48, 48)) == []
+
+
+def test_an_edit_before_a_move_is_found_not_baked_into_the_new_snapshots(wb_frame):
+    spec = wb_frame
+    frame.reset(spec)
+    ground = frame._frame.objects["ground"]
+    ground.scale = (0.5, 0.5, 0.5)  # as a script that got past the proxies would
+    jittered = spec.jittered("7:2")
+    frame.reset(jittered)  # checked at the old pose first, then rebuilt at the new one
+    assert tuple(frame._frame.objects["ground"].scale) != (0.5, 0.5, 0.5)
+    assert frame._frame.spec == jittered
+    assert frame.frame_differences(jittered) == []

@@ -125,141 +125,26 @@ def _restore(spec: Any, factory: bool) -> None:
     _drop_cached_assets()
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    if isinstance(value, set):
-        return tuple(sorted(value))
-    try:
-        return tuple(_plain(v) for v in value)
-    except TypeError:
-        return repr(value)
-
-
-_ID_FIELDS = frozenset(
-    {
-        "name",
-        "name_full",
-        "session_uid",
-        "users",
-        "use_fake_user",
-        "tag",
-        "use_extra_user",
-        "is_runtime_data",
-    }
-)
-
-
-def _material_dump(mat: Any) -> dict[str, Any]:
-    """Every value of a material that a render may read: its plain properties and every
-    node input, and the node graph (names excluded: a suffixed asset name is harmless)."""
-    out = {
-        p.identifier: _plain(getattr(mat, p.identifier))
-        for p in mat.bl_rna.properties
-        if p.type in {"BOOLEAN", "INT", "FLOAT", "ENUM"} and p.identifier not in _ID_FIELDS
-    }
-    tree = mat.node_tree
-    out["nodes"] = sorted(
-        (
-            n.bl_idname,
-            n.name,
-            tuple((s.identifier, _plain(getattr(s, "default_value", None))) for s in n.inputs),
-        )
-        for n in tree.nodes
-    )
-    out["links"] = sorted(
-        (lk.from_node.name, lk.from_socket.identifier, lk.to_node.name, lk.to_socket.identifier)
-        for lk in tree.links
-    )
-    return out
-
-
-def _mesh_dump(mesh: Any) -> dict[str, Any]:
-    """Every value of a mesh that a render may read: positions, faces with their corners'
-    normals and UVs, edges, attributes, material slots. Faces and edges are listed in a
-    canonical order: Blender's own order of them differs between two builds of one mesh."""
-    uv_layers = list(mesh.uv_layers)
-    attributes = [a for a in mesh.attributes if not a.name.startswith(".")]
-
-    def value(attribute: Any, index: int) -> Any:
-        item = attribute.data[index]
-        for field in ("value", "vector", "color"):
-            if hasattr(item, field):
-                return _plain(getattr(item, field))
-        return None
-
-    def corner(i: int) -> tuple:
-        return (
-            mesh.loops[i].vertex_index,
-            _plain(mesh.corner_normals[i].vector),
-            tuple(_plain(layer.data[i].uv) for layer in uv_layers),
-            tuple(value(a, i) for a in attributes if a.domain == "CORNER"),
-        )
-
-    faces = []
-    for f in mesh.polygons:
-        corners = [corner(i) for i in f.loop_indices]
-        first = min(range(len(corners)), key=lambda k: corners[k][0])
-        faces.append(
-            (
-                tuple(corners[first:] + corners[:first]),
-                f.use_smooth,
-                f.material_index,
-                tuple(value(a, f.index) for a in attributes if a.domain == "FACE"),
-            )
-        )
-    edges = sorted(
-        (
-            tuple(sorted(e.vertices)),
-            tuple(value(a, e.index) for a in attributes if a.domain == "EDGE"),
-        )
-        for e in mesh.edges
-    )  # (vertex pair, ...): the ints decide the order
-    points = [
-        (_plain(v.co), tuple(value(a, v.index) for a in attributes if a.domain == "POINT"))
-        for v in mesh.vertices
-    ]
-    return {
-        "points": points,
-        "edges": edges,
-        "faces": sorted(faces, key=lambda f: tuple(c[0] for c in f[0])),
-        "attributes": sorted((a.name, a.domain, a.data_type) for a in attributes),
-        "uv_layers": [layer.name for layer in uv_layers],
-        "materials": tuple(m.name if m else None for m in mesh.materials),
-    }
-
-
-def _close(a: Any, b: Any) -> bool:
-    """Equal, floats to 1e-5: two builds of one mesh differ in normals by float noise."""
-    if isinstance(a, float) or isinstance(b, float):
-        return isinstance(a, int | float) and isinstance(b, int | float) and abs(a - b) <= 1e-5
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-def _asset_dumps() -> dict[Any, dict[str, Any]]:
+def _asset_dumps(dumps: Any) -> dict[Any, dict[str, Any]]:
     """What the next request gets from the asset caches (built now if missing)."""
     from derender.addon import assets
 
-    out: dict[Any, dict[str, Any]] = {s: _mesh_dump(assets.shape_mesh(s)) for s in _SHAPES}
+    out: dict[Any, dict[str, Any]] = {s: dumps.mesh(assets.shape_mesh(s)) for s in _SHAPES}
     for m in _MATERIALS:
         for c in _COLORS:
-            out[(m, c)] = _material_dump(assets.material(m, c))
+            out[(m, c)] = dumps.material(assets.material(m, c))
     return out
 
 
 @pytest.fixture(scope="module")
-def reference(service, frame_spec) -> dict[str, Any]:
+def reference(service, frame_spec, dumps) -> dict[str, Any]:
     """Freshly built assets and the reference scene's renders, before any attack."""
     _restore(frame_spec, factory=True)
     ref = {
         "empty": service.render_scene(Scene(()), masks=False).image,
         "target": service.render_scene(REFERENCE, masks=False).image,
         "step": service.step(dsl_program(REFERENCE), masks=False).image,
-        "assets": _asset_dumps(),
+        "assets": _asset_dumps(dumps),
     }
     assert ref["step"] is not None and np.array_equal(ref["step"], ref["target"])
     _restore(frame_spec, factory=False)
@@ -283,9 +168,9 @@ def _check_later_requests(service: Any, reference: dict[str, Any], spec: Any) ->
     assert np.array_equal(after, reference["empty"]), "the next request sees a changed frame"
 
 
-def _check_assets(service: Any, reference: dict[str, Any]) -> None:
-    now = _asset_dumps()
-    changed = [key for key, dump in now.items() if not _close(dump, reference["assets"][key])]
+def _check_assets(service: Any, reference: dict[str, Any], dumps: Any) -> None:
+    now = _asset_dumps(dumps)
+    changed = [key for key, d in now.items() if not dumps.close(d, reference["assets"][key])]
     assert changed == [], f"the next request gets edited shared assets: {changed}"
     step = service.step(dsl_program(REFERENCE), masks=False)
     assert step.outcome == "ok" and np.array_equal(step.image, reference["step"])
@@ -295,7 +180,7 @@ def _check_assets(service: Any, reference: dict[str, Any]) -> None:
 
 # A generator finalized after its globals were dropped reports an "ignored" NameError.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_attack(service, reference, frame_spec, attack_cwd: Path, attack) -> None:
+def test_attack(service, reference, frame_spec, attack_cwd: Path, attack, dumps) -> None:
     from derender.addon.sandbox.errors import RECYCLE_OUTCOMES
 
     existing = {t for t in TARGETS if os.path.exists(t)}
@@ -310,7 +195,7 @@ def test_attack(service, reference, frame_spec, attack_cwd: Path, attack) -> Non
         _assert_no_leak(result)
         _check_later_requests(service, reference, frame_spec)
         if attack.cls == "ownership":
-            _check_assets(service, reference)
+            _check_assets(service, reference, dumps)
         assert _probe(attack.probe) == before, f"{attack.probe} changed for later requests"
         assert list(attack_cwd.iterdir()) == []
         assert {t for t in TARGETS if os.path.exists(t)} == existing

@@ -1,0 +1,242 @@
+"""``derender bench step``: what one step costs outside the render, by stage and dialect.
+
+On a GPU an EEVEE render of a small CLEVR frame takes milliseconds, so what a step spends
+outside the render decides how many steps per second a GPU host delivers. In one process
+(one worker's Blender) this runs ``Service.step`` on a new script every time, as in RL
+(every compile is cold), in three dialects:
+
+- ``dsl``: ``add_object`` calls, ``--objects`` objects (the ground-truth DSL program);
+- ``bpy``: the LLM-style bpy program of the same scenes (primitive operators, Principled
+  materials, a bevel modifier, ``shade_smooth``);
+- ``failing``: the bpy program with a runtime error at the end (no render, no read-back).
+
+Per dialect it reports the median and p99 CPU time (process time: steady on a loaded
+machine, unlike wall time) per step outside the render, split by stage (compile, script,
+verify, masks, readback, reset), the render's own wall time beside it and their ratio,
+and the render-free rate (``Service.step(render=False)``: no image, no masks, the
+scene-graph-only case) in steps per second of CPU and of wall time. The masks pass is
+measured apart (``--masks-steps``): no built-in reward preset needs it, and so are the two
+generic comparisons the check makes (the frame's snapshots, the cached assets'). The load
+average before and after says how busy the machine was.
+
+``--json`` prints ``{"dsl": {"outside_render_ms", "outside_render_p99_ms", "render_ms",
+...}, "bpy": {...}, "render_free_steps_per_s": {"dsl", "bpy"}, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..scenes.frame import ENGINES, FrameSpec
+
+_RENDER_STAGES = frozenset({"render", "masks"})
+_SAMPLES = {"eevee": 4, "workbench": 8, "cycles": 16}
+DIALECTS = ("dsl", "bpy", "failing")
+
+
+def _scripts(dialect: str, seed: int, objects: int) -> Callable[[int], str]:
+    """Step ``i`` -> a new script of ``dialect`` (scene ``i`` of the seeded stream)."""
+    from ..scenes.generator import GeneratorConfig, generate_scene
+    from ..scenes.programs import bpy_program, dsl_program
+
+    config = GeneratorConfig(min_objects=objects, max_objects=objects)
+
+    def script(i: int) -> str:
+        scene = generate_scene(seed, i, config)
+        if dialect == "dsl":
+            return dsl_program(scene)
+        program = bpy_program(scene)
+        if dialect == "failing":
+            return program + f"\nraise ValueError('step {i} gives up')\n"
+        return program
+
+    return script
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"median": 1000 * statistics.median(ordered), "p99": 1000 * p99}
+
+
+def _dialect(service: Any, script: Callable[[int], str], steps: int, start: int) -> dict:
+    """``steps`` timed steps (new scripts from index ``start``) after two untimed ones."""
+    outcome = None
+    for i in range(start - 2, start):
+        outcome = service.step(script(i), masks=False).outcome
+    outside, outside_wall, render_wall = [], [], []
+    stages: dict[str, list[float]] = {}
+    for i in range(start, start + steps):
+        result = service.step(script(i), masks=False)
+        outcome = result.outcome
+        for name, cpu in result.cpu_timings.items():
+            stages.setdefault(name, []).append(cpu)
+        outside.append(sum(v for k, v in result.cpu_timings.items() if k not in _RENDER_STAGES))
+        outside_wall.append(sum(v for k, v in result.timings.items() if k not in _RENDER_STAGES))
+        if "render" in result.timings:
+            render_wall.append(result.timings["render"])
+    cpu, wall = _ms(outside), _ms(outside_wall)
+    render_ms = _ms(render_wall)["median"] if render_wall else 0.0
+    return {
+        "outcome": outcome,
+        "outside_render_ms": cpu["median"],
+        "outside_render_p99_ms": cpu["p99"],
+        "render_ms": render_ms,
+        "outside_render_wall_ms": wall["median"],
+        "outside_render_wall_p99_ms": wall["p99"],
+        "outside_over_render": cpu["median"] / render_ms if render_ms else None,
+        "stages_cpu_ms": {k: _ms(v)["median"] for k, v in stages.items()},
+    }
+
+
+def _render_free(service: Any, script: Callable[[int], str], steps: int, start: int) -> dict:
+    """Render-free steps back to back: steps per second of wall and of CPU time."""
+    service.step(script(start - 1), render=False)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(start, start + steps):
+        service.step(script(i), render=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"steps_per_s": steps / wall, "steps_per_cpu_s": steps / cpu}
+
+
+def _masks(service: Any, script: Callable[[int], str], steps: int, start: int) -> float:
+    """Median wall ms of the masks pass (DSL scripts)."""
+    times = [
+        service.step(script(i), masks=True).timings["masks"] for i in range(start, start + steps)
+    ]
+    return _ms(times)["median"]
+
+
+def _check_split(spec: FrameSpec, repeat: int = 20) -> dict[str, float]:
+    """Median CPU ms of the two generic comparisons inside the check, on an idle frame
+    with whatever the run cached: every frame datablock, every cached asset."""
+    from ..addon import assets
+    from ..addon.frame import frame_differences
+
+    def cpu_ms(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.process_time()
+            fn()
+            times.append(time.process_time() - start)
+        return 1000 * statistics.median(times)
+
+    return {
+        "frame_ms": cpu_ms(lambda: frame_differences(spec)),
+        "assets_ms": cpu_ms(assets.drop_modified),
+        "assets": len(assets.cached()),
+    }
+
+
+def measure(
+    engine: str, size: int, objects: int, steps: int, masks_steps: int, seed: int
+) -> dict[str, Any]:
+    """The whole benchmark in this process (imports bpy)."""
+    from ..addon.sandbox.limits import Limits
+    from ..addon.service import Service
+
+    spec = FrameSpec(width=size, height=size, engine=engine, samples=_SAMPLES[engine])
+    load_before = os.getloadavg()
+    service = Service(spec, Limits())
+    scripts = {d: _scripts(d, seed, objects) for d in DIALECTS}
+    report: dict[str, Any] = {
+        "engine": engine,
+        "size": size,
+        "objects": objects,
+        "steps": steps,
+        "cpus": os.cpu_count(),
+    }
+    # Script indices never repeat within the run: every compile is of a new script.
+    start = 2
+    for dialect in DIALECTS:
+        report[dialect] = _dialect(service, scripts[dialect], steps, start)
+        start += steps + 2
+    report["render_free_steps_per_s"] = {}
+    report["render_free_steps_per_cpu_s"] = {}
+    for dialect in ("dsl", "bpy"):
+        rate = _render_free(service, scripts[dialect], steps, start + 1)
+        start += steps + 1
+        report["render_free_steps_per_s"][dialect] = rate["steps_per_s"]
+        report["render_free_steps_per_cpu_s"][dialect] = rate["steps_per_cpu_s"]
+    if masks_steps > 0:
+        report["masks_ms"] = _masks(service, scripts["dsl"], masks_steps, start)
+    report["check_split_cpu"] = _check_split(spec)
+    report["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    load = report["load_average"]
+    lines = [
+        f"derender bench step: {report['engine']} {report['size']} px, {report['objects']} "
+        f"objects, {report['steps']} new scripts per dialect, {report['cpus']} CPUs, load "
+        f"{load['before'][0]:.2f} -> {load['after'][0]:.2f}",
+        "CPU ms per step outside the render (median, p99); render wall ms; stages CPU ms:",
+    ]
+    for dialect in DIALECTS:
+        r = report[dialect]
+        ratio = r["outside_over_render"]
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages_cpu_ms"].items())
+        lines.append(
+            f"  {dialect:8} {r['outside_render_ms']:7.2f} {r['outside_render_p99_ms']:7.2f}"
+            f"  (wall {r['outside_render_wall_ms']:.2f})  render {r['render_ms']:6.2f}"
+            f"  outside/render {'-' if ratio is None else f'{ratio:.2f}'}  [{r['outcome']}]"
+        )
+        lines.append(f"           {stages}")
+    free, free_cpu = report["render_free_steps_per_s"], report["render_free_steps_per_cpu_s"]
+    lines.append(
+        "render-free steps/s (wall; per CPU second): "
+        + ", ".join(f"{d} {free[d]:.1f} ({free_cpu[d]:.1f})" for d in free)
+    )
+    if "masks_ms" in report:
+        lines.append(f"masks pass (when asked), wall ms: {report['masks_ms']:.2f}")
+    split = report["check_split_cpu"]
+    lines.append(
+        f"of the check (verify), CPU ms: the frame's snapshots {split['frame_ms']:.2f}, "
+        f"the {split['assets']} cached assets' {split['assets_ms']:.2f}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="derender bench step", description=__doc__.split("\n")[0])
+    p.add_argument("--engine", choices=ENGINES, default="workbench", help="default workbench")
+    p.add_argument("--size", type=int, default=128, help="render width and height (default 128)")
+    p.add_argument("--objects", type=int, default=10, help="objects per scene (default 10)")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per dialect (default 40)")
+    p.add_argument(
+        "--masks-steps", type=int, default=5, help="DSL steps with masks, timed apart (default 5)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="scene stream seed (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON only")
+    args = p.parse_args(argv)
+    if args.size < 16 or args.objects < 1 or args.steps < 2 or args.masks_steps < 0:
+        print(
+            "derender bench step: --size >= 16, --objects >= 1, --steps >= 2, --masks-steps >= 0",
+            file=sys.stderr,
+        )
+        return 2
+    # Blender logs each render to stdout: while it runs, stdout goes to stderr, so that
+    # stdout holds the report only.
+    sys.stdout.flush()
+    stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        report = measure(
+            args.engine, args.size, args.objects, args.steps, args.masks_steps, args.seed
+        )
+    finally:
+        sys.stdout.flush()
+        ctypes.CDLL(None).fflush(None)  # Blender's own buffered writes, before the switch
+        os.dup2(stdout, 1)
+        os.close(stdout)
+    print(json.dumps(report) if args.json else format_report(report))
+    return 0

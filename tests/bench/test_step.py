@@ -1,0 +1,30 @@
+"""``derender bench step``: a short real run in a fresh process, its JSON read back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_step_reports_the_json_scripts_read() -> None:
+    cmd = [sys.executable, "-m", "derender.cli", "bench", "step", "--steps", "3", "--size", "32"]
+    out = subprocess.run([*cmd, "--masks-steps", "1", "--json"], capture_output=True, text=True,
+                         timeout=600, check=True)  # fmt: skip
+    report = json.loads(out.stdout)  # stdout holds the report only, no render log
+    for dialect in ("dsl", "bpy"):
+        r = report[dialect]
+        assert r["outcome"] == "ok"
+        assert 0 < r["outside_render_ms"] <= r["outside_render_p99_ms"]
+        assert r["render_ms"] > 0
+        assert {"compile", "script", "verify", "readback", "reset"} <= set(r["stages_cpu_ms"])
+        assert report["render_free_steps_per_s"][dialect] > 0
+    assert report["failing"]["outcome"] == "runtime_error"
+    assert report["failing"]["render_ms"] == 0.0 and report["masks_ms"] > 0
+    assert report["check_split_cpu"]["assets"] > 0
+
+
+def test_bench_step_refuses_bad_arguments() -> None:
+    cmd = [sys.executable, "-m", "derender.cli", "bench", "step", "--steps", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "--steps >= 2" in out.stderr
