@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A benchmark with its own options (``derender bench step --steps 3``) takes every
+    # argument after its name; argparse's remainder alone drops a leading option.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "script_argv"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.script_argv = [*extra, *args.script_argv]
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0

@@ -78,8 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     for name, help_text in SCRIPTS.items():
         script = targets.add_parser(name, help=help_text, add_help=False)
-        script.add_argument("argv", nargs=argparse.REMAINDER)
-        script.set_defaults(func=lambda args, name=name: _script(name, args.argv))
+        script.add_argument("script_argv", nargs=argparse.REMAINDER)
+        script.set_defaults(func=lambda args, name=name: _script(name, args.script_argv))
 
 
 def _script(name: str, argv: list[str]) -> int:
