@@ -18,7 +18,7 @@ from mathutils import Matrix, Vector
 
 from ..scenes import backdrop
 from ..scenes.frame import FrameSpec, Light
-from . import assets, compat, settings
+from . import assets, compat, render_settings
 from .rna_snapshot import Snapshot, differences, label, matches, restore, snapshot
 
 GROUND_ROUGHNESS = 0.5  # the default Principled BSDF's (see _set_ground_material)
@@ -266,7 +266,7 @@ def apply_render_settings(scene: bpy.types.Scene, spec: FrameSpec) -> None:
     """Set what the spec fixes in the render; the scene keeps one view layer."""
     for layer in list(scene.view_layers)[1:]:
         scene.view_layers.remove(layer)
-    settings.apply(scene, settings.spec_settings(spec))
+    render_settings.apply(scene, render_settings.spec_settings(spec))
 
 
 def _set_ground_material(mat: bpy.types.Material, spec: FrameSpec) -> None:

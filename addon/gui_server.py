@@ -64,7 +64,7 @@ class GuiServer:
         self.farm = LocalFarm(
             workers=1, engine=spec.engine, size=spec.width, bind=endpoint, **options
         )
-        self._sub = zmq.Context.instance().socket(zmq.SUB)
+        self._sub: zmq.Socket = zmq.Context.instance().socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._sub.connect(monitor)  # before the farm binds: ZeroMQ reconnects until it does

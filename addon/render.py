@@ -27,14 +27,14 @@ from PIL import Image
 from ..scenes.frame import FrameSpec
 from ..scenes.generator import enough_pixels
 from ..scenes.model import Scene
-from . import build, frame, settings
+from . import build, frame, render_settings
 
 _LEVELS = 16
 MAX_MASK_IDS = _LEVELS**3 - 1
 _tmpdir: str | None = None
 
 
-class RenderError(RuntimeError):
+class RenderFailed(RuntimeError):
     """Blender did not produce the image the spec asks for."""
 
 
@@ -84,7 +84,7 @@ def _render_png(scene: bpy.types.Scene, mode: str) -> np.ndarray:
         with Image.open(path) as im:
             pixels = np.asarray(im.convert(mode))
     except FileNotFoundError:
-        raise RenderError(f"the {scene.render.engine} render wrote no image to {path}") from None
+        raise RenderFailed(f"the {scene.render.engine} render wrote no image to {path}") from None
     os.remove(path)  # a worker killed at its hard deadline leaves at most an empty dir
     return pixels
 
@@ -94,7 +94,7 @@ def render_image(spec: FrameSpec) -> np.ndarray:
     scene = cast(bpy.types.Scene, bpy.context.scene)
     image = _render_png(scene, "RGB")
     if image.shape[:2] != (spec.height, spec.width):
-        raise RenderError(
+        raise RenderFailed(
             f"rendered {image.shape[1]}x{image.shape[0]}, the spec asks for "
             f"{spec.width}x{spec.height} (were the render settings changed?)"
         )
@@ -171,7 +171,7 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
     overrides = _Overrides()
     try:
         for path, value in _MASK_SETTINGS.items():
-            owner, attr = settings.resolve_path(scene, path)
+            owner, attr = render_settings.resolve_path(scene, path)
             overrides.set(owner, attr, value)
         overrides.set(scene.render, "resolution_x", spec.width)
         overrides.set(scene.render, "resolution_y", spec.height)

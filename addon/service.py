@@ -20,7 +20,7 @@ from . import build, render
 from .frame import FrameBroken, build_frame, reset
 from .readback import read_back
 from .sandbox import errors, integrity
-from .sandbox.limits import Limits
+from .sandbox.limits import ScriptLimits
 from .sandbox.runner import run_script
 
 
@@ -43,7 +43,6 @@ class StepResult:
     timings: dict[str, float]
     recycle: bool  # the worker should be replaced (violation, tamper, render failure)
     unmapped: int = 0  # agent objects the readback could not map to CLEVR objects
-    unmapped_reasons: tuple[str, ...] = field(default_factory=tuple)
     # CPU seconds (process time) per stage, the same keys as ``timings`` (wall seconds)
     cpu_timings: dict[str, float] = field(default_factory=dict)
 
@@ -75,18 +74,14 @@ class _Clock:
 class Service:
     """A worker's Blender: the locked frame plus the operations on it."""
 
-    def __init__(self, frame: FrameSpec, limits: Limits | None = None) -> None:
+    def __init__(self, frame: FrameSpec, limits: ScriptLimits | None = None) -> None:
         self.frame = frame
-        self.limits = limits or Limits()
+        self.limits = limits or ScriptLimits()
         build_frame(frame)
         # Everything alive now (Blender's Python side, the modules, the frame) lives as
         # long as the worker: out of the cyclic collector's reach, its full collections
         # stop walking it (~30 ms each, every few steps, in whichever stage they hit).
         gc.freeze()
-
-    def set_frame(self, frame: FrameSpec) -> None:
-        self.frame = frame
-        reset(frame)
 
     def render_scene(self, scene: Scene, masks: bool = True) -> RenderResult:
         """Trusted build of ``scene`` in the frame, rendered; the frame is reset after."""
@@ -180,5 +175,5 @@ class Service:
         clock.lap("readback")
         return StepResult(
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
-            recycle=False, unmapped=back.skipped, unmapped_reasons=back.reasons,
+            recycle=False, unmapped=back.skipped,
         ), True  # fmt: skip

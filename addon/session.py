@@ -40,7 +40,7 @@ class SessionError(RuntimeError):
 
 
 @dataclass
-class Session:
+class PanelSession:
     handler: Handler | None = None
     server: Any = None  # addon.gui_server.GuiServer while serving
     target: dict[str, Any] | None = None  # the last reset reply
@@ -161,7 +161,7 @@ class Session:
         self.handler = self.target = self.result = None
 
 
-SESSION = Session()
+SESSION = PanelSession()
 
 
 def ensure_scene() -> bpy.types.Scene:

@@ -106,12 +106,12 @@ class Worker:
     """Runs jobs against one Service; ``handle`` maps a job dict to a reply dict."""
 
     def __init__(self, config: FarmConfig, role: str) -> None:
-        from .sandbox.limits import Limits
+        from .sandbox.limits import ScriptLimits
         from .service import Service
 
         self.config = config
         self.role = role
-        limits = Limits(deadline_s=config.sandbox_deadline, **config.options)
+        limits = ScriptLimits(deadline_s=config.sandbox_deadline, **config.options)
         self.service = Service(config.frame(), limits)
         self.frame = self.service.frame
         # The first render compiles shaders (seconds under software GL): do it before

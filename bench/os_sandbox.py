@@ -25,22 +25,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import zmq
-from derender.farm import bench
-from derender.farm.config import FarmConfig
-from derender.farm.supervisor import Supervisor
-from derender.protocol import codec
+
+from ..farm.config import FarmConfig
+from ..farm.jobs import ROLES
+from ..farm.supervisor import Supervisor
+from ..protocol import codec
+from . import farm as farm_bench
 
 
 def _supervisors(config: FarmConfig, run_dir: Path) -> tuple[zmq.Socket, dict[str, Supervisor]]:
-    (run_dir / "workers").mkdir()
-    backend = f"ipc://{run_dir / 'workers' / 'backend.sock'}"
-    router = zmq.Context.instance().socket(zmq.ROUTER)
+    (run_dir / "step").mkdir()  # slot 0 holds a step worker
+    backend = f"ipc://{run_dir / 'step' / 'backend.sock'}"
+    backends = dict.fromkeys(ROLES, backend)
+    router: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
     router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # both modes reuse identities (w0-1, ...)
     router.bind(backend)
     modes = {
-        "sandboxed": Supervisor(config, run_dir, backend),
+        "sandboxed": Supervisor(config, run_dir, backends),
         "unsandboxed": Supervisor(
-            FarmConfig(**{**config.to_dict(), "os_sandbox": False}), run_dir, backend
+            FarmConfig(**{**config.to_dict(), "os_sandbox": False}), run_dir, backends
         ),
     }
     assert modes["sandboxed"].os_sandboxed, modes["sandboxed"].os_sandbox_problem
@@ -104,9 +107,9 @@ def throughput(config: FarmConfig, steps: int, repeat: int) -> dict[str, float]:
     off = FarmConfig(**{**config.to_dict(), "os_sandbox": False})
     runs: dict[str, list[float]] = {"bare": [], "farm sandboxed": [], "farm unsandboxed": []}
     for _ in range(repeat):
-        runs["bare"].append(bench._bare(config, max(20, steps // 4))["steps_per_s"])
-        runs["farm sandboxed"].append(bench._farm(config, steps)["steps_per_s"])
-        runs["farm unsandboxed"].append(bench._farm(off, steps)["steps_per_s"])
+        runs["bare"].append(farm_bench._bare(config, max(20, steps // 4))["steps_per_s"])
+        runs["farm sandboxed"].append(farm_bench._farm(config, steps)["steps_per_s"])
+        runs["farm unsandboxed"].append(farm_bench._farm(off, steps)["steps_per_s"])
     best = {k: max(v) for k, v in runs.items()}  # outside load only ever slows a run down
     ideal = best["bare"] * config.workers
     return {

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import zmq
@@ -64,11 +65,11 @@ def _serve(size: int, addresses: list[str], preset_name: str, conn) -> None:
     """A ROUTER around the request core, answering one request at a time."""
     preset(preset_name).lpips_identity()  # load what scoring needs before listening
     handler = Handler(TrivialService(size))
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    sock: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
     endpoints = []
     for address in addresses:
         sock.bind(address)
-        endpoints.append(sock.getsockopt(zmq.LAST_ENDPOINT).decode())
+        endpoints.append(cast(bytes, sock.getsockopt(zmq.LAST_ENDPOINT)).decode())
     conn.send(endpoints)
     while not conn.poll():
         if sock.poll(100):

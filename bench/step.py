@@ -140,12 +140,12 @@ def measure(
     engine: str, size: int, objects: int, steps: int, masks_steps: int, seed: int
 ) -> dict[str, Any]:
     """The whole benchmark in this process (imports bpy)."""
-    from ..addon.sandbox.limits import Limits
+    from ..addon.sandbox.limits import ScriptLimits
     from ..addon.service import Service
 
     spec = FrameSpec(width=size, height=size, engine=engine, samples=_SAMPLES[engine])
     load_before = os.getloadavg()
-    service = Service(spec, Limits())
+    service = Service(spec, ScriptLimits())
     scripts = {d: _scripts(d, seed, objects) for d in DIALECTS}
     report: dict[str, Any] = {
         "engine": engine,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import Any
 
 from ..scenes.frame import ENGINES, PRESETS, FrameSpec, default_engine, gpu_present, preset
 
@@ -63,7 +64,7 @@ def frame_from_args(args: argparse.Namespace) -> FrameSpec:
     return spec if args.samples is None else replace(spec, samples=args.samples)
 
 
-def farm_frame(args: argparse.Namespace, only_given: bool = False) -> dict[str, object]:
+def farm_frame(args: argparse.Namespace, only_given: bool = False) -> dict[str, Any]:
     """The FarmConfig fields of the frame the flags ask for (``only_given``: none when no
     frame flag was given, so that a config file's frame stands)."""
     if only_given and all(getattr(args, k) is None for k in ("frame", "engine", "size", "samples")):

@@ -42,10 +42,10 @@ from ..protocol.errors import (
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     Info,
-    Limits,
     Ping,
     Render,
     Reset,
+    ServerLimits,
     Status,
     Step,
     StepBatch,
@@ -97,7 +97,7 @@ class Broker:
         self.config = config
         self.frame = config.frame()
         self.frame_hash = self.frame.hash()
-        self.limits = Limits(max_pending=config.max_pending, max_targets=config.max_targets)
+        self.limits = ServerLimits(max_pending=config.max_pending, max_targets=config.max_targets)
         self.handler = Handler(
             cast(ServiceLike, _FrameOnly(self.frame)),  # the broker never calls step/render
             self.limits,
@@ -150,9 +150,9 @@ class Broker:
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
         self._jids = itertools.count(1)
         self._poller = zmq.Poller()
-        for sock in (self.frontend, *self.backends.values(), self.remote):
-            if sock is not None:
-                self._poller.register(sock, zmq.POLLIN)
+        for polled in (self.frontend, *self.backends.values(), self.remote):
+            if polled is not None:
+                self._poller.register(polled, zmq.POLLIN)
         self.monitor: zmq.Socket | None = None
         if config.monitor is not None:
             self.monitor = self._ctx.socket(zmq.PUB)

@@ -68,7 +68,7 @@ class FarmConfig:
     # reward and metrics
     preset: str = DEFAULT_PRESET  # the default reward preset
     metrics_interval: float = 5.0  # seconds between metrics log lines; 0: off
-    # extra sandbox budgets for the workers (fields of addon.sandbox.limits.Limits)
+    # extra sandbox budgets for the workers (fields of addon.sandbox.limits.ScriptLimits)
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -24,13 +24,13 @@ from ..protocol.messages import (
     SUPPORTED_VERSIONS,
     DatasetTarget,
     Info,
-    Limits,
     Ping,
     Render,
     Request,
     Reset,
     SceneTarget,
     SeedTarget,
+    ServerLimits,
     Step,
     StepBatch,
     StepItem,
@@ -41,7 +41,6 @@ from ..protocol.messages import (
 )
 from ..protocol.targets import Target, TargetCache, target_id
 from ..reward.spec import DEFAULT_PRESET
-from ..rl.cheatsheet import cheatsheet
 from ..scenes import (
     GenerationError,
     GeneratorConfig,
@@ -50,6 +49,7 @@ from ..scenes import (
     scene_to_clevr,
 )
 from ..scenes import universe as universe_mod
+from ..scenes.cheatsheet import cheatsheet
 from .scoring import FinishedStep, score_steps
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Incoming:
     error: ProtocolError | None = None
 
 
-def decode_request(frames: Sequence[Any], limits: Limits) -> Incoming:
+def decode_request(frames: Sequence[Any], limits: ServerLimits) -> Incoming:
     """Decode the frames after the routing envelope (header first); never raises."""
     incoming = Incoming()
     codec_limits = limits.codec()
@@ -106,14 +106,14 @@ class Handler:
     def __init__(
         self,
         service: ServiceLike,
-        limits: Limits | None = None,
+        limits: ServerLimits | None = None,
         datasets: Mapping[str, Sequence[Scene]] | None = None,
         default_preset: str = DEFAULT_PRESET,
     ) -> None:
         from .. import reward
 
         self.service = service
-        self.limits = limits or Limits()
+        self.limits = limits or ServerLimits()
         self.datasets = {k: list(v) for k, v in (datasets or {}).items()}
         self.targets = TargetCache(self.limits.max_targets)
         self._reward = reward

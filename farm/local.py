@@ -67,7 +67,8 @@ class LocalFarm:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
         if engine is not None:
             options["engine"] = engine
-        self.config = FarmConfig(workers=workers, size=size, bind=bind, **options)
+        binds = () if bind is None else (bind,)
+        self.config = FarmConfig(workers=workers, size=size, bind=binds, **options)
         self.address = ""
         self._control = ""
         self.run_dir: Path | None = None

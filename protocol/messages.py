@@ -24,7 +24,7 @@ _MAX_INT = 2**63 - 1
 
 
 @dataclass(frozen=True)
-class Limits:
+class ServerLimits:
     """The limits of SPEC.md section 6 (the server states them in ``info``)."""
 
     max_frame_bytes: int = 8 << 20
@@ -34,6 +34,9 @@ class Limits:
     max_batch: int = 256
     max_objects: int = 64
     max_id_chars: int = 128
+    max_target_id_chars: int = 64
+    max_dataset_chars: int = 256
+    max_preset_chars: int = 64
     max_pending: int = 1024
     max_targets: int = 1024
 
@@ -109,7 +112,7 @@ def _str(obj: Mapping[str, Any], key: str, where: str, max_len: int) -> str:
     return value
 
 
-def parse_scene(data: Any, where: str, limits: Limits) -> Scene:
+def parse_scene(data: Any, where: str, limits: ServerLimits) -> Scene:
     """A CLEVR scene object from the wire; BadRequest names what is wrong."""
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be a CLEVR scene object, got {type(data).__name__}")
@@ -122,7 +125,7 @@ def parse_scene(data: Any, where: str, limits: Limits) -> Scene:
         raise BadRequest(f"{where} is not a valid CLEVR scene: {exc}") from exc
 
 
-def parse_target(data: Any, where: str, limits: Limits, allow_ref: bool = True) -> TargetSpec:
+def parse_target(data: Any, where: str, limits: ServerLimits, allow_ref: bool = True) -> TargetSpec:
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be a target spec object, got {type(data).__name__}")
     kinds = [k for k in ("seed", "scene", "dataset", "target_id") if k in data]
@@ -137,10 +140,12 @@ def parse_target(data: Any, where: str, limits: Limits, allow_ref: bool = True) 
     if kind == "scene":
         return SceneTarget(parse_scene(data["scene"], f"{where}.scene", limits))
     if kind == "dataset":
-        return DatasetTarget(_str(data, "dataset", where, 256), _int(data, "index", where, 0))
+        return DatasetTarget(
+            _str(data, "dataset", where, limits.max_dataset_chars), _int(data, "index", where, 0)
+        )
     if not allow_ref:
         raise BadRequest(f"{where}: reset makes a target; it cannot take a target_id")
-    return TargetRef(_str(data, "target_id", where, 64))
+    return TargetRef(_str(data, "target_id", where, limits.max_target_id_chars))
 
 
 # -- requests -------------------------------------------------------------------------
@@ -253,7 +258,7 @@ def _options(preset: str | None, masks: bool, encoding: str, render: bool) -> di
     return out
 
 
-def request_id(header: Mapping[str, Any], limits: Limits) -> str | int | None:
+def request_id(header: Mapping[str, Any], limits: ServerLimits) -> str | int | None:
     """The header's id if it is a valid one (used to address error replies), else None."""
     rid = header.get("id")
     if isinstance(rid, bool):
@@ -265,7 +270,7 @@ def request_id(header: Mapping[str, Any], limits: Limits) -> str | int | None:
     return None
 
 
-def _item(data: Any, where: str, limits: Limits) -> StepItem:
+def _item(data: Any, where: str, limits: ServerLimits) -> StepItem:
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be an object, got {type(data).__name__}")
     script = data.get("script")
@@ -279,7 +284,7 @@ def _item(data: Any, where: str, limits: Limits) -> StepItem:
     return StepItem(script, target, _int(data, "seed", where, 0))
 
 
-def parse_request(header: Mapping[str, Any], limits: Limits = Limits()) -> Request:
+def parse_request(header: Mapping[str, Any], limits: ServerLimits = ServerLimits()) -> Request:
     """The typed request for a decoded header; BadRequest/UnsupportedVersion otherwise."""
     version = header.get("v")
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
@@ -312,8 +317,12 @@ def parse_request(header: Mapping[str, Any], limits: Limits = Limits()) -> Reque
         scene = parse_scene(header.get("scene"), "scene", limits)
         return Render(rid, scene, _bool(header, "masks", True), encoding)
     preset = header.get("preset")
-    if preset is not None and (not isinstance(preset, str) or not 0 < len(preset) <= 64):
-        raise BadRequest(f"preset must be a preset name, got {preset!r:.40}")
+    if preset is not None and (
+        not isinstance(preset, str) or not 0 < len(preset) <= limits.max_preset_chars
+    ):
+        raise BadRequest(
+            f"preset must be a name of 1..{limits.max_preset_chars} characters, got {preset!r:.40}"
+        )
     masks = _bool(header, "masks", False)
     render = _bool(header, "render", True)
     if kind == "step":

@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..protocol.messages import Limits
+from ..protocol.messages import ServerLimits
 from ..scenes import (
     GeneratorConfig,
     Scene,
@@ -156,7 +156,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             obs["heatmap"] = image
         self.observation_space = spaces.Dict(obs)
         limits = self.server_info.protocol.get("limits", {})
-        max_chars = int(limits.get("max_script_chars", Limits().max_script_chars))
+        max_chars = int(limits.get("max_script_chars", ServerLimits().max_script_chars))
         self.action_space = spaces.Text(max_chars, min_length=0, charset=CHARSET)
         self._target: Any = None
         self._render: np.ndarray | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 import bpy
 
-from .session import Session
+from .session import ScriptSession
 
 
 class Proxy:
@@ -22,7 +22,7 @@ class Proxy:
 
     __slots__ = ("_label", "_real", "_s")
 
-    def __init__(self, session: Session, label: str, real: Any = None) -> None:
+    def __init__(self, session: ScriptSession, label: str, real: Any = None) -> None:
         object.__setattr__(self, "_s", session)
         object.__setattr__(self, "_label", label)
         object.__setattr__(self, "_real", real)
@@ -87,7 +87,7 @@ class Namespace(Proxy):
 
     def __init__(
         self,
-        session: Session,
+        session: ScriptSession,
         label: str,
         members: Mapping[str, Any],
         real: Any = None,
@@ -134,7 +134,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def owned(session: Session, idb: Any, what: str) -> None:
+def owned(session: ScriptSession, idb: Any, what: str) -> None:
     if not session.data.owns(idb):
         raise ValueError(
             f"{what} {idb.name!r} is a shared CLEVR asset and read-only; "

@@ -20,10 +20,10 @@ from ..build import add_object as build_object
 from .errors import ResourceLimit
 from .materials import MaterialProxy, wrap_material
 from .objects import ObjectProxy, check_vertices, object_vertices
-from .session import Session
+from .session import ScriptSession
 
 
-def dsl_namespace(session: Session) -> dict[str, Any]:
+def dsl_namespace(session: ScriptSession) -> dict[str, Any]:
     """The names a script gets without importing anything."""
 
     def add_object(

@@ -1,7 +1,7 @@
 """Vertex estimates, so geometry bombs are refused before Blender allocates them.
 
 Counts are upper bounds computed from operator arguments and modifier settings; the
-budget compares the sum over all agent objects with ``Limits.max_vertices``.
+budget compares the sum over all agent objects with ``ScriptLimits.max_vertices``.
 """
 
 from __future__ import annotations

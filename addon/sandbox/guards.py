@@ -26,7 +26,7 @@ import mathutils
 from .base import Namespace, Proxy
 from .errors import ResourceLimit
 from .names import refused_name
-from .session import Session
+from .session import ScriptSession
 
 ALLOWED_MODULES: tuple[str, ...] = ("bpy", "math", "random", "mathutils")
 _MATHUTILS_TYPES = (
@@ -65,7 +65,7 @@ _BUILTIN_NAMES = (
 class Guards:
     """The guard functions for one session (bound methods go into the script globals)."""
 
-    def __init__(self, session: Session, modules: dict[str, Any]) -> None:
+    def __init__(self, session: ScriptSession, modules: dict[str, Any]) -> None:
         self.s = session
         self.modules = modules
         self.classes: set[type] = set()  # classes the script defined (it may mutate these)
@@ -261,7 +261,7 @@ class Guards:
 class _Printer:
     """The print target (``_print``): writes to the session's capped output."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: ScriptSession) -> None:
         self.s = session
 
     def _call_print(self, *objects: Any, sep: Any = " ", end: Any = "\n", **_: Any) -> None:
@@ -322,14 +322,14 @@ class _SameTypeAs(type):
         return issubclass(subclass, cls.real)
 
 
-def _sized_int(session: Session) -> type:
+def _sized_int(session: ScriptSession) -> type:
     """``int`` whose constructor refuses strings that parse to more bits than the budget
     (``int('1' * 10**6, 2)``: bases that are powers of two have no digit limit in CPython,
     base 10 has its own of 4300 digits)."""
     budget = session.budget
 
     class int(builtins.int, metaclass=_SameTypeAs):
-        real = builtins.int
+        real = builtins.int  # type: ignore[assignment]  # the type, read by _SameTypeAs
 
         def __new__(cls, x: Any = 0, *base: Any, **kwargs: Any) -> Any:
             if isinstance(x, str | bytes):
@@ -345,7 +345,7 @@ def _sized_int(session: Session) -> type:
     return int
 
 
-def _sized_str(session: Session) -> type:
+def _sized_str(session: ScriptSession) -> type:
     """``str`` whose constructor checks the length of what it made (``str(big_list)``):
     one doubling step past the budget is the most a chain of them gets."""
     budget = session.budget
@@ -357,13 +357,13 @@ def _sized_str(session: Session) -> type:
             if cls is not str:  # a script's subclass: make an instance of it
                 text = builtins.str.__new__(cls, *args, **kwargs)
             else:
-                text = builtins.str(*args, **kwargs)
+                text = builtins.str(*args, **kwargs)  # type: ignore[assignment]
             return budget.checked_text(text, "str()")
 
     return str
 
 
-def _sized_vector(session: Session) -> type:
+def _sized_vector(session: ScriptSession) -> type:
     """``mathutils.Vector`` whose constructor refuses sequences beyond the budget:
     ``Vector([0.0] * 10**6)`` allocates in C before anything could interrupt it."""
     limit = session.limits.max_vector_length
@@ -387,14 +387,14 @@ def _sized_vector(session: Session) -> type:
     return Vector
 
 
-def std_modules(session: Session) -> dict[str, Any]:
+def std_modules(session: ScriptSession) -> dict[str, Any]:
     """The ``math``, ``random`` (seeded per request) and ``mathutils`` namespaces."""
     math_members = {
         n: getattr(math, n) for n in dir(math) if not n.startswith("_") and n not in _MATH_BLOCKED
     }
     rng = session.rng
     random_members = {n: getattr(rng, n) for n in _RANDOM_MEMBERS}
-    mathutils_members = {t.__name__: t for t in _MATHUTILS_TYPES}
+    mathutils_members: dict[builtins.str, type] = {t.__name__: t for t in _MATHUTILS_TYPES}
     mathutils_members["Vector"] = _sized_vector(session)
     return {
         "math": Namespace(session, "math", math_members, math),

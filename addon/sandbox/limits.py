@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .errors import ResourceLimit, SandboxAbort, Timeout
+from .sizes import GROWTH, SEQUENCES, is_int, kind_of, kind_of_type, materialized, printf_length
 
 _SPEC_NUMBER = re.compile(r"\d+")
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -27,7 +28,7 @@ _CONVERSIONS: dict[int, Callable[[Any], str]] = {115: str, 114: repr, 97: ascii}
 
 
 @dataclass(frozen=True)
-class Limits:
+class ScriptLimits:
     """Budgets for one request. Defaults suit an RL worker; tests shrink ``deadline_s``."""
 
     deadline_s: float = 5.0
@@ -58,7 +59,7 @@ class Limits:
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
             if not value > 0:
-                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+                raise ValueError(f"ScriptLimits.{name} must be positive, got {value!r}")
 
 
 class Budget:
@@ -66,7 +67,7 @@ class Budget:
 
     __slots__ = ("deadline", "fatal", "limits", "ticks")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: ScriptLimits) -> None:
         self.limits = limits
         self.deadline = time.perf_counter() + limits.deadline_s
         self.ticks = 0
@@ -124,12 +125,12 @@ class Budget:
         """``base ** exp`` refusing integer results beyond ``max_int_bits``, and
         ``pow(b, e, m)`` whose cost (C, not interruptible) is beyond ``max_modpow_cost``,
         before computing."""
-        if mod is None and _is_int(base) and _is_int(exp):
+        if mod is None and is_int(base) and is_int(exp):
             # int(): an int subclass may lie in its comparison methods, not in its value
             b, e = int(base), int(exp)
             if e > 0 and abs(b) > 1:
                 self._int_bits(abs(b).bit_length() * e, f"{b} ** {e}")
-        if mod is not None and _is_int(exp) and _is_int(mod):
+        if mod is not None and is_int(exp) and is_int(mod):
             cost = max(abs(int(exp)).bit_length(), 1) * abs(int(mod)).bit_length() ** 2
             if cost > self.limits.max_modpow_cost:
                 raise self.abort(
@@ -142,7 +143,7 @@ class Budget:
 
     def add(self, a: Any, b: Any) -> Any:
         """``a + b`` refusing concatenations longer than ``max_sequence``."""
-        if isinstance(a, _SEQUENCES) and isinstance(b, _SEQUENCES):
+        if isinstance(a, SEQUENCES) and isinstance(b, SEQUENCES):
             self._seq_len(len(a) + len(b), f"{type(a).__name__} + {type(b).__name__}")
         return a + b
 
@@ -154,7 +155,7 @@ class Budget:
         items = list(self.ticking(iterable))
         if not isinstance(start, list | tuple):
             return sum(items, start)
-        lengths = [len(i) for i in items if isinstance(i, _SEQUENCES)]
+        lengths = [len(i) for i in items if isinstance(i, SEQUENCES)]
         self._seq_len(len(start) + sum(lengths), "sum()")
         if len(lengths) < len(items) or not all(type(i) is type(start) for i in items):
             return sum(items, start)  # mixed types: let the built-in raise its TypeError
@@ -172,22 +173,22 @@ class Budget:
         Taken from the type (``str.ljust(s, n)``, ``map(str.ljust, ...)``), the method
         gets its instance as the first argument, and is checked the same way."""
         unbound = isinstance(obj, type)
-        kind = _kind_of_type(obj) if unbound else _kind(obj)
+        kind = kind_of_type(obj) if unbound else kind_of(obj)
         if (kind, name) == (int, "from_bytes"):
             return self._checked_from_bytes(method)
-        bound = _GROWTH.get((kind, name))
+        bound = None if kind is None else GROWTH.get((kind, name))
         if bound is None:
             return None
         what = f"{getattr(kind, '__name__', '?')}.{name}()"
 
         def checked(*args: Any, **kwargs: Any) -> Any:
             if not unbound:
-                args = _materialized(name, args)
+                args = materialized(name, args)
                 self._seq_len(bound(obj, args, kwargs), what)
                 return method(*args, **kwargs)
             if not args:
                 return method(*args, **kwargs)  # the real method raises its TypeError
-            this, rest = args[0], _materialized(name, args[1:])
+            this, rest = args[0], materialized(name, args[1:])
             self._seq_len(bound(this, rest, kwargs), what)
             return method(this, *rest, **kwargs)
 
@@ -213,7 +214,7 @@ class Budget:
     def _division(self, a: Any, b: Any, what: str) -> None:
         """Schoolbook division costs bits(a) * bits(b) in C: ints built from strings in a
         power-of-two base (``int('1' * 10**6, 2)``) reach millions of bits."""
-        if _is_int(a) and _is_int(b):
+        if is_int(a) and is_int(b):
             bits_a, bits_b = abs(int(a)).bit_length(), abs(int(b)).bit_length()
             if bits_a * max(bits_b, 1) > self.limits.max_modpow_cost // 64:
                 raise self.abort(
@@ -225,16 +226,16 @@ class Budget:
 
     def mul(self, a: Any, b: Any) -> Any:
         """``a * b`` refusing huge repeated sequences and huge integer products."""
-        if _is_int(a) and _is_int(b):
+        if is_int(a) and is_int(b):
             self._int_bits(abs(a).bit_length() + abs(b).bit_length(), "integer product")
-        elif _is_int(b) and hasattr(a, "__len__"):
+        elif is_int(b) and hasattr(a, "__len__"):
             self._seq_len(len(a) * b, f"{type(a).__name__} * {b}")
-        elif _is_int(a) and hasattr(b, "__len__"):
+        elif is_int(a) and hasattr(b, "__len__"):
             self._seq_len(len(b) * a, f"{a} * {type(b).__name__}")
         return a * b
 
     def lshift(self, a: Any, b: Any) -> Any:
-        if _is_int(a) and _is_int(b) and int(b) > 0:
+        if is_int(a) and is_int(b) and int(b) > 0:
             self._int_bits(abs(int(a)).bit_length() + int(b), f"{int(a)} << {int(b)}")
         return a << b
 
@@ -289,7 +290,7 @@ class Budget:
         are checked first; for integers, the division's cost."""
         self._division(a, b, "%")
         if isinstance(a, str | bytes):
-            self._seq_len(_printf_length(a, b), "%-formatting")
+            self._seq_len(printf_length(a, b), "%-formatting")
             text = a if isinstance(a, str) else a.decode("latin-1")
             args = b if isinstance(b, tuple) else (b,)
             star = False
@@ -300,7 +301,7 @@ class Budget:
                         self._width(int(field))
             if star:
                 for arg in args:
-                    if _is_int(arg):
+                    if is_int(arg):
                         self._width(abs(arg))
         return a % b
 
@@ -333,7 +334,7 @@ class Budget:
     }
 
     def _iadd(self, a: Any, b: Any) -> Any:
-        if isinstance(a, _SEQUENCES) and hasattr(b, "__len__"):
+        if isinstance(a, SEQUENCES) and hasattr(b, "__len__"):
             self._seq_len(len(a) + len(b), f"{type(a).__name__} += ...")
         return operator.iadd(a, b)
 
@@ -349,101 +350,3 @@ def resident_mb() -> int:
             return int(int(fh.read().split()[1]) * _PAGE_MB)
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_SEQUENCES = (str, bytes, list, tuple)
-
-
-def _printf_length(template: str | bytes, args: Any) -> int:
-    """An upper bound on ``template % args`` without its widths (checked apart)."""
-
-    def size(value: Any) -> int:
-        return len(value) if isinstance(value, str | bytes) else len(str(value))
-
-    if isinstance(args, dict):
-        values: Any = args.values()
-    else:
-        values = args if isinstance(args, tuple) else (args,)
-    fields = max(template.count("%" if isinstance(template, str) else b"%"), 1)
-    return len(template) + fields * max((size(v) for v in values), default=0)
-
-
-def _kind(obj: Any) -> type | None:
-    for kind in (str, bytes, list, int):
-        if isinstance(obj, kind) and not isinstance(obj, bool):
-            return kind
-    return None
-
-
-def _kind_of_type(cls: type) -> type | None:
-    for kind in (str, bytes, list, int):
-        if issubclass(cls, kind) and not issubclass(cls, bool):
-            return kind
-    return None
-
-
-def _arg(args: tuple, kwargs: dict, index: int, name: str, default: Any = 0) -> Any:
-    value = args[index] if len(args) > index else kwargs.get(name, default)
-    return int(value) if _is_int(value) else 0  # a wrong type fails in the real method
-
-
-def _replace_bound(s: Any, args: tuple, kwargs: dict) -> int:
-    if len(args) < 2 or not all(isinstance(a, str | bytes) for a in args[:2]):
-        return len(s)
-    old, new = args[0], args[1]
-    count = (len(s) + 1) if not old else s.count(old)
-    limit = _arg(args, kwargs, 2, "count", -1)
-    if limit >= 0:
-        count = min(count, limit)
-    return len(s) + count * max(0, len(new) - len(old))
-
-
-def _translate_bound(s: Any, args: tuple, kwargs: dict) -> int:
-    table = args[0] if args else kwargs.get("table")
-    values = table.values() if isinstance(table, dict) else table if isinstance(table, list) else ()
-    longest = max((len(v) for v in values if isinstance(v, str | bytes)), default=1)
-    return len(s) * max(longest, 1)
-
-
-def _materialized(name: str, args: tuple) -> tuple:
-    """``join``/``extend`` take any iterable: make it a list once, so its size is known
-    and the real call sees the same items."""
-    if name in ("join", "extend") and args and not isinstance(args[0], list | tuple):
-        return (list(args[0]), *args[1:])
-    return args
-
-
-def _items_length(items: Any) -> int:
-    return sum(len(i) if isinstance(i, str | bytes) else 0 for i in items)
-
-
-# (type, method) -> upper bound on the length of the result, from (obj, args, kwargs).
-_GROWTH: dict[tuple[type, str], Callable[[Any, tuple, dict], int]] = {
-    **{
-        (kind, name): (lambda s, a, k: _arg(a, k, 0, "width"))
-        for kind in (str, bytes)
-        for name in ("ljust", "rjust", "center", "zfill")
-    },
-    **{
-        (kind, "expandtabs"): (lambda s, a, k: len(s) * max(1, _arg(a, k, 0, "tabsize", 8)))
-        for kind in (str, bytes)
-    },
-    **{(kind, "replace"): _replace_bound for kind in (str, bytes)},
-    **{(kind, "translate"): _translate_bound for kind in (str, bytes)},
-    **{
-        (kind, "join"): (
-            lambda s, a, k: (
-                _items_length(a[0]) + len(s) * max(len(a[0]) - 1, 0)
-                if a and isinstance(a[0], list | tuple)
-                else 0
-            )
-        )
-        for kind in (str, bytes)
-    },
-    (int, "to_bytes"): lambda s, a, k: _arg(a, k, 0, "length", 1),
-    (list, "extend"): lambda s, a, k: len(s) + (len(a[0]) if a and hasattr(a[0], "__len__") else 0),
-}

@@ -12,10 +12,10 @@ import bpy
 
 from ..compat import principled_bsdf
 from .base import Proxy, owned, plain
-from .session import Session
+from .session import ScriptSession
 
 
-def wrap_material(session: Session, mat: Any) -> MaterialProxy | None:
+def wrap_material(session: ScriptSession, mat: Any) -> MaterialProxy | None:
     return None if mat is None else MaterialProxy(session, f"Material({mat.name!r})", mat)
 
 

@@ -25,7 +25,7 @@ from .geometry import (
 )
 from .materials import unwrap_material, wrap_material
 from .primitives import is_primitive_mesh, shade, writable_mesh
-from .session import Session
+from .session import ScriptSession
 
 # -- vertex budget ----------------------------------------------------------------------------
 _Stack = list[tuple[str, dict[str, Any]]]
@@ -63,7 +63,9 @@ def largest_valence(mesh: bpy.types.Mesh) -> int:
     return int(max(corners.max(initial=0), valence.max(initial=0)))
 
 
-def check_vertices(session: Session, added: int = 0, obj: Any = None, stack: Any = None) -> None:
+def check_vertices(
+    session: ScriptSession, added: int = 0, obj: Any = None, stack: Any = None
+) -> None:
     """Abort with ResourceLimit if the agent's geometry would exceed the vertex budget.
 
     ``added``: vertices of a new object; ``obj``/``stack``: ``obj`` with a changed modifier
@@ -169,13 +171,14 @@ class SlotProxy(Proxy):
         return None
 
 
-def mesh_proxy(session: Session, obj: bpy.types.Object) -> MeshProxy:
+def mesh_proxy(session: ScriptSession, obj: bpy.types.Object) -> MeshProxy:
     """The mesh of the agent's ``obj`` as the agent sees it (named as its own)."""
-    name = session.data.mesh_names.get(obj.session_uid, obj.data.name)
+    mesh = cast(bpy.types.Mesh, obj.data)  # the callers pass mesh objects only
+    name = session.data.mesh_names.get(obj.session_uid, mesh.name)
     return MeshProxy(session, f"Mesh({name!r})", obj.data, obj)
 
 
-def _writable(session: Session, obj: bpy.types.Object) -> bpy.types.Mesh:
+def _writable(session: ScriptSession, obj: bpy.types.Object) -> bpy.types.Mesh:
     mesh = writable_mesh(session, obj)
     if mesh is None:
         owned(session, obj.data, "mesh")  # raises: a shared CLEVR asset
@@ -188,7 +191,7 @@ class MeshProxy(Proxy):
 
     __slots__ = ("_obj",)
 
-    def __init__(self, session: Session, label: str, real: Any, obj: Any = None) -> None:
+    def __init__(self, session: ScriptSession, label: str, real: Any, obj: Any = None) -> None:
         super().__init__(session, label, real)
         object.__setattr__(self, "_obj", obj)
 
@@ -238,7 +241,7 @@ class MeshMaterialsProxy(Proxy):
 
     __slots__ = ("_owner",)
 
-    def __init__(self, session: Session, label: str, owner: MeshProxy) -> None:
+    def __init__(self, session: ScriptSession, label: str, owner: MeshProxy) -> None:
         super().__init__(session, label, owner._real)
         object.__setattr__(self, "_owner", owner)
 
@@ -274,7 +277,9 @@ class MeshMaterialsProxy(Proxy):
 class ModifiersProxy(Proxy):
     __slots__ = ("_obj",)
 
-    def __init__(self, session: Session, label: str, real: Any, obj: bpy.types.Object) -> None:
+    def __init__(
+        self, session: ScriptSession, label: str, real: Any, obj: bpy.types.Object
+    ) -> None:
         super().__init__(session, label, real)
         object.__setattr__(self, "_obj", obj)
 
@@ -327,7 +332,9 @@ class ModifiersProxy(Proxy):
 class ModifierProxy(Proxy):
     __slots__ = ("_obj",)
 
-    def __init__(self, session: Session, label: str, real: Any, obj: bpy.types.Object) -> None:
+    def __init__(
+        self, session: ScriptSession, label: str, real: Any, obj: bpy.types.Object
+    ) -> None:
         super().__init__(session, label, real)
         object.__setattr__(self, "_obj", obj)
 

@@ -33,7 +33,7 @@ import numpy as np
 from mathutils import Matrix
 
 from .. import assets
-from .session import Session
+from .session import ScriptSession
 
 # operator -> (object and mesh name, {argument: default}) for what the mesh depends on
 _PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -156,7 +156,7 @@ def shaded_mesh(mesh: bpy.types.Mesh, smooth: bool) -> bpy.types.Mesh:
     return assets.shared_mesh((key, True), build)
 
 
-def add_primitive(session: Session, op: str, kwargs: Mapping[str, Any]) -> bpy.types.Object:
+def add_primitive(session: ScriptSession, op: str, kwargs: Mapping[str, Any]) -> bpy.types.Object:
     """What ``bpy.ops.mesh.<op>(**kwargs)`` does (``kwargs`` checked by the caller)."""
     scene = cast(bpy.types.Scene, bpy.context.scene)
     layer = cast(bpy.types.ViewLayer, bpy.context.view_layer)
@@ -165,7 +165,7 @@ def add_primitive(session: Session, op: str, kwargs: Mapping[str, Any]) -> bpy.t
     mesh = primitive_mesh(op, kwargs)
     obj = bpy.data.objects.new(_PARAMS[op][0], mesh)
     obj.location, obj.rotation_euler = location, rotation
-    layer.active_layer_collection.collection.objects.link(obj)
+    cast(bpy.types.LayerCollection, layer.active_layer_collection).collection.objects.link(obj)
     for other in list(layer.objects.selected):
         other.select_set(False)
     obj.select_set(True)
@@ -174,7 +174,7 @@ def add_primitive(session: Session, op: str, kwargs: Mapping[str, Any]) -> bpy.t
     return obj
 
 
-def writable_mesh(session: Session, obj: bpy.types.Object) -> bpy.types.Mesh | None:
+def writable_mesh(session: ScriptSession, obj: bpy.types.Object) -> bpy.types.Mesh | None:
     """``obj``'s mesh, ready for the agent to write: its own, or a private copy of the
     shared primitive mesh it has (named as the operator would have named its mesh); None
     for a shared CLEVR asset (which is read-only)."""
@@ -191,7 +191,7 @@ def writable_mesh(session: Session, obj: bpy.types.Object) -> bpy.types.Mesh | N
     return copy
 
 
-def shade(session: Session, obj: bpy.types.Object, smooth: bool) -> None:
+def shade(session: ScriptSession, obj: bpy.types.Object, smooth: bool) -> None:
     """``shade_smooth``/``shade_flat`` of the agent's ``obj``: its own mesh is written
     (the data API does what the operator does to a mesh without sharp edges), a shared
     primitive mesh is swapped for its shaded variant."""

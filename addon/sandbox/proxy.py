@@ -31,7 +31,7 @@ from .objects import (
     object_vertices,
 )
 from .primitives import OPERATORS, add_primitive, is_primitive_mesh, writable_mesh
-from .session import Session
+from .session import ScriptSession
 
 _FRAME_DATA = frozenset({"cameras", "lights", "worlds", "scenes"})
 _FRAME_SCENE = frozenset({
@@ -41,28 +41,28 @@ _FRAME_SCENE = frozenset({
 })  # fmt: skip
 
 
-def wrap_object(session: Session, obj: Any) -> ObjectProxy | None:
+def wrap_object(session: ScriptSession, obj: Any) -> ObjectProxy | None:
     if obj is None or not session.data.owns(obj):
         return None
     return ObjectProxy(session, f"Object({obj.name!r})", obj)
 
 
-def _agent_object(session: Session, value: Any) -> bpy.types.Object:
+def _agent_object(session: ScriptSession, value: Any) -> bpy.types.Object:
     if not isinstance(value, ObjectProxy):
         raise TypeError(f"expected one of your objects, got {value!r}")
     return value._real
 
 
-def _selected(session: Session) -> list[bpy.types.Object]:
+def _selected(session: ScriptSession) -> list[bpy.types.Object]:
     return [o for o, _ in session.data.live_objects() if o.select_get()]
 
 
-def _active(session: Session) -> bpy.types.Object | None:
+def _active(session: ScriptSession) -> bpy.types.Object | None:
     active = cast(bpy.types.ViewLayer, bpy.context.view_layer).objects.active
     return active if active is not None and session.data.owns(active) else None
 
 
-def make_bpy(session: Session) -> Namespace:
+def make_bpy(session: ScriptSession) -> Namespace:
     """The ``bpy`` module proxy for one session."""
     ops = Namespace(
         session,
@@ -91,7 +91,7 @@ def make_bpy(session: Session) -> Namespace:
     return Namespace(session, "bpy", {"ops": ops, "context": context, "data": data}, bpy)
 
 
-def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
+def _mesh_ops(session: ScriptSession) -> dict[str, Callable[..., set[str]]]:
     def make(op: str) -> Callable[..., set[str]]:
         def run(*args: Any, **kwargs: Any) -> set[str]:
             if args:
@@ -136,7 +136,7 @@ def _mesh_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
     return {op: make(op) for op in PRIMITIVES}
 
 
-def _object_ops(session: Session) -> dict[str, Callable[..., set[str]]]:
+def _object_ops(session: ScriptSession) -> dict[str, Callable[..., set[str]]]:
     def shade(smooth: bool) -> Callable[..., set[str]]:
         def run(keep_sharp_edges: bool = True, **_: Any) -> set[str]:
             # keep_sharp_edges: no agent mesh has sharp edges to keep or clear
@@ -300,7 +300,7 @@ class AgentObjects(_AgentCollection):
     __slots__ = ("_with_active",)
     kind = "object"
 
-    def __init__(self, session: Session, label: str, with_active: bool = False) -> None:
+    def __init__(self, session: ScriptSession, label: str, with_active: bool = False) -> None:
         super().__init__(session, label, bpy.data.objects)
         object.__setattr__(self, "_with_active", with_active)
 
@@ -333,7 +333,7 @@ class AgentMaterials(_AgentCollection):
     __slots__ = ()
     kind = "material"
 
-    def __init__(self, session: Session, label: str) -> None:
+    def __init__(self, session: ScriptSession, label: str) -> None:
         super().__init__(session, label, bpy.data.materials)
 
     def items(self) -> list[Any]:
@@ -368,7 +368,7 @@ class AgentMeshes(_AgentCollection):
     __slots__ = ()
     kind = "mesh"
 
-    def __init__(self, session: Session, label: str) -> None:
+    def __init__(self, session: ScriptSession, label: str) -> None:
         super().__init__(session, label, bpy.data.meshes)
 
     def items(self) -> list[Any]:
@@ -379,7 +379,8 @@ class AgentMeshes(_AgentCollection):
 
     def item_name(self, idb: Any) -> str:
         if isinstance(idb, bpy.types.Object):
-            return self._s.data.mesh_names.get(idb.session_uid, idb.data.name)
+            data = cast(bpy.types.ID, idb.data)  # a mesh collection lists mesh objects
+            return self._s.data.mesh_names.get(idb.session_uid, data.name)
         return idb.name
 
     def _shared(self, obj: bpy.types.Object) -> bool:

@@ -307,7 +307,7 @@ class Rewriter(Expressions):
                     self.error(node, why)
             if isinstance(node, ast.ImportFrom):
                 bound = alias.asname or alias.name
-                args = [const(module, loc), const(alias.name, loc)]
+                args: list[ast.expr] = [const(module, loc), const(alias.name, loc)]
                 value = call("_import_from_", args, loc)
             else:
                 bound = alias.asname or alias.name.partition(".")[0]

@@ -95,7 +95,7 @@ class Expressions:
         """A variable, argument or definition name (``_`` itself is a name)."""
         if ident is None or ident == "_":
             return
-        if method and ident in SPECIAL_METHODS and getattr(node, "col_offset", 0):
+        if method and ident in SPECIAL_METHODS and getattr(node, "col_offset", 0) > 0:
             return  # a method of a class (not at column 0)
         if ident.startswith("_"):
             self.error(node, f'"{ident}" is an invalid variable name because it starts with "_"')
@@ -161,7 +161,7 @@ class Expressions:
 
     def e_display(self, node: ast.List | ast.Tuple | ast.Set) -> ast.expr:
         """A starred part is size-checked: ``[*l, *l]`` doubles."""
-        elts = []
+        elts: list[ast.expr] = []
         for elt in node.elts:
             if isinstance(elt, ast.Starred):
                 elt.value = call("_starred_", [self.expr(elt.value)], loc_of(elt))

@@ -14,10 +14,10 @@ from . import errors
 from .dsl import dsl_namespace
 from .errors import SandboxAbort
 from .guards import Guards, std_modules
-from .limits import Limits
+from .limits import ScriptLimits
 from .policy import AGENT_FILENAME, CompileFailure, compile_script
 from .proxy import make_bpy
-from .session import Session
+from .session import ScriptSession
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,13 @@ def _failure(outcome: str, exc: BaseException) -> tuple[str, str, int | None]:
     return outcome, message, _agent_line(exc.__traceback__)
 
 
-_Result = tuple[RunOutcome, Session]
+_Result = tuple[RunOutcome, ScriptSession]
 
 
-def run_script(script: str, limits: Limits | None = None, seed: int = 0) -> _Result:
+def run_script(script: str, limits: ScriptLimits | None = None, seed: int = 0) -> _Result:
     """Compile and run ``script``; never raises for anything the script does."""
-    limits = limits or Limits()
-    session = Session(limits, seed)
+    limits = limits or ScriptLimits()
+    session = ScriptSession(limits, seed)
     wall, cpu = time.perf_counter(), time.process_time()
     compile_failure: tuple[str, str, int | None] | None = None
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import bpy
 
 from .errors import SandboxViolation
-from .limits import Budget, Limits
+from .limits import Budget, ScriptLimits
 
 
 class AgentData:
@@ -89,10 +89,10 @@ class Output:
         return out + f"\n[output truncated at {self.limit} characters]\n" if self.truncated else out
 
 
-class Session:
+class ScriptSession:
     """Everything one script run may touch, shared by guards, proxies and the DSL."""
 
-    def __init__(self, limits: Limits, seed: int) -> None:
+    def __init__(self, limits: ScriptLimits, seed: int) -> None:
         self.limits = limits
         self.budget = Budget(limits)
         self.data = AgentData()

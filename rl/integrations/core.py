@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...protocol.errors import outcome_code
-from ...protocol.messages import Limits, TargetSpec, parse_target, target_to_wire
+from ...protocol.messages import ServerLimits, TargetSpec, parse_target, target_to_wire
 from ...reward import rates
 from ..prompt import extract_script
 
@@ -102,7 +102,7 @@ def parse_ground_truth(ground_truth: Any) -> TargetSpec:
     if isinstance(data, str):
         text = data.strip()
         if text.startswith("t-") and "{" not in text:
-            return parse_target({"target_id": text}, "ground_truth", Limits())
+            return parse_target({"target_id": text}, "ground_truth", ServerLimits())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -114,7 +114,7 @@ def parse_ground_truth(ground_truth: Any) -> TargetSpec:
     if not isinstance(data, Mapping):
         raise ValueError(f"ground truth must name a target, got {ground_truth!r:.80}")
     try:
-        return parse_target(dict(data), "ground_truth", Limits())
+        return parse_target(dict(data), "ground_truth", ServerLimits())
     except Exception as exc:  # BadRequest: re-raise as the ValueError a data bug is
         raise ValueError(f"bad ground truth {ground_truth!r:.80}: {exc}") from exc
 

@@ -63,7 +63,7 @@ def test_render_image_is_rgb_uint8_top_row_first(wb_frame):
 
 def test_render_image_rejects_a_frame_that_does_not_match_the_spec(wb_frame):
     bpy.context.scene.render.resolution_x = 32
-    with pytest.raises(render.RenderError, match="32x64"):
+    with pytest.raises(render.RenderFailed, match="32x64"):
         render.render_image(wb_frame)
 
 

@@ -23,10 +23,9 @@ from derender import Client
 from derender.protocol import codec
 from derender.protocol.aio import AsyncClient
 from derender.protocol.errors import OUTCOMES, ProtocolError
-from derender.protocol.messages import Limits
+from derender.protocol.messages import ServerLimits
 from derender.protocol.transport import is_loopback
 from derender.reward.spec import DEFAULT_PRESET
-from derender.rl.cheatsheet import EXAMPLE_DSL
 from derender.scenes import (
     FrameSpec,
     GeneratorConfig,
@@ -35,6 +34,7 @@ from derender.scenes import (
     generate_scene,
     load_scenes,
 )
+from derender.scenes.cheatsheet import EXAMPLE_DSL
 
 DATA = Path(__file__).parents[1] / "data" / "clevr_scene_sample.json"
 FRAME = FrameSpec(width=64, height=64, engine="workbench")
@@ -86,7 +86,7 @@ def test_info(client):
     assert info.datasets == {"sample": len(load_scenes(DATA))}
     assert "add_object(" in info.cheatsheet and "cylinder" in info.universe["shapes"]
     assert info.protocol["versions"] == [1]
-    assert info.protocol["limits"]["max_script_chars"] == Limits().max_script_chars
+    assert info.protocol["limits"]["max_script_chars"] == ServerLimits().max_script_chars
     assert client.ping() < 1.0
 
 

@@ -16,7 +16,7 @@ import pytest
 import zmq
 from derender import Client
 from derender.protocol.errors import ERROR_CODES
-from derender.protocol.messages import Limits
+from derender.protocol.messages import ServerLimits
 from derender.scenes import dsl_program
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -113,7 +113,7 @@ def _expected_id(frames: list[bytes]) -> object:
     rid = header.get("id") if isinstance(header, dict) else None
     if isinstance(rid, bool) or not isinstance(rid, str | int):
         return None
-    if isinstance(rid, str) and not 0 < len(rid) <= Limits().max_id_chars:
+    if isinstance(rid, str) and not 0 < len(rid) <= ServerLimits().max_id_chars:
         return None
     if isinstance(rid, int) and not -(2**63) < rid < 2**63:
         return None
@@ -166,7 +166,7 @@ def test_ten_thousand_malformed_messages(live_server):
     assert live_server.proc.poll() is None
 
 
-@pytest.mark.parametrize("size", [Limits().max_frame_bytes + 1])
+@pytest.mark.parametrize("size", [ServerLimits().max_frame_bytes + 1])
 def test_oversize_frame_is_dropped_by_zeromq(live_server, size):
     ctx = zmq.Context.instance()
     big = ctx.socket(zmq.DEALER)

@@ -7,12 +7,12 @@ from derender.protocol.errors import BadRequest, UnsupportedVersion
 from derender.protocol.messages import (
     DatasetTarget,
     Info,
-    Limits,
     Ping,
     Render,
     Reset,
     SceneTarget,
     SeedTarget,
+    ServerLimits,
     Step,
     StepBatch,
     StepItem,
@@ -107,13 +107,14 @@ def _wire(**kw):
 )
 def test_invalid_requests_raise_typed_errors(header, error, match):
     with pytest.raises(error, match=match):
-        parse_request(header, Limits())
+        parse_request(header, ServerLimits())
 
 
 def test_limits_are_configurable():
     with pytest.raises(BadRequest, match="10 characters"):
         parse_request(
-            _wire(type="step", script="x" * 10, target={"seed": 1}), Limits(max_script_chars=9)
+            _wire(type="step", script="x" * 10, target={"seed": 1}),
+            ServerLimits(max_script_chars=9),
         )
 
 
@@ -127,3 +128,23 @@ def test_each_error_code_has_its_class_and_survives_the_wire():
         assert back.message == f"a {code}" and back.request_id == "r1"
     newer = error_from_wire({"code": "rate_limited", "message": "slow down"})
     assert isinstance(newer, InternalError) and newer.code == "rate_limited"
+
+
+def test_every_server_limit_is_in_the_spec_and_the_name_limits_hold() -> None:
+    from dataclasses import fields
+    from pathlib import Path
+
+    import derender.protocol
+
+    spec = (Path(derender.protocol.__file__).parent / "SPEC.md").read_text()
+    for f in fields(ServerLimits):
+        assert f"| `{f.name}` |" in spec, f.name
+    small = ServerLimits(max_target_id_chars=4, max_dataset_chars=4, max_preset_chars=4)
+    step = {"type": "step", "script": "x = 1"}
+    with pytest.raises(BadRequest, match="target_id"):
+        parse_request(_wire(**step, target={"target_id": "abcde"}), small)
+    with pytest.raises(BadRequest, match="dataset"):
+        parse_request(_wire(**step, target={"dataset": "abcde", "index": 0}), small)
+    with pytest.raises(BadRequest, match=r"1\.\.4 characters"):
+        parse_request(_wire(**step, target={"seed": 1}, preset="abcde"), small)
+    assert parse_request(_wire(**step, target={"target_id": "abcd"}, preset="seed"), small)

@@ -8,9 +8,9 @@ import io
 import numpy as np
 import pytest
 from derender.protocol.results import ServerInfo
-from derender.rl.cheatsheet import cheatsheet
 from derender.rl.prompt import CHARSET, Turn, build_messages, extract_script, frame_text
 from derender.scenes import FrameSpec, universe
+from derender.scenes.cheatsheet import cheatsheet
 from PIL import Image
 
 

@@ -103,7 +103,7 @@ def farm_env(farm):
 
 
 def _tokenizer():
-    from derender.rl.cheatsheet import EXAMPLE_DSL, cheatsheet
+    from derender.scenes.cheatsheet import EXAMPLE_DSL, cheatsheet
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -138,10 +138,10 @@ def frame_spec() -> FrameSpec:
 @pytest.fixture(scope="module")
 def service():
     """A Service on the test frame (short deadline), shared by the module's tests."""
-    from derender.addon.sandbox.limits import Limits
+    from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.service import Service
 
-    return Service(SPEC, Limits(deadline_s=DEADLINE_S))
+    return Service(SPEC, ScriptLimits(deadline_s=DEADLINE_S))
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +154,12 @@ def empty_image(service) -> np.ndarray:
 def run(service):
     """Run a script in the sandbox on the frame (no render); the frame is reset after."""
     from derender.addon.frame import reset
-    from derender.addon.sandbox.limits import Limits
+    from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.sandbox.runner import run_script
 
     def go(script: str, seed: int = 0, **limits):
         reset(SPEC)
-        return run_script(script, Limits(deadline_s=DEADLINE_S, **limits), seed)
+        return run_script(script, ScriptLimits(deadline_s=DEADLINE_S, **limits), seed)
 
     yield go
     reset(SPEC)

@@ -39,7 +39,7 @@ DEADLINE_S = 1.0
 SECRET_ID = "t-5ec2e7a46e7c0ffe"
 SECRET_XY = (1.2345678, -2.3456789)
 SERVED_TARGETS: dict[str, Any] = {}  # a server's target cache, at module level
-MESSAGE_CAP = 16_384  # Limits().max_output_bytes, the cap on what a script prints
+MESSAGE_CAP = 16_384  # ScriptLimits().max_output_bytes, the cap on what a script prints
 
 # A later request's scene: every shape, both materials, several colours.
 REFERENCE = Scene(
@@ -59,10 +59,10 @@ _SHAPES = ("cube", "sphere", "cylinder")
 
 @pytest.fixture(scope="module")
 def service(frame_spec):
-    from derender.addon.sandbox.limits import Limits
+    from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.service import Service
 
-    return Service(frame_spec, Limits(deadline_s=DEADLINE_S))
+    return Service(frame_spec, ScriptLimits(deadline_s=DEADLINE_S))
 
 
 def _secret_target() -> Any:
@@ -208,12 +208,12 @@ def _raw_runner(script: str, limits: Any = None, seed: int = 0) -> Any:
     """``run_script`` for code that escaped: runs ``script`` as plain Python and reports ok."""
     import bpy
     from derender.addon import assets
-    from derender.addon.sandbox.limits import Limits
+    from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.sandbox.runner import RunOutcome
-    from derender.addon.sandbox.session import Session
+    from derender.addon.sandbox.session import ScriptSession
 
     exec(compile(script, "<escaped>", "exec"), {"bpy": bpy, "assets": assets})
-    return RunOutcome("ok", "", None, ""), Session(limits or Limits(), seed)
+    return RunOutcome("ok", "", None, ""), ScriptSession(limits or ScriptLimits(), seed)
 
 
 def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_attack) -> None:

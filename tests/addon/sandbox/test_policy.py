@@ -7,7 +7,7 @@ import time
 
 import pytest
 from derender.addon.sandbox.errors import ResourceLimit, Timeout
-from derender.addon.sandbox.limits import Budget, Limits
+from derender.addon.sandbox.limits import Budget, ScriptLimits
 from derender.addon.sandbox.policy import CompileFailure, compile_script
 
 
@@ -66,7 +66,7 @@ def test_script_size_limit() -> None:
 
 
 def test_budget_deadline_is_sticky() -> None:
-    budget = Budget(Limits(deadline_s=0.01))
+    budget = Budget(ScriptLimits(deadline_s=0.01))
     time.sleep(0.02)
     with pytest.raises(Timeout):
         budget.tick()
@@ -76,7 +76,7 @@ def test_budget_deadline_is_sticky() -> None:
 
 
 def test_budget_tick_limit() -> None:
-    budget = Budget(Limits(max_ticks=5))
+    budget = Budget(ScriptLimits(max_ticks=5))
     for _ in range(5):
         budget.tick()
     with pytest.raises(Timeout, match="5 steps"):
@@ -84,7 +84,7 @@ def test_budget_tick_limit() -> None:
 
 
 def test_checked_arithmetic() -> None:
-    budget = Budget(Limits(max_int_bits=1000, max_sequence=100))
+    budget = Budget(ScriptLimits(max_int_bits=1000, max_sequence=100))
     assert budget.pow(2, 10) == 1024 and budget.pow(2.0, 0.5) == pytest.approx(2**0.5)
     assert budget.pow(10, 10**9, 7) == pow(10, 10**9, 7)  # modular pow is bounded
     assert budget.mul("ab", 3) == "ababab" and budget.mul(3, [1]) == [1, 1, 1]

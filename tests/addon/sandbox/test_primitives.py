@@ -130,18 +130,20 @@ def _scripts() -> list[str]:
 def _unguarded(script: str, spec: Any) -> tuple[np.ndarray, Any, str]:
     """The script with the real bpy (the operators): its image, read-back and output."""
     import bpy
-    from derender.addon import frame, render
+    from derender.addon import assets, frame, render
     from derender.addon.readback import read_back
 
     frame.reset(spec)
     before = set(bpy.context.scene.objects)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(script, "<unguarded>", "exec"), {"bpy": bpy})
+        exec(
+            compile(script, "<unguarded>", "exec"), {"bpy": bpy, "clevr_material": assets.material}
+        )
     image = render.render_image(spec)
     made = [o for o in bpy.context.scene.objects if o not in before]
     made.sort(key=lambda o: o.session_uid)  # creation order
-    shapes = {"Cube": "cube", "Sphere": "sphere", "Cylinder": "cylinder"}
+    shapes = {"Cube": "cube", "Sphere": "sphere", "Icosphere": "sphere", "Cylinder": "cylinder"}
     pairs = [(o, shapes.get(o.data.name.split(".")[0])) for o in made]
     back = read_back(pairs)
     frame.reset(spec)

@@ -8,8 +8,8 @@ builder reuses :func:`cheatsheet`.
 
 from __future__ import annotations
 
-from ..scenes import universe
-from ..scenes.programs import primitive_line, shape_lines
+from . import universe
+from .programs import primitive_line, shape_lines
 
 # Runs as it stands in the sandbox (a test steps it), so the prompt never shows dead code.
 EXAMPLE_DSL = """\
