@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,13 @@ class LocalFarm:
         workers: int = 2,
         engine: str | None = None,
         size: int = 128,
-        bind: str | None = None,
+        bind: str | Sequence[str] | None = None,
         **options: Any,
     ) -> None:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
         if engine is not None:
             options["engine"] = engine
-        binds = () if bind is None else (bind,)
+        binds = (bind,) if isinstance(bind, str) else tuple(bind or ())
         self.config = FarmConfig(workers=workers, size=size, bind=binds, **options)
         self.address = ""
         self._control = ""
