@@ -68,6 +68,10 @@ class FarmConfig:
     # reward and metrics
     preset: str = DEFAULT_PRESET  # the default reward preset
     metrics_interval: float = 5.0  # seconds between metrics log lines; 0: off
+    # Where the workers' stderr goes (Blender's own start-up messages, such as EGL's, and
+    # a worker's crash output): appended to this file, not the terminal. None: the
+    # system temp dir's derender-workers-<uid>.log.
+    worker_log: str | None = None
     # extra sandbox budgets for the workers (fields of addon.sandbox.limits.ScriptLimits)
     options: dict[str, Any] = field(default_factory=dict)
 

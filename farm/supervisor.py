@@ -206,6 +206,11 @@ class Supervisor:
         )
         if not self.network_isolated and config.isolate_network:
             log.warning("`unshare -n` does not work here: workers run with the host network")
+        default_log = Path(tempfile.gettempdir()) / f"derender-workers-{os.getuid()}.log"
+        self.worker_log = Path(config.worker_log or default_log)
+        # One append-mode file for every worker: each write lands whole at its end.
+        self._log = open(self.worker_log, "ab", buffering=0)  # closed in stop()
+        log.info("workers' own output (Blender's messages) goes to %s", self.worker_log)
         self.workers: dict[int, WorkerProcess] = {}
         self.restarts = 0
         self._generation = 0
@@ -255,6 +260,7 @@ class Supervisor:
                     start_new_session=True,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
+                    stderr=self._log,
                     pass_fds=(fd,),
                     preexec_fn=self.limits.preexec(),
                 )
@@ -279,6 +285,7 @@ class Supervisor:
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
+            stderr=self._log,
             preexec_fn=self.limits.preexec(),
         )
         return proc, tmpdir
@@ -332,6 +339,7 @@ class Supervisor:
         for slot in list(self.workers):
             self.kill(slot)
         self._due.clear()
+        self._log.close()
 
     def slot_of(self, identity: str) -> int | None:
         for slot, wp in self.workers.items():

@@ -86,8 +86,9 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
     (text); with ``max_turns > 1`` also ``render`` and ``heatmap`` (uint8 H×W×3, from
     :func:`derender.reward.heatmap`; both black before the first program)."""
 
-    # Gymnasium declares ``metadata`` as an instance attribute, and gym.make reads the class's
-    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012
+    # Gymnasium declares ``metadata`` as an instance attribute, and gym.make reads the class's.
+    # render_fps: how fast a recorder should play the frames back (one frame per step).
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}  # noqa: RUF012
 
     def __init__(
         self,

@@ -303,3 +303,16 @@ def test_derender_farm_refuses_a_gpu_it_cannot_give_a_worker_with_status_2(capsy
     port.close()
     assert main(["farm", "--gpus", "7", "--workers", "1", "--bind", bind]) == 2
     assert "GPU 7 is not on this machine" in capsys.readouterr().err
+
+
+def test_the_workers_own_output_goes_to_the_worker_log_not_the_terminal(tmp_path, capfd):
+    worker_log = tmp_path / "workers.log"
+    with LocalFarm(
+        workers=1, engine="workbench", size=32, metrics_interval=0, worker_log=str(worker_log)
+    ) as farm:
+        with Client(farm.address, timeout=120) as client:
+            target = client.reset(seed=5, index=0)
+            assert client.step(dsl_program(target.scene), target).outcome == "ok"
+    err = capfd.readouterr().err
+    assert worker_log.is_file()
+    assert "EGL" not in err  # headless Blender's OpenGL start-up complains here

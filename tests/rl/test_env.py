@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import derender.rl.env  # noqa: F401  (registers the id)
 import gymnasium as gym
 import numpy as np
@@ -29,7 +31,10 @@ def test_make_single_step_passes_check_env(address):
         assert isinstance(base, DerenderEnv)
         assert base.action_space.max_length == 65536
         assert set(base.observation_space.spaces) == {"target", "frame"}
-        check_env(base, skip_render_check=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            check_env(base)
+        assert [str(w.message) for w in caught] == []  # render_fps declared, nothing else
         obs, info = env.reset(seed=5)
         assert obs["target"].shape == (64, 64, 3) and obs["target"].std() > 0
         assert "64x64 px, engine workbench" in obs["frame"]
