@@ -274,7 +274,9 @@ class MeshMaterialsProxy(Proxy):
 
 
 # -- modifiers --------------------------------------------------------------------------------
-class ModifiersProxy(Proxy):
+class _OfObject(Proxy):
+    """A proxy of something that belongs to one of the agent's objects (its modifiers)."""
+
     __slots__ = ("_obj",)
 
     def __init__(
@@ -282,6 +284,10 @@ class ModifiersProxy(Proxy):
     ) -> None:
         super().__init__(session, label, real)
         object.__setattr__(self, "_obj", obj)
+
+
+class ModifiersProxy(_OfObject):
+    __slots__ = ()
 
     def sbx_names(self) -> frozenset[str]:
         return frozenset({"new", "remove", "clear", "get"})
@@ -329,14 +335,8 @@ class ModifiersProxy(Proxy):
         return len(self._obj.modifiers)
 
 
-class ModifierProxy(Proxy):
-    __slots__ = ("_obj",)
-
-    def __init__(
-        self, session: ScriptSession, label: str, real: Any, obj: bpy.types.Object
-    ) -> None:
-        super().__init__(session, label, real)
-        object.__setattr__(self, "_obj", obj)
+class ModifierProxy(_OfObject):
+    __slots__ = ()
 
     def sbx_names(self) -> frozenset[str]:
         return MODIFIER_SETTINGS[self._real.type] | COMMON_MODIFIER_SETTINGS | {"type"}
