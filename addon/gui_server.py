@@ -22,7 +22,9 @@ from typing import Any
 import zmq
 
 from ..protocol import codec
-from ..scenes import FrameSpec, scene_from_clevr
+from ..protocol.results import StepResult, target_from_wire
+from ..protocol.targets import Target
+from ..scenes import FrameSpec
 
 REPLY_KINDS = frozenset({"reset", "step", "step_batch"})
 
@@ -84,11 +86,11 @@ class GuiServer:
             raise
         self.endpoints = [self.farm.address]
         self.handled = 0
-        self.last: dict[str, dict[str, Any]] = {}  # request type -> the last reply
 
-    def poll(self) -> list[tuple[str, dict[str, Any]]]:
-        """The replies the farm sent since the last call, as (request type, reply)."""
-        out = []
+    def poll(self) -> list[Target | StepResult]:
+        """What the farm answered since the last call: made targets and scored steps (of a
+        ``step_batch``, its last result)."""
+        out: list[Target | StepResult] = []
         while True:
             try:
                 frames = self._sub.recv_multipart(zmq.NOBLOCK)
@@ -99,13 +101,15 @@ class GuiServer:
             if kind not in REPLY_KINDS or not reply.get("ok"):
                 continue
             self.handled += 1
+            if kind == "reset":
+                out.append(target_from_wire(reply))
+                continue
             if kind == "step_batch":  # show its last result like a step
                 results = [r for r in reply.get("results", []) if "outcome" in r]
                 if not results:
                     continue
-                kind, reply = "step", results[-1]
-            self.last[kind] = reply
-            out.append((kind, reply))
+                reply = results[-1]
+            out.append(StepResult.from_wire(reply))
         return out
 
     def close(self) -> None:
@@ -116,12 +120,9 @@ class GuiServer:
         self._dir.cleanup()
 
 
-def show_read_back(reply: dict[str, Any]) -> int:
+def show_read_back(result: StepResult) -> int:
     """Build the scene a served script read back into the current scene with the trusted
     builder, so the viewport shows what the agent made; returns the object count."""
     from .build import build
 
-    data = reply.get("scene")
-    if data is None:
-        return 0
-    return len(build(scene_from_clevr(data)))
+    return 0 if result.scene is None else len(build(result.scene))

@@ -99,8 +99,8 @@ def show_image(context: bpy.types.Context, img: bpy.types.Image) -> bool:
 
 def _compare_array() -> np.ndarray:
     assert SESSION.target is not None  # both callers have checked that a target is loaded
-    target = SESSION.target["image"]
-    render = SESSION.result["image"] if SESSION.result else None
+    target = SESSION.target.image
+    render = SESSION.result.image if SESSION.result else None
     if render is None:  # the script failed before rendering: show an empty slot
         render = np.zeros_like(target)
     return np.concatenate([target, render], axis=1)
@@ -192,11 +192,9 @@ class DERENDER_OT_load_target(_Operator, bpy.types.Operator):
             target = scenes[props.json_index]
         else:
             target = (props.seed, props.index)
-        reply = SESSION.load_target(spec, settings(context), target)
-        self._show(context, TARGET_IMAGE, reply["image"])
-        self.report(
-            {"INFO"}, f"target {reply['target_id']} ({len(reply['scene']['objects'])} objects)"
-        )
+        made = SESSION.load_target(spec, settings(context), target)
+        self._show(context, TARGET_IMAGE, made.image)
+        self.report({"INFO"}, f"target {made.target_id} ({len(made.scene.objects)} objects)")
         return {"FINISHED"}
 
 
@@ -226,7 +224,7 @@ class DERENDER_OT_show_image(_Operator, bpy.types.Operator):
         if SESSION.target is None:
             raise ValueError("no target is loaded")
         if self.which == "TARGET":
-            self._show(context, TARGET_IMAGE, SESSION.target["image"])
+            self._show(context, TARGET_IMAGE, SESSION.target.image)
         else:
             self._show(context, COMPARE_IMAGE, _compare_array())
         return {"FINISHED"}
@@ -251,12 +249,12 @@ class DERENDER_OT_run_script(_Operator, bpy.types.Operator):
             text.from_string(source)
             context.scene.derender.script = text
         self._show(context, COMPARE_IMAGE, _compare_array())
-        level: Literal["INFO", "WARNING"] = "INFO" if result["outcome"] == "ok" else "WARNING"
-        where = f" (line {result['line']})" if result["line"] is not None else ""
+        level: Literal["INFO", "WARNING"] = "INFO" if result.outcome == "ok" else "WARNING"
+        where = f" (line {result.line})" if result.line is not None else ""
         self.report(
             {level},
-            f"{result['outcome']}{where}: reward {result['reward']:.4f}"
-            + (f"; {result['message']}" if result["message"] else ""),
+            f"{result.outcome}{where}: reward {result.reward:.4f}"
+            + (f"; {result.message}" if result.message else ""),
         )
         return {"FINISHED"}
 

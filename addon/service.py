@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..protocol.results import ScriptRun
 from ..scenes.frame import FrameSpec
 from ..scenes.model import Scene
 from . import build, render
@@ -25,26 +26,12 @@ from .sandbox.runner import run_script
 
 
 @dataclass
-class RenderResult:
+class SceneRender:
+    """A trusted scene rendered in the frame (a target)."""
+
     image: np.ndarray  # H×W×3 uint8
     masks: np.ndarray | None  # H×W int32
     timings: dict[str, float]  # seconds: build, render, masks, reset
-
-
-@dataclass
-class StepResult:
-    outcome: str  # one of protocol.errors.OUTCOMES
-    message: str  # human message ("" when ok)
-    line: int | None  # line in the agent script, when known
-    stdout: str  # captured print output (capped)
-    image: np.ndarray | None  # the render (None unless outcome == "ok" and it rendered)
-    masks: np.ndarray | None
-    readback: Scene | None
-    timings: dict[str, float]
-    recycle: bool  # the worker should be replaced (violation, tamper, render failure)
-    unmapped: int = 0  # agent objects the readback could not map to CLEVR objects
-    # CPU seconds (process time) per stage, the same keys as ``timings`` (wall seconds)
-    cpu_timings: dict[str, float] = field(default_factory=dict)
 
 
 class _Clock:
@@ -83,7 +70,7 @@ class Service:
         # stop walking it (~30 ms each, every few steps, in whichever stage they hit).
         gc.freeze()
 
-    def render_scene(self, scene: Scene, masks: bool = True) -> RenderResult:
+    def render_scene(self, scene: Scene, masks: bool = True) -> SceneRender:
         """Trusted build of ``scene`` in the frame, rendered; the frame is reset after."""
         clock = _Clock()
         try:
@@ -96,11 +83,11 @@ class Service:
         finally:
             reset(self.frame)
             clock.lap("reset")
-        return RenderResult(image, mask, clock.timings)
+        return SceneRender(image, mask, clock.timings)
 
     def step(
         self, script: str, seed: int = 0, masks: bool = True, render: bool = True
-    ) -> StepResult:
+    ) -> ScriptRun:
         """Run ``script`` in the sandbox and render it (``render=False``: a render-free
         step, for scene-graph rewards: no image and no masks, the read-back scene only).
         Never raises for anything the script does; a non-ok outcome has no image. A frame
@@ -126,11 +113,11 @@ class Service:
                 message=f"the frame could not be restored: {broken}",
                 image=None,
                 masks=None,
-                readback=None,
+                scene=None,
                 recycle=True,
+                cpu_timings=clock.cpu,
             )
-        result.cpu_timings = clock.cpu
-        return result
+        return replace(result, cpu_timings=clock.cpu)
 
     def _step(
         self,
@@ -140,18 +127,18 @@ class Service:
         render_image: bool,
         clock: _Clock,
         before: integrity.Snapshot,
-    ) -> tuple[StepResult, bool]:
+    ) -> tuple[ScriptRun, bool]:
         """The step's result, and whether the frame and the assets were found intact after
         the script with only trusted code run since (the render, the read-back)."""
         run, session = run_script(script, self.limits, seed)
         clock.lap("script")
         clock.split("script", "compile", run.compile_s)
 
-        def fail(outcome: str, message: str, line: int | None = None) -> StepResult:
-            return StepResult(
-                outcome, message, line, run.stdout, None, None, None, clock.timings,
-                recycle=outcome in errors.RECYCLE_OUTCOMES,
-            )  # fmt: skip
+        # clock.timings, not a copy: the reset after the step adds its own lap
+        def fail(outcome: str, message: str, line: int | None = None) -> ScriptRun:
+            recycle = outcome in errors.RECYCLE_OUTCOMES
+            return ScriptRun(outcome, message, line, run.stdout, timings=clock.timings,
+                             recycle=recycle)  # fmt: skip
 
         tampered = integrity.tampering(self.frame, before, session.data)
         clock.lap("verify")
@@ -173,7 +160,7 @@ class Service:
             return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}"), False
         back = read_back(objects)
         clock.lap("readback")
-        return StepResult(
+        return ScriptRun(
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
-            recycle=False, unmapped=back.skipped,
+            unmapped=back.skipped,
         ), True  # fmt: skip

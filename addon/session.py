@@ -27,7 +27,9 @@ import bpy
 
 from ..farm.core import Handler
 from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem
-from ..scenes import FrameSpec, Scene, scene_from_clevr
+from ..protocol.results import StepResult, target_from_wire
+from ..protocol.targets import Target
+from ..scenes import FrameSpec, Scene
 from .frame import adopt_user_data, reset
 from .preferences import Settings
 
@@ -43,8 +45,8 @@ class SessionError(RuntimeError):
 class PanelSession:
     handler: Handler | None = None
     server: Any = None  # addon.gui_server.GuiServer while serving
-    target: dict[str, Any] | None = None  # the last reset reply
-    result: dict[str, Any] | None = None  # the last step reply
+    target: Target | None = None  # the last target made (here or by the server)
+    result: StepResult | None = None  # the last scored step (here or by the server)
     _ids: itertools.count = field(default_factory=itertools.count)
     _served_seen: int = 0
 
@@ -78,16 +80,16 @@ class PanelSession:
 
     def load_target(
         self, spec: FrameSpec, settings: Settings, target: Scene | tuple[int, int]
-    ) -> dict:
+    ) -> Target:
         """Render and cache a target: a scene, or a generator (seed, index)."""
         handler = self.build(spec, settings.preset)
         adopt_user_data()
         t = SceneTarget(target) if isinstance(target, Scene) else SeedTarget(*target)
-        self.target = handler.handle(Reset(self._id(), t, masks=True))
+        self.target = target_from_wire(handler.handle(Reset(self._id(), t, masks=True)))
         self.result = None
         return self.target
 
-    def run(self, spec: FrameSpec, settings: Settings, script: str, seed: int) -> dict:
+    def run(self, spec: FrameSpec, settings: Settings, script: str, seed: int) -> StepResult:
         """Run ``script`` in the sandbox against the loaded target and score it."""
         if self.target is None or self.handler is None:
             raise SessionError("load a target first: there is nothing to compare with")
@@ -95,8 +97,9 @@ class PanelSession:
             raise SessionError("the frame settings changed since the target was loaded")
         adopt_user_data()
         # by scene, not id: a target the server made is not in this handler's cache
-        item = StepItem(script, SceneTarget(scene_from_clevr(self.target["scene"])), seed)
-        self.result = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
+        item = StepItem(script, SceneTarget(self.target.scene), seed)
+        reply = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
+        self.result = StepResult.from_wire(reply)
         return self.result
 
     # -- server -----------------------------------------------------------------------
@@ -136,16 +139,16 @@ class PanelSession:
         if self.server is None or self.handler is None:
             return 0
         served = self.server.poll()
-        for kind, reply in served:
-            if kind == "reset":
-                self.target = reply
+        for answer in served:
+            if isinstance(answer, Target):
+                self.target = answer
             else:
                 from .gui_server import show_read_back
 
-                self.result = reply
+                self.result = answer
                 adopt_user_data()
                 reset(self.handler.service.frame)
-                show_read_back(reply)
+                show_read_back(answer)
         return len(served)
 
     def stop_server(self) -> None:

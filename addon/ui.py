@@ -63,7 +63,7 @@ class DERENDER_PT_target(_Base, bpy.types.Panel):
         row.operator("derender.load_target", text="Load JSON").source = "JSON"
         target = SESSION.target
         if target is not None:
-            col.label(text=f"{target['target_id']}: {len(target['scene']['objects'])} objects")
+            col.label(text=f"{target.target_id}: {len(target.scene.objects)} objects")
             col.operator("derender.show_image", text="Show target", icon="IMAGE").which = "TARGET"
 
 
@@ -81,22 +81,22 @@ class DERENDER_PT_script(_Base, bpy.types.Panel):
             return
         box = col.box()
         box.label(
-            text=f"Outcome: {result['outcome']}",
-            icon="CHECKMARK" if result["outcome"] == "ok" else "ERROR",
+            text=f"Outcome: {result.outcome}",
+            icon="CHECKMARK" if result.outcome == "ok" else "ERROR",
         )
-        if result["line"] is not None:
-            box.label(text=f"Line {result['line']}")
-        _lines(box, result["message"])
-        box.label(text=f"Reward ({result['preset']}): {result['reward']:.4f}")
+        if result.line is not None:
+            box.label(text=f"Line {result.line}")
+        _lines(box, result.message)
+        box.label(text=f"Reward ({result.preset}): {result.reward:.4f}")
         grid = box.grid_flow(columns=2, align=True)
-        for name, value in sorted(result["components"].items()):
+        for name, value in sorted(result.components.items()):
             grid.label(text=name)
             grid.label(text=f"{value:.4f}")
-        for name in result["unavailable"]:
+        for name in result.unavailable:
             box.label(text=f"{name}: unavailable", icon="INFO")
-        if result["stdout"]:
+        if result.stdout:
             box.label(text="stdout:")
-            _lines(box, result["stdout"])
+            _lines(box, result.stdout)
         box.operator(
             "derender.show_image", text="Show target | render", icon="IMAGE"
         ).which = "COMPARE"

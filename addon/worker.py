@@ -39,7 +39,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import zmq
@@ -47,7 +47,7 @@ import zmq
 from ..farm.config import FarmConfig
 from ..farm.os_sandbox import UnconfinedWorker, confinement_gaps
 from ..protocol import codec
-from ..scenes import Scene, scene_from_clevr, scene_to_clevr
+from ..scenes import Scene, scene_from_clevr
 
 
 def rss_bytes() -> int:
@@ -144,18 +144,7 @@ class Worker:
         masks, render = bool(job.get("masks", False)), bool(job.get("render", True))
         res = self.service.step(script, int(job.get("seed", 0)), masks=masks, render=render)
         timings = {**res.timings, "service": time.perf_counter() - t0}
-        return {
-            "outcome": res.outcome,
-            "message": res.message or "",
-            "line": res.line,
-            "stdout": res.stdout or "",
-            "image": res.image,
-            "masks": res.masks,
-            "scene": None if res.readback is None else scene_to_clevr(res.readback, self.frame),
-            "unmapped": res.unmapped,
-            "timings": timings,
-            "recycle": bool(res.recycle),
-        }
+        return replace(res, timings=timings).to_wire(self.frame)
 
 
 def serve(config: FarmConfig, conn: Connection, role: str) -> int:

@@ -65,12 +65,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for seed in range(args.repeat):
         bpy.context.scene.derender.seed = seed
         loads.append(_timed(lambda: bpy.ops.derender.load_target(source="SEED")))
-        assert SESSION.handler is not None and SESSION.target is not None
-        scene = SESSION.handler.targets.get(SESSION.target["target_id"]).scene
+        assert SESSION.target is not None
+        scene = SESSION.target.scene
         text.from_string(dsl_program(scene))
         runs.append(_timed(bpy.ops.derender.run_script))
         result = SESSION.result
-        assert result is not None and result["outcome"] == "ok", result
+        assert result is not None and result.outcome == "ok", result.message
     print(f"load target           {_ms(loads)}")
     print(f"run in sandbox        {_ms(runs)}")
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     busy: list[float] = []
     assert SESSION.target is not None
-    target_id = SESSION.target["target_id"]
+    target_id = SESSION.target.target_id
 
     def client() -> None:
         with Client(SESSION.server.endpoints[0], timeout=120) as c:

@@ -27,7 +27,7 @@ from derender.farm.core import Handler
 from derender.protocol import codec
 from derender.protocol.client import Client
 from derender.protocol.messages import Ping, SeedTarget, Step, StepItem, parse_request
-from derender.protocol.results import StepResult
+from derender.protocol.results import ScriptRun, StepResult
 from derender.protocol.transport import split_envelope
 from derender.reward import preset
 from derender.scenes import FrameSpec, Scene, generate_scene
@@ -46,19 +46,9 @@ class TrivialService:
     def render_scene(self, scene: Scene, masks: bool = True) -> SimpleNamespace:
         return SimpleNamespace(image=self._image, masks=self._masks if masks else None, timings={})
 
-    def step(self, script: str, seed: int = 0, masks: bool = True) -> SimpleNamespace:
-        return SimpleNamespace(
-            outcome="ok",
-            message="",
-            line=None,
-            stdout="",
-            image=self._image,
-            masks=self._masks if masks else None,
-            readback=self._readback,
-            timings={},
-            recycle=False,
-            unmapped=0,
-        )
+    def step(self, script: str, seed: int = 0, masks: bool = True) -> ScriptRun:
+        masks_ = self._masks if masks else None
+        return ScriptRun("ok", image=self._image, masks=masks_, scene=self._readback)
 
 
 def _serve(size: int, addresses: list[str], preset_name: str, conn) -> None:

@@ -54,6 +54,7 @@ from ..protocol.messages import (
     TargetSpec,
     parse_request,
 )
+from ..protocol.results import ScriptRun
 from ..protocol.targets import Target, target_id
 from ..protocol.transport import (
     CurveConfig,
@@ -335,15 +336,14 @@ class Broker:
                 if error is not None or result is None:
                     self._done(p, index, error or InternalError("step returned nothing"))
                     return
+                try:
+                    script_run = ScriptRun.from_wire(result)
+                except (KeyError, TypeError, ValueError) as exc:  # a garbled worker result
+                    self._done(p, index, InternalError(f"unreadable step result: {exc}"))
+                    return
+                done = lambda body: self._done(p, index, body)  # noqa: E731
                 self.rewards.add(
-                    Finished(
-                        item.script,
-                        target,
-                        preset,
-                        send_masks,
-                        result,
-                        lambda body: self._done(p, index, body),
-                    )
+                    Finished(item.script, target, preset, send_masks, script_run, done)
                 )
 
             body = {"kind": "step", "script": item.script, "seed": item.seed, **passes}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from .. import __version__
@@ -39,6 +39,7 @@ from ..protocol.messages import (
     parse_request,
     request_id,
 )
+from ..protocol.results import ScriptRun
 from ..protocol.targets import Target, TargetCache, target_id
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import (
@@ -62,7 +63,7 @@ class ServiceLike(Protocol):
 
     def render_scene(self, scene: Scene, masks: bool = True) -> Any: ...
 
-    def step(self, script: str, seed: int = 0, masks: bool = True) -> Any: ...
+    def step(self, script: str, seed: int = 0, masks: bool = True) -> ScriptRun: ...
 
 
 def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
@@ -223,22 +224,8 @@ class Handler:
                     raise
                 runs.append(exc)
                 continue
-            runs.append(
-                FinishedStep(
-                    item.script,
-                    target,
-                    res.outcome,
-                    res.message,
-                    res.line,
-                    res.stdout,
-                    res.image,
-                    res.masks,
-                    res.readback,
-                    {**res.timings, "service": service_s},
-                    send_masks=masks,
-                    unmapped=res.unmapped,
-                )
-            )
+            run = replace(res, timings={**res.timings, "service": service_s})
+            runs.append(FinishedStep(item.script, target, run, send_masks=masks))
         done = iter(
             score_steps(
                 [r for r in runs if isinstance(r, FinishedStep)], spec, name, self.service.frame

@@ -25,10 +25,10 @@ import zmq
 
 from ..protocol import codec
 from ..protocol.errors import InternalError, ProtocolError, RenderError, RequestTimeout, WorkerLost
+from ..protocol.results import ScriptRun
 from .config import FarmConfig
 from .jobs import ROLES, Job, WorkerState
 from .metrics import Metrics
-from .reward_stage import failed_result
 from .supervisor import Supervisor, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -231,10 +231,10 @@ class WorkerPool:
             self.queues[job.role].appendleft(job)
         elif job.kind == "step":
             job.finish(
-                failed_result(
+                ScriptRun.ended(
                     "poisoned",
                     f"the script's worker died on each of {job.attempts} attempts ({why})",
-                ),
+                ).to_wire(),
                 None,
             )
         else:
@@ -263,7 +263,7 @@ class WorkerPool:
                 self._retire(ws)
                 msg = f"killed at the farm's hard deadline of {self.config.hard_deadline:g} s"
                 if job.kind == "step":
-                    job.finish(failed_result("timeout", msg), None)
+                    job.finish(ScriptRun.ended("timeout", msg).to_wire(), None)
                 else:
                     job.finish(None, RequestTimeout(msg))
         for wp in self.supervisor.spawn_due():

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..protocol.errors import InternalError, ProtocolError
+from ..protocol.results import ScriptRun
 from ..protocol.targets import Target
-from ..scenes import FrameSpec, scene_from_clevr
+from ..scenes import FrameSpec
 from .scoring import FinishedStep, score_steps
 
 log = logging.getLogger(__name__)
@@ -31,23 +32,9 @@ class Finished:
     target: Target
     preset: str
     masks: bool  # the client asked for the candidate's masks
-    result: dict[str, Any]  # the worker's result members (outcome, image, masks, scene ...)
+    run: ScriptRun  # what the worker's run produced
     done: Callable[[dict[str, Any] | ProtocolError], None]  # the step body, or why not
     queued: float = field(default_factory=time.perf_counter)
-
-
-def failed_result(outcome: str, message: str) -> dict[str, Any]:
-    """A worker-result body for a step the farm ended itself (hard deadline, poison)."""
-    return {
-        "outcome": outcome,
-        "message": message,
-        "line": None,
-        "stdout": "",
-        "image": None,
-        "masks": None,
-        "scene": None,
-        "timings": {},
-    }
 
 
 class RewardStage:
@@ -110,16 +97,8 @@ class RewardStage:
             FinishedStep(
                 it.script,
                 it.target,
-                it.result["outcome"],
-                it.result.get("message") or "",
-                it.result.get("line"),
-                it.result.get("stdout") or "",
-                it.result.get("image"),
-                it.result.get("masks"),
-                None if it.result.get("scene") is None else scene_from_clevr(it.result["scene"]),
-                {**(it.result.get("timings") or {}), "reward_wait": t0 - it.queued},
+                replace(it.run, timings={**it.run.timings, "reward_wait": t0 - it.queued}),
                 send_masks=it.masks,
-                unmapped=int(it.result.get("unmapped") or 0),
             )
             for it in items
         ]

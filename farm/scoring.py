@@ -9,29 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..protocol.results import ScriptRun
 from ..protocol.targets import Target
-from ..scenes import FrameSpec, Scene, dsl_program, scene_to_clevr
+from ..scenes import FrameSpec, dsl_program
 
 
 @dataclass(eq=False)
 class FinishedStep:
-    """What one sandboxed run produced for a target, waiting for its reward."""
+    """A script's run for a target, waiting for its reward."""
 
     script: str
     target: Target
-    outcome: str
-    message: str = ""
-    line: int | None = None
-    stdout: str = ""
-    image: Any = None  # H×W×3 uint8, or None when the script did not render
-    masks: Any = None  # H×W int32 instance ids, or None
-    readback: Scene | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    run: ScriptRun
     send_masks: bool = False  # the client asked for the candidate's masks
-    unmapped: int = 0  # the agent's objects the read-back could not map to CLEVR objects
 
 
 def score_steps(
@@ -47,37 +40,33 @@ def score_steps(
         return []
     t0 = time.perf_counter()
     scored = score_batch(
-        [s.image for s in steps],
+        [s.run.image for s in steps],
         [s.target.image for s in steps],
         reward_spec,
-        outcomes=[s.outcome for s in steps],
-        render_masks=[s.masks for s in steps],
+        outcomes=[s.run.outcome for s in steps],
+        render_masks=[s.run.masks for s in steps],
         target_masks=[s.target.masks for s in steps],
-        scenes=[s.readback for s in steps],
+        scenes=[s.run.scene for s in steps],
         target_scenes=[s.target.scene for s in steps],
         codes=[s.script for s in steps],
         reference_codes=[dsl_program(s.target.scene) for s in steps],
     )
     per_step = (time.perf_counter() - t0) / len(steps)
     frame_hash = frame.hash()
-    return [
-        {
-            "outcome": s.outcome,
-            "message": s.message or "",
-            "line": s.line,
-            "stdout": s.stdout or "",
-            "reward": sc.reward,
-            "components": dict(sc.components),
-            "unavailable": list(sc.unavailable),
-            "preset": preset,
-            "spec_hash": sc.spec_hash,
-            "image": s.image,
-            "masks": s.masks if s.send_masks else None,
-            "scene": None if s.readback is None else scene_to_clevr(s.readback, frame),
-            "unmapped": s.unmapped,
-            "timings": {**s.timings, "reward": per_step},
-            "target_id": s.target.target_id,
-            "frame_hash": frame_hash,
-        }
-        for s, sc in zip(steps, scored, strict=True)
-    ]
+    bodies = []
+    for s, sc in zip(steps, scored, strict=True):
+        body = s.run.to_wire(frame)
+        del body["recycle"]  # between the worker and the pool only
+        body.update(
+            masks=s.run.masks if s.send_masks else None,
+            timings={**s.run.timings, "reward": per_step},
+            reward=sc.reward,
+            components=dict(sc.components),
+            unavailable=list(sc.unavailable),
+            preset=preset,
+            spec_hash=sc.spec_hash,
+            target_id=s.target.target_id,
+            frame_hash=frame_hash,
+        )
+        bodies.append(body)
+    return bodies

@@ -1,7 +1,10 @@
-"""Typed reply objects (SPEC.md section 4) with numpy arrays, built from decoded replies.
+"""Typed results with numpy arrays: what a script's run produced, and the replies.
 
-The server side writes the same members (see :mod:`.handler`); these classes are what a
-client returns to its caller, so the farm and ``derender serve`` give the same objects.
+:class:`ScriptRun` is one run of one script before any reward: the worker makes it
+(``addon.service.Service.step``), it crosses the farm's backend as its wire form, and the
+farm scores it. A scored step is a :class:`StepResult`: the same members plus the reward
+(SPEC.md section 4, ``step``), which is what a client returns to its caller, whichever
+server answered.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..scenes import FrameSpec, Scene, scene_from_clevr
+from ..scenes import FrameSpec, Scene, scene_from_clevr, scene_to_clevr
+from .errors import OUTCOMES
 from .targets import Target
 
 
@@ -23,6 +27,65 @@ def _scene(data: Any) -> Scene | None:
 def _floats(data: Any) -> dict[str, float]:
     # non-finite numbers travel as null (JSON has no NaN); they come back as NaN.
     return {str(k): float("nan") if v is None else float(v) for k, v in (data or {}).items()}
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    """One script run in the sandbox and rendered: outcome, output, image, read-back.
+
+    Only an ``ok`` run has an image (unless it was render-free) and a read-back scene.
+    ``recycle``: the worker that ran it asks to be replaced (a violation, a tampered
+    frame, a failed render). ``cpu_timings`` stay in the process that measured them."""
+
+    outcome: str  # one of protocol.errors.OUTCOMES
+    message: str = ""  # human message ("" when ok)
+    line: int | None = None  # line in the agent script, when known
+    stdout: str = ""  # captured print output (capped)
+    image: np.ndarray | None = None  # H×W×3 uint8
+    masks: np.ndarray | None = None  # H×W int32 instance ids
+    scene: Scene | None = None  # the agent's objects read back as a CLEVR scene
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    unmapped: int = 0  # the script's objects the read-back could not map to CLEVR objects
+    recycle: bool = False
+    cpu_timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def ended(cls, outcome: str, message: str) -> ScriptRun:
+        """A run the farm ended itself (its hard deadline, a poisoned script)."""
+        return cls(outcome, message)
+
+    def to_wire(self, frame: FrameSpec | None = None) -> dict[str, Any]:
+        """The wire members (arrays inline); ``frame``: the one the scene was read in."""
+        return {
+            "outcome": self.outcome,
+            "message": self.message,
+            "line": self.line,
+            "stdout": self.stdout,
+            "image": self.image,
+            "masks": self.masks,
+            "scene": None if self.scene is None else scene_to_clevr(self.scene, frame),
+            "unmapped": self.unmapped,
+            "timings": dict(self.timings),
+            "recycle": self.recycle,
+        }
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any]) -> ScriptRun:
+        """Raises ValueError for an outcome no derender version has."""
+        if d["outcome"] not in OUTCOMES:
+            raise ValueError(f"unknown outcome {d['outcome']!r:.40}")
+        return cls(
+            outcome=d["outcome"],
+            message=d.get("message") or "",
+            line=d.get("line"),
+            stdout=d.get("stdout") or "",
+            image=d.get("image"),
+            masks=d.get("masks"),
+            scene=_scene(d.get("scene")),
+            timings=_floats(d.get("timings")),
+            unmapped=int(d.get("unmapped") or 0),
+            recycle=bool(d.get("recycle")),
+        )
 
 
 @dataclass(frozen=True)

@@ -90,20 +90,20 @@ def test_load_target_from_seed_and_json_shows_it(derender_addon):
     props.seed, props.index = 3, 0
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
     target = SESSION.target
-    assert target["image"].shape == (64, 64, 3)
-    assert target["image"].std() > 0  # objects on a ground, not a blank frame
+    assert target.image.shape == (64, 64, 3)
+    assert target.image.std() > 0  # objects on a ground, not a blank frame
     img = bpy.data.images[TARGET_IMAGE]
     # No Image Editor was open: one was split off the 3D Viewport to show the target.
     editors = [a for a in bpy.context.screen.areas if a.type == "IMAGE_EDITOR"]
     assert len(editors) == 1 and editors[0].spaces.active.image == img
-    np.testing.assert_array_equal(_pixels(img), target["image"])
+    np.testing.assert_array_equal(_pixels(img), target.image)
 
     props = bpy.context.scene.derender  # now the derender scene's settings
     props.scene_json = str(SAMPLE_JSON)
     assert bpy.ops.derender.load_target(source="JSON") == {"FINISHED"}
     expected = load_scenes(SAMPLE_JSON)[0]
-    assert len(SESSION.target["scene"]["objects"]) == len(expected.objects)
-    assert SESSION.target["target_id"] != target["target_id"]
+    assert len(SESSION.target.scene.objects) == len(expected.objects)
+    assert SESSION.target.target_id != target.target_id
 
     props.json_index = 5
     with pytest.raises(RuntimeError, match="index 5 is out of range"):
@@ -117,9 +117,9 @@ def test_random_target_picks_a_seed_and_loads_it(derender_addon):
     bpy = derender_addon
     assert bpy.ops.derender.random_target() == {"FINISHED"}
     props = bpy.context.scene.derender
-    first = (props.seed, SESSION.target["target_id"])
+    first = (props.seed, SESSION.target.target_id)
     assert bpy.ops.derender.random_target() == {"FINISHED"}
-    assert (props.seed, SESSION.target["target_id"]) != first
+    assert (props.seed, SESSION.target.target_id) != first
 
 
 def test_run_script_scores_the_ground_truth_and_keeps_the_text(derender_addon):
@@ -132,29 +132,29 @@ def test_run_script_scores_the_ground_truth_and_keeps_the_text(derender_addon):
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
     props = bpy.context.scene.derender
     text = bpy.data.texts.new("agent.py")  # made after the frame: the reset must spare it
-    scene = SESSION.handler.targets.get(SESSION.target["target_id"]).scene
+    scene = SESSION.target.scene
     text.from_string(dsl_program(scene) + "print('hello from the agent')\n")
     props.script = text
     space = _image_editor(bpy)
     assert bpy.ops.derender.run_script() == {"FINISHED"}
     result = SESSION.result
-    assert result["outcome"] == "ok", result["message"]
-    assert result["stdout"].strip() == "hello from the agent"
-    assert result["components"] and 0.0 <= result["reward"]
-    assert result["preset"] == DEFAULT_PRESET
+    assert result.outcome == "ok", result.message
+    assert result.stdout.strip() == "hello from the agent"
+    assert result.components and 0.0 <= result.reward
+    assert result.preset == DEFAULT_PRESET
     # target | render side by side; the ground truth reproduces the target.
     shown = _pixels(bpy.data.images[COMPARE_IMAGE])
     assert space.image.name == COMPARE_IMAGE and shown.shape == (64, 128, 3)
-    np.testing.assert_array_equal(shown[:, :64], SESSION.target["image"])
-    np.testing.assert_array_equal(shown[:, 64:], result["image"])
+    np.testing.assert_array_equal(shown[:, :64], SESSION.target.image)
+    np.testing.assert_array_equal(shown[:, 64:], result.image)
     assert np.abs(shown[:, 64:].astype(int) - shown[:, :64].astype(int)).mean() < 1.0
     kept = bpy.context.scene.derender.script
     assert kept is not None and "hello from the agent" in kept.as_string()
 
     kept.from_string("add_object(shape='cube',\n")
     assert bpy.ops.derender.run_script() == {"FINISHED"}  # a failed script is a result
-    assert SESSION.result["outcome"] == "syntax_error"
-    assert SESSION.result["line"] is not None
+    assert SESSION.result.outcome == "syntax_error"
+    assert SESSION.result.line is not None
 
 
 def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
@@ -177,7 +177,7 @@ def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
     text.from_string("add_object('sphere', 'small', 'metal', 'red', 0.0, 0.0)\n")
     bpy.context.scene.derender.script = text
     assert bpy.ops.derender.run_script() == {"FINISHED"}
-    assert SESSION.result["outcome"] == "ok", SESSION.result["message"]
+    assert SESSION.result.outcome == "ok", SESSION.result.message
 
     prefs = bpy.context.preferences.addons["derender"].preferences
     prefs.port = 0
@@ -212,7 +212,7 @@ def test_server_start_serves_from_a_sandboxed_farm_and_shows_its_replies(derende
     prefs = bpy.context.preferences.addons["derender"].preferences
     prefs.port = 0  # any free port
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
-    panel_target = SESSION.target["target_id"]
+    panel_target = SESSION.target.target_id
     assert bpy.ops.derender.server_start() == {"FINISHED"}
     server = SESSION.server
     assert bpy.app.timers.is_registered(server_tick)
@@ -231,8 +231,8 @@ def test_server_start_serves_from_a_sandboxed_farm_and_shows_its_replies(derende
         server_tick()  # headless Blender never fires timers: call it as Blender would
         time.sleep(0.05)  # the monitor's messages arrive a moment after the replies
     assert server.handled == 2
-    assert SESSION.result["outcome"] == "ok" and SESSION.result["reward"] == step.reward
-    assert SESSION.target["target_id"] == target.target_id
+    assert SESSION.result.outcome == "ok" and SESSION.result.reward == step.reward
+    assert SESSION.target.target_id == target.target_id
     # the script's read-back scene, rebuilt here by the trusted builder
     shown = [o for o in bpy.data.scenes[SCENE_NAME].objects if o.name.startswith("cube")]
     assert len(shown) == 1 and tuple(round(v, 3) for v in shown[0].location[:2]) == (0.5, -0.5)

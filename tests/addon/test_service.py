@@ -42,7 +42,7 @@ def test_ground_truth_programs_match_the_trusted_build(service, index: int) -> N
         assert np.array_equal(result.image, target.image), program.__name__
         assert np.array_equal(result.masks, target.masks), program.__name__
         assert result.unmapped == 0 and not result.recycle
-        assert_same_scene(result.readback, scene.stripped())
+        assert_same_scene(result.scene, scene.stripped())
 
 
 def test_step_leaves_exactly_the_frame(service) -> None:
@@ -55,7 +55,7 @@ def test_step_leaves_exactly_the_frame(service) -> None:
     assert frame_differences(SPEC) == []
     again = service.step("x = 1", masks=False)
     assert again.outcome == "ok" and np.array_equal(again.image, empty)
-    assert again.readback == Scene(()) and again.masks is None
+    assert again.scene == Scene(()) and again.masks is None
 
 
 def test_failed_steps_have_no_image_and_typed_outcomes(service) -> None:
@@ -68,7 +68,7 @@ def test_failed_steps_have_no_image_and_typed_outcomes(service) -> None:
     for script, (outcome, recycle) in cases.items():
         result = service.step(script)
         assert (result.outcome, result.recycle) == (outcome, recycle), result.message
-        assert result.image is None and result.masks is None and result.readback is None
+        assert result.image is None and result.masks is None and result.scene is None
         assert result.message and "script" in result.timings
 
 
@@ -111,4 +111,4 @@ def test_render_failure_is_a_typed_outcome(service, monkeypatch) -> None:
     monkeypatch.setattr(render, "render_image", broken)
     result = service.step("add_object('cube', 'small', 'metal', 'red', 0, 0)")
     assert (result.outcome, result.recycle, result.image) == ("render_error", True, None)
-    assert result.message == "RenderError: the GPU went away"
+    assert result.message == "RenderFailed: the GPU went away"

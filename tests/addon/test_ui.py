@@ -95,7 +95,7 @@ def test_panels_draw_the_session_state(derender_addon):
     prefs.port = 0  # any free port
     assert bpy.ops.derender.load_target(source="SEED") == {"FINISHED"}
     text = bpy.data.texts.new("agent.py")
-    scene = SESSION.handler.targets.get(SESSION.target["target_id"]).scene
+    scene = SESSION.target.scene
     text.from_string(dsl_program(scene) + "for i in range(20):\n    print('line', i)\n")
     ctx.scene.derender.script = text
     assert bpy.ops.derender.run_script() == {"FINISHED"}
@@ -106,11 +106,11 @@ def test_panels_draw_the_session_state(derender_addon):
     finally:
         bpy.ops.derender.server_stop()
     assert f"Built: workbench 64x64, frame {SESSION.frame.hash()}" in after["Frame"]
-    assert any(x.startswith(SESSION.target["target_id"]) for x in after["Target"])
+    assert any(x.startswith(SESSION.target.target_id) for x in after["Target"])
     script = after["Script"]
     assert "Outcome: ok" in script
-    assert f"Reward ({DEFAULT_PRESET}): {SESSION.result['reward']:.4f}" in script
-    for name in SESSION.result["components"]:
+    assert f"Reward ({DEFAULT_PRESET}): {SESSION.result.reward:.4f}" in script
+    for name in SESSION.result.components:
         assert name in script
     assert "line 0" in script and "line 11" in script and "line 12" not in script
     assert "... 8 more lines" in script

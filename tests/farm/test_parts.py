@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from derender.farm.config import FarmConfig
 from derender.farm.metrics import Metrics
-from derender.farm.reward_stage import Finished, RewardStage, failed_result
+from derender.farm.reward_stage import Finished, RewardStage
 from derender.farm.supervisor import Supervisor
+from derender.protocol.results import ScriptRun
 from derender.protocol.targets import Target
-from derender.scenes import generate_scene, scene_to_clevr
+from derender.scenes import generate_scene
 
 
 def test_config_loads_toml_and_flags_override(tmp_path):
@@ -89,18 +90,9 @@ def test_reward_stage_scores_everything_queued_in_one_batch_per_preset():
     renders = [target.image, noisy, None]
     for i, image in enumerate(renders):
         result = (
-            failed_result("syntax_error", "bad")
+            ScriptRun.ended("syntax_error", "bad")
             if image is None
-            else {
-                "outcome": "ok",
-                "message": "",
-                "line": None,
-                "stdout": "",
-                "image": image,
-                "masks": None,
-                "scene": scene_to_clevr(target.scene),
-                "timings": {"render": 0.01},
-            }
+            else ScriptRun("ok", image=image, scene=target.scene, timings={"render": 0.01})
         )
         stage.add(
             Finished(
@@ -113,11 +105,7 @@ def test_reward_stage_scores_everything_queued_in_one_batch_per_preset():
             target,
             "scene",
             False,
-            {
-                **failed_result("ok", ""),
-                "image": target.image,
-                "scene": scene_to_clevr(target.scene),
-            },
+            ScriptRun("ok", image=target.image, scene=target.scene),
             lambda body: bodies.__setitem__(3, body),
         )
     )

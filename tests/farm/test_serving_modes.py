@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from derender import Client
 from derender.farm.status import query_status
+from derender.protocol.results import StepResult
 from derender.scenes import FrameSpec
 
 SPIN_IN_C = "l = [0] * 100000\nany(map(l.count, [1] * 100000))\n"  # one C call, no tick
@@ -91,7 +92,7 @@ def test_the_gui_socket_server() -> None:
         shown: list[str] = []
         deadline = time.monotonic() + 30
         while len(shown) < 4 and time.monotonic() < deadline:  # the monitor lags a little
-            shown += [reply["outcome"] for kind, reply in server.poll() if kind == "step"]
+            shown += [a.outcome for a in server.poll() if isinstance(a, StepResult)]
             time.sleep(0.05)
         assert shown == ["timeout", "poisoned", "sandbox_violation", "ok"]
     finally:

@@ -85,7 +85,7 @@ def _assert_no_leak(result: Any) -> None:
     text = f"{result.stdout}\n{result.message}"
     assert SECRET_ID not in text, "the target id reached the agent"
     assert str(SECRET_XY[0]) not in text and str(SECRET_XY[1]) not in text, "target coordinates"
-    for obj in result.readback.objects if result.readback is not None else ():
+    for obj in result.scene.objects if result.scene is not None else ():
         assert abs(obj.x - SECRET_XY[0]) > 1e-3 or abs(obj.y - SECRET_XY[1]) > 1e-3, (
             "the agent rebuilt the target's object"
         )

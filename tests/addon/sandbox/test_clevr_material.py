@@ -14,7 +14,7 @@ def test_a_script_assigns_the_shared_material_and_reads_back_exactly(service) ->
     )
     assert result.outcome == "ok", result.message
     assert result.stdout == "derender_brown_metal True\n"
-    (obj,) = result.readback.objects
+    (obj,) = result.scene.objects
     assert (obj.shape, obj.material, obj.color) == ("cube", "metal", "brown")
 
 

@@ -159,7 +159,7 @@ def test_scripts_render_and_read_back_as_with_the_operators(index, service, fram
     result = service.step(script, masks=False)
     assert result.outcome == "ok", (result.message, result.line)
     assert np.array_equal(result.image, image)
-    assert result.readback == back.scene and result.unmapped == back.skipped
+    assert result.scene == back.scene and result.unmapped == back.skipped
     assert result.stdout == printed
     assert assets.drop_modified() == [], "a shared mesh was written"
 
