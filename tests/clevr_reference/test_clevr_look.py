@@ -45,7 +45,7 @@ def _unit(v) -> np.ndarray:
 
 
 def test_the_frame_is_base_scene_blend(clevr):
-    from derender.addon.frame import CLIP_END
+    from derender.addon.frame_parts import CLIP_END
     from derender.scenes import FrameSpec, backdrop
 
     spec = FrameSpec()
