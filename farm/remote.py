@@ -177,14 +177,17 @@ class WorkerHost:
         workers: int = 1,
         name: str | None = None,
         context: zmq.Context | None = None,
+        node: str | None = None,
     ) -> None:
         """``config``: the farm's (its frame and deadlines; its endpoints and keys are not
-        passed on to the workers)."""
+        passed on to the workers). ``node``: where the farm's status says its workers run
+        (default: the host name; a Ray node id for :mod:`.ray_farm`)."""
         if role not in ROLES:
             raise UnknownRole(f"role must be one of {ROLES}, got {role!r}")
         self.link = link
         self.role = role
         self.name = host_name(name)
+        self.node = node or self.name
         own = replace(
             config,
             bind=(),
@@ -294,7 +297,7 @@ class WorkerHost:
             _send(relay.beat, body)
             return
         if relay.ready is None:  # a worker's first message must say `ready`
-            relay.ready = _ready_with_pid(body, relay.worker.host_pid())
+            relay.ready = self._ready(body, relay.worker)
             if relay.ready is None:  # not the protocol: a worker not to be trusted further
                 log.warning("worker %s spoke before `ready`: replaced", relay.worker.identity)
                 self._drop(relay, blame=True)
@@ -308,6 +311,16 @@ class WorkerHost:
         if relay.rejoin and not relay.busy:
             relay.rejoin = False
             _send(relay.main, relay.ready)
+
+    def _ready(self, body: list[bytes], worker: WorkerProcess) -> list[bytes] | None:
+        """The ``ready`` to relay: with the worker's host pid (its own is 2, in its PID
+        namespace), this host's node and the worker's GPU, for the farm's status."""
+        where = {
+            "pid": worker.host_pid(),
+            "node": self.node,
+            "gpu": self.supervisor.gpu(worker.slot),
+        }
+        return _ready_from_host(body, where)
 
     def _from_farm(self, relay: Relay, frames: list[Any]) -> None:
         """A job (or ``exit``) from the broker for ``relay``'s worker."""
@@ -388,16 +401,16 @@ class WorkerHost:
             self._open(worker)
 
 
-def _ready_with_pid(body: list[bytes], pid: int) -> list[bytes] | None:
-    """A worker's ``ready`` with its host pid (its own is 2, in its PID namespace), so the
-    farm's status names a process on this host; None if ``body`` is not a ``ready``."""
+def _ready_from_host(body: list[bytes], where: dict[str, Any]) -> list[bytes] | None:
+    """A worker's ``ready`` with what its host knows of it (``where``), over anything the
+    worker said of itself; None if ``body`` is not a ``ready``."""
     try:
         header = codec.decode_header(body[0])
     except (ProtocolError, IndexError):
         return None
     if header.get("kind") != "ready" or len(body) != 1:
         return None
-    return codec.encode({**header, "pid": pid})
+    return codec.encode({**header, **where})
 
 
 def _send(sock: zmq.Socket, frames: list[Any]) -> None:
