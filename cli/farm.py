@@ -178,7 +178,7 @@ def run_ray_farm(args: argparse.Namespace, config: FarmConfig) -> int:
     options = config.to_dict()
     farm = RayFarm(
         options.pop("workers"),  # the actors
-        ray_address=None if args.ray == "local" else args.ray,
+        ray_address=args.ray,
         num_cpus=args.num_cpus,
         workers_per_gpu=args.workers_per_gpu,
         resources=dict(args.resource),

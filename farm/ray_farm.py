@@ -190,7 +190,8 @@ class RayFarm:
         """``options``: :class:`FarmConfig` fields, as for :class:`LocalFarm`;
         ``workers_per_gpu=K`` is ``num_gpus=1/K``; ``backend_host``: the address actors
         reach this node on (default: Ray's address of the driver's node); ``ray_address``
-        is passed to ``ray.init`` when Ray is not initialised yet."""
+        is passed to ``ray.init`` when Ray is not initialised yet ("local": start a Ray of
+        its own on this machine, on 127.0.0.1)."""
         if workers < 1:
             raise ValueError(f"a RayFarm needs at least 1 worker, got {workers!r}")
         if workers_per_gpu is not None:
@@ -224,7 +225,17 @@ class RayFarm:
         """Start the broker, then the actors; return once every actor's worker is ready."""
         if self.farm is not None:
             raise RuntimeError(f"this RayFarm is already running at {self.address}")
-        if not ray.is_initialized():
+        if self.ray_address == "local" and not ray.is_initialized():
+            # a Ray of its own on this machine, on loopback only (Ray would otherwise
+            # advertise the host's address), without the dashboard
+            ray.init(
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+            self._owns_ray = True
+        elif not ray.is_initialized():
             ray.init(address=self.ray_address, log_to_driver=False)
             self._owns_ray = True
         try:
