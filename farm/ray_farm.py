@@ -113,10 +113,13 @@ class HostActor:
             raise self._failure
 
     def _run(self, config: FarmConfig, link: FarmLink, name: str) -> None:
+        host = None
         try:
             host = self._host = WorkerHost(config, link, STEP, workers=1, name=name, node=self.node)
             host.start()
         except BaseException as exc:
+            if host is not None:
+                host.close()
             self._failure = exc
             self._started.set()
             return

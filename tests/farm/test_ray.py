@@ -5,6 +5,10 @@ inside Ray actors, joined to one broker over CURVE."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -181,3 +185,40 @@ def test_ray_gpu_ids_become_gpu_indices():
     assert gpu_indices([]) == ()
     with pytest.raises(BadGPUId, match="GPU-5f2c"):
         gpu_indices(["GPU-5f2c"])
+
+
+def test_derender_farm_ray_local_serves_shows_nodes_and_stops(tmp_path, wait_for):
+    """The CLI on a Ray of its own (``--ray local``): status names each worker's Ray node;
+    SIGINT stops the actors, the broker and that Ray."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    log = tmp_path / "farm.log"
+    argv = [sys.executable, "-m", "derender.cli", "farm", "--ray", "local", "--workers", "1"]
+    argv += ["--size", "32", "--engine", "workbench", "--bind", address]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(argv, stderr=err, start_new_session=True)
+    try:
+        wait_for(
+            lambda: "clients connect to" in log.read_text() or proc.poll() is not None,
+            300,
+            "derender farm --ray to start",
+        )
+        assert proc.poll() is None, log.read_text()[-3000:]
+        out = subprocess.run(
+            [sys.executable, "-m", "derender.cli", "farm", "status", "--address", address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        step = [line for line in out.stdout.splitlines() if " step " in line]
+        assert len(step) == 1 and " node farm " not in step[0], out.stdout
+        assert " target " in out.stdout and "node farm" in out.stdout
+        with Client(address, timeout=120) as client:
+            assert client.step("pass\n", client.reset(seed=1, index=0), preset="scene").ok
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
