@@ -13,6 +13,9 @@ For each engine, at one resolution, with the ground-truth DSL program of one sce
   seconds per episode.
 - **latency** (c): p50/p99 of single steps sent one at a time to an idle farm, and the
   latency the farm adds over a bare step (farm p50 − bare p50).
+- **ray farm** (``--ray``, d): the same measurement on a :class:`RayFarm` with as many
+  workers, as Ray actors on a Ray of its own on this machine (loopback); (d) = ray farm
+  steps/s / local farm steps/s, both in the same run.
 
 Each measurement is the best of ``--repeat`` interleaved runs: on a shared machine,
 outside load only ever slows a run down. ``python -m derender.bench.farm bare …`` is the
@@ -112,12 +115,23 @@ def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
     return {"seconds_per_episode": float(np.mean(times)), "episodes": episodes}
 
 
-def _farm(config: FarmConfig, steps: int) -> dict[str, Any]:
-    from ..farm.local import LocalFarm
+def _open_farm(config: FarmConfig, on_ray: bool) -> Any:
+    """A LocalFarm, or (``on_ray``) a RayFarm on a Ray of its own with as many workers."""
+    if not on_ray:
+        from ..farm.local import LocalFarm
+
+        return LocalFarm(**config.to_dict())
+    from ..farm.ray_farm import RayFarm
+
+    options = config.to_dict()
+    return RayFarm(options.pop("workers"), ray_address="local", **options)
+
+
+def _farm(config: FarmConfig, steps: int, on_ray: bool = False) -> dict[str, Any]:
     from ..protocol.client import Client
     from ..protocol.results import StepResult
 
-    with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
+    with _open_farm(config, on_ray) as farm, Client(farm.address, timeout=600) as client:
         target = client.reset(seed=0, index=0)
         script = _script()
         client.step_many([script] * 2 * config.workers, target)  # warm-up
@@ -151,15 +165,23 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(
-    engines: Sequence[str], size: int, workers: int, steps: int, episodes: int, repeat: int = 1
+    engines: Sequence[str],
+    size: int,
+    workers: int,
+    steps: int,
+    episodes: int,
+    repeat: int = 1,
+    on_ray: bool = False,
 ) -> dict[str, Any]:
     """The whole benchmark; one entry per engine; each measurement best of ``repeat``,
-    the repeats interleaved so that a burst of outside load hits all of them alike."""
+    the repeats interleaved so that a burst of outside load hits all of them alike.
+    ``on_ray`` adds a RayFarm with as many workers, against the local farm (d)."""
     report: dict[str, Any] = {
         "size": size,
         "workers": workers,
         "steps": steps,
         "repeat": repeat,
+        "ray": on_ray,
         "engines": {},
     }
     for engine in engines:
@@ -169,14 +191,19 @@ def run(
             "parallel": [],
             "farm": [],
             "naive": [],
+            "ray_farm": [],
         }
         for _ in range(repeat):
             runs["bare"].append(_bare(config, max(20, steps // 4)))
             runs["parallel"].append(_bare(config, max(20, steps // 4), workers))
             runs["farm"].append(_farm(config, steps))
             runs["naive"].append(_naive(config, episodes))
-        bare, parallel, farm, naive = (_best(runs[k]) for k in runs)
-        report["engines"][engine] = {
+            if on_ray:
+                runs["ray_farm"].append(_farm(config, steps, on_ray=True))
+        bare, parallel, farm, naive = (
+            _best(runs[k]) for k in ("bare", "parallel", "farm", "naive")
+        )
+        entry = report["engines"][engine] = {
             "bare": bare,
             "bare_parallel": parallel,
             "farm": farm,
@@ -186,6 +213,9 @@ def run(
             "speedup_vs_naive": farm["steps_per_s"] * naive["seconds_per_episode"],
             "added_latency_s": farm["latency_s"]["p50"] - bare["latency_s"]["p50"],
         }
+        if on_ray:
+            entry["ray_farm"] = ray_farm = _best(runs["ray_farm"])
+            entry["ray_efficiency"] = ray_farm["steps_per_s"] / farm["steps_per_s"]
     return report
 
 
@@ -213,6 +243,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"  (b) vs naive     {r['speedup_vs_naive']:8.1f}x  (goal >= 30x)",
             f"  (c) added p50    {r['added_latency_s'] * 1000:8.1f} ms over a bare step",
         ]
+        if "ray_farm" in r:
+            rf = r["ray_farm"]
+            lines += [
+                f"  ray farm         {rf['steps_per_s']:8.2f} steps/s   p50 "
+                f"{rf['latency_s']['p50'] * 1000:7.1f} ms  (the same workers as Ray actors)",
+                f"  (d) ray / local  {r['ray_efficiency']:8.2f}   (goal >= 0.9)",
+            ]
     return "\n".join(lines)
 
 

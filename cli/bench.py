@@ -73,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     farm.add_argument(
         "--repeat", type=int, default=2, help="best of N interleaved runs per measurement"
     )
+    farm.add_argument(
+        "--ray", action="store_true",
+        help="also run the workers as Ray actors (a Ray of its own, loopback): (d) vs local",
+    )  # fmt: skip
     farm.add_argument("--json", type=Path, help="also write the report as JSON here")
     farm.set_defaults(func=run_farm)
 
@@ -90,7 +94,9 @@ def _script(name: str, argv: list[str]) -> int:
 def run_farm(args: argparse.Namespace) -> int:
     from ..bench.farm import format_report, run
 
-    report = run(args.engines, args.size, args.workers, args.steps, args.episodes, args.repeat)
+    report = run(
+        args.engines, args.size, args.workers, args.steps, args.episodes, args.repeat, args.ray
+    )
     print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -40,6 +40,34 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _resource(text: str) -> tuple[str, float]:
+    name, _, amount = text.partition("=")
+    try:
+        return name, float(amount or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--resource must be NAME[=AMOUNT], got {text!r}"
+        ) from None
+
+
+def _ray_options(p: argparse.ArgumentParser) -> None:
+    """``derender farm --ray``: step workers as Ray actors (farm/ray_farm.py)."""
+    p.add_argument(
+        "--ray", nargs="?", const="auto", metavar="ADDRESS",
+        help="run the step workers as Ray actors on this Ray cluster (default: auto, the "
+        "cluster this machine is part of; 'local' starts one); needs derender[ray]",
+    )  # fmt: skip
+    p.add_argument("--workers-per-gpu", type=int, help="Ray: actors per GPU (num_gpus = 1/K)")
+    p.add_argument("--num-cpus", type=float, default=1.0, help="Ray: CPUs per actor (1)")
+    p.add_argument(
+        "--resource", type=_resource, action="append", default=[], metavar="NAME[=AMOUNT]",
+        help="Ray: a custom resource each actor needs, repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-restarts", type=int, default=-1, help="Ray: restarts per actor (-1: forever)"
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     farm = sub.add_parser("farm", help="run a render farm: broker + N headless Blender workers")
     _farm_options(farm, None)
@@ -48,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"client endpoint to bind, repeatable (default {DEFAULT_BIND})",
     )  # fmt: skip
     _worker_options(farm)
+    _ray_options(farm)
     farm.set_defaults(func=run_farm_command)
     farm_sub = farm.add_subparsers(dest="farm_command", metavar="SUBCOMMAND")
     status = farm_sub.add_parser("status", help="workers, queue, rate, latency, restarts")
@@ -126,15 +155,52 @@ def run_farm_command(args: argparse.Namespace) -> int:
         print(f"derender farm: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.ray is not None:
+            return run_ray_farm(args, config)
         return run_farm(config)
     except ValueError as exc:  # e.g. a non-loopback bind (InsecureBind)
         print(f"derender farm: {exc}", file=sys.stderr)
         return 2
 
 
+def run_ray_farm(args: argparse.Namespace, config: FarmConfig) -> int:
+    """``derender farm --ray``: a RayFarm in the foreground until SIGTERM or SIGINT."""
+    import signal
+    import threading
+
+    try:
+        from ..farm.ray_farm import RayFarm
+    except ImportError as exc:
+        print(f"derender farm --ray: {exc} (pip install 'derender[ray]')", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+    old = {s: signal.signal(s, lambda *_: stopping.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    options = config.to_dict()
+    farm = RayFarm(
+        options.pop("workers"),  # the actors
+        ray_address=args.ray,
+        num_cpus=args.num_cpus,
+        workers_per_gpu=args.workers_per_gpu,
+        resources=dict(args.resource),
+        max_restarts=args.max_restarts,
+        **options,
+    )
+    try:
+        farm.start()
+        print(f"derender farm --ray: {config.workers} Ray workers; clients connect to "
+              f"{farm.address}", file=sys.stderr, flush=True)  # fmt: skip
+        stopping.wait()
+        return 0
+    finally:
+        farm.stop()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def run_join(args: argparse.Namespace) -> int:
     """``derender farm join``: a :class:`~derender.farm.remote.WorkerHost` in the foreground."""
-    from ..farm.remote import FarmLink, FarmRefused, WorkerHost, check_key_hidden, run_host
+    from ..farm.host_link import FarmLink, check_key_hidden
+    from ..farm.remote import FarmRefused, WorkerHost, run_host
 
     _log_to_stderr()
     try:

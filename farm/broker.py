@@ -140,9 +140,10 @@ class Broker:
             sock.bind(f"ipc://{path}")
             self.backend_addresses[role] = f"ipc://{path}"
         self.remote: zmq.Socket | None = None
+        self.remote_address: str | None = None  # bound: with the port the OS picked
         if remote:
             self.remote = self._router(-1)
-            self._bind(self.remote, remote[0], curve)
+            self.remote_address = self._bind(self.remote, remote[0], curve)
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_addresses)
         self.pool = WorkerPool(
             config, self.backends, self.remote, self.supervisor, self.metrics, self.frame_hash
@@ -461,6 +462,7 @@ class Broker:
             "network_isolated": self.supervisor.network_isolated,
             "os_sandboxed": self.supervisor.os_sandboxed,
             "os_sandbox_problem": self.supervisor.os_sandbox_problem,
+            "remote_backend": self.remote_address,
             "frame_hash": self.frame_hash,
             "engine": self.frame.engine,
             "reward": {"batches": self.rewards.batches, "scored": self.rewards.scored},

@@ -22,7 +22,9 @@ from ..scenes.frame import ENGINES, default_engine
 class FarmConfig:
     """What a farm runs: how many workers, which frame, which deadlines and limits."""
 
-    workers: int = 2  # step workers: the only processes that run agent scripts
+    # step workers: the only processes that run agent scripts; 0: only worker hosts' ones
+    # (`derender farm join`, RayFarm's actors) run them
+    workers: int = 2
     # Target workers render targets and trusted scenes and never run an agent script, so
     # no process that runs agent code ever holds a target (or learns one from a job).
     target_workers: int = 1
@@ -78,8 +80,8 @@ class FarmConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
-            raise ValueError(f"workers must be an int in 1..256, got {self.workers!r}")
+        if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
+            raise ValueError(f"workers must be an int in 0..256, got {self.workers!r}")
         if not isinstance(self.target_workers, int) or not 1 <= self.target_workers <= 64:
             raise ValueError(f"target_workers must be an int in 1..64, got {self.target_workers!r}")
         for name in ("size", "height"):

@@ -91,6 +91,8 @@ class WorkerState:
     job: Job | None = None
     jobs_done: int = 0
     rss: int = 0
+    node: str | None = None  # the worker host's node (remote workers; None: the farm's)
+    gpu: int | None = None  # the GPU it is pinned to (None: not pinned)
     socket: Any = field(default=None, repr=False)  # the backend socket it is reached on
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +102,8 @@ class WorkerState:
             "role": self.role,
             "state": self.state,
             "pid": self.pid,
+            "node": self.node,
+            "gpu": self.gpu,
             "jobs": self.jobs_done,
             "rss_mb": round(self.rss / 2**20, 1),
             "age_s": round(time.monotonic() - self.started, 1),

@@ -63,7 +63,12 @@ class WorkerPool:
 
     def register(self, wp: WorkerProcess) -> None:
         self.workers[wp.identity] = WorkerState(
-            wp.identity, wp.slot, role=wp.role, pid=wp.pid, socket=self.sockets[wp.role]
+            wp.identity,
+            wp.slot,
+            role=wp.role,
+            pid=wp.pid,
+            gpu=self.supervisor.gpu(wp.slot),
+            socket=self.sockets[wp.role],
         )
 
     @property
@@ -156,6 +161,9 @@ class WorkerPool:
             # a local worker's own pid is namespaced (bwrap): the supervisor knows the host's
             local = ws.slot is not None
             ws.pid = self.supervisor.host_pid(base) if local else int(msg.get("pid", 0))
+            if not local:  # where its host says it runs (status only: never trusted further)
+                ws.node = str(msg["node"]) if msg.get("node") is not None else None
+                ws.gpu = int(msg["gpu"]) if isinstance(msg.get("gpu"), int) else None
             if msg.get("frame_hash") != self.frame_hash or msg.get("role") != ws.role:
                 log.error(
                     "worker %s is a %s worker for frame %s; the farm expects a %s worker "

@@ -37,10 +37,8 @@ Failures, as for local workers:
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -52,16 +50,14 @@ from zmq.utils.monitor import recv_monitor_message
 
 from ..protocol import codec
 from ..protocol.errors import ProtocolError
-from ..protocol.keys import KeyPair, load_keys
 from ..protocol.transport import drain
 from .config import FarmConfig
+from .host_link import FarmLink, host_name
 from .jobs import ROLES, STEP
-from .os_sandbox import runtime_tree
 from .supervisor import Supervisor, WorkerProcess
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 # What the host watches on each worker's connection. A refused key (AUTH) is final:
 # libzmq does not retry it. A wrong server key fails with NO_DETAIL and is retried.
 _EVENTS = (
@@ -73,52 +69,12 @@ _EVENTS = (
 )
 
 
-class BadHostName(ValueError):
-    """A worker host name that cannot prefix worker identities (it is shown in status)."""
-
-
-class KeysVisibleToWorkers(ValueError):
-    """A key file lies in a tree the OS sandbox binds into every worker."""
-
-
 class UnknownRole(ValueError):
     """A worker host was asked for workers of a role the farm does not have."""
 
 
-class NoSecretKey(ValueError):
-    """The key file given as this host's keys holds a public key only."""
-
-
 class FarmRefused(RuntimeError):
     """The farm refused this host's key: none of its workers can ever join."""
-
-
-@dataclass(frozen=True)
-class FarmLink:
-    """How a host reaches a farm: its ``remote_backend`` address and the CURVE keys."""
-
-    address: str
-    server_key: bytes  # the farm's public key
-    keys: KeyPair  # this host's pair; its public key is in the farm's curve_clients
-
-    @classmethod
-    def load(cls, address: str, server_key: str | Path, keys: str | Path) -> FarmLink:
-        """From ``farm.key`` and this host's ``.key_secret`` (``derender keys``)."""
-        pair = load_keys(keys)
-        if pair.secret is None:
-            raise NoSecretKey(f"{str(keys)!r} holds no secret key (pass the .key_secret file)")
-        return cls(address, load_keys(server_key).public, pair)
-
-    def socket(self, ctx: zmq.Context, identity: str) -> zmq.Socket:
-        """A CURVE DEALER for the farm with ``identity``, not connected yet (so that a
-        monitor attached first sees the first handshake); ZeroMQ reconnects it."""
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, identity.encode())
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.curve_serverkey = self.server_key
-        sock.curve_publickey = self.keys.public
-        sock.curve_secretkey = self.keys.secret
-        return sock
 
 
 @dataclass(eq=False)
@@ -142,30 +98,6 @@ class Relay:
             sock.close(0)
 
 
-def host_name(name: str | None = None) -> str:
-    """``name`` (default: this machine's hostname) checked to prefix worker identities."""
-    name = name or socket.gethostname().split(".")[0]
-    if not _NAME.fullmatch(name):
-        raise BadHostName(
-            f"worker host name {name!r} must be 1-63 of letters, digits, '.', '_', '-' "
-            "(starting with a letter or digit); pass --name"
-        )
-    return name
-
-
-def check_key_hidden(secret_file: str | Path, blender: str | None) -> None:
-    """KeysVisibleToWorkers if the host's secret key file lies in a tree the OS sandbox
-    binds into its workers (the Python installation, site-packages, derender, /usr)."""
-    real = Path(secret_file).resolve()
-    for tree in (Path("/usr"), *runtime_tree(blender)):
-        if real.is_relative_to(tree.resolve()):
-            raise KeysVisibleToWorkers(
-                f"key file {str(secret_file)!r} is inside {str(tree)!r}, which every "
-                "sandboxed worker can read: keep the keys outside the Python installation, "
-                "its site-packages, the derender sources and /usr"
-            )
-
-
 class WorkerHost:
     """N sandboxed workers of one role on this machine, relayed to a farm over CURVE."""
 
@@ -177,14 +109,17 @@ class WorkerHost:
         workers: int = 1,
         name: str | None = None,
         context: zmq.Context | None = None,
+        node: str | None = None,
     ) -> None:
         """``config``: the farm's (its frame and deadlines; its endpoints and keys are not
-        passed on to the workers)."""
+        passed on to the workers). ``node``: where the farm's status says its workers run
+        (default: the host name; a Ray node id for :mod:`.ray_farm`)."""
         if role not in ROLES:
             raise UnknownRole(f"role must be one of {ROLES}, got {role!r}")
         self.link = link
         self.role = role
         self.name = host_name(name)
+        self.node = node or self.name
         own = replace(
             config,
             bind=(),
@@ -294,7 +229,7 @@ class WorkerHost:
             _send(relay.beat, body)
             return
         if relay.ready is None:  # a worker's first message must say `ready`
-            relay.ready = _ready_with_pid(body, relay.worker.host_pid())
+            relay.ready = self._ready(body, relay.worker)
             if relay.ready is None:  # not the protocol: a worker not to be trusted further
                 log.warning("worker %s spoke before `ready`: replaced", relay.worker.identity)
                 self._drop(relay, blame=True)
@@ -308,6 +243,16 @@ class WorkerHost:
         if relay.rejoin and not relay.busy:
             relay.rejoin = False
             _send(relay.main, relay.ready)
+
+    def _ready(self, body: list[bytes], worker: WorkerProcess) -> list[bytes] | None:
+        """The ``ready`` to relay: with the worker's host pid (its own is 2, in its PID
+        namespace), this host's node and the worker's GPU, for the farm's status."""
+        where = {
+            "pid": worker.host_pid(),
+            "node": self.node,
+            "gpu": self.supervisor.gpu(worker.slot),
+        }
+        return _ready_from_host(body, where)
 
     def _from_farm(self, relay: Relay, frames: list[Any]) -> None:
         """A job (or ``exit``) from the broker for ``relay``'s worker."""
@@ -388,16 +333,16 @@ class WorkerHost:
             self._open(worker)
 
 
-def _ready_with_pid(body: list[bytes], pid: int) -> list[bytes] | None:
-    """A worker's ``ready`` with its host pid (its own is 2, in its PID namespace), so the
-    farm's status names a process on this host; None if ``body`` is not a ``ready``."""
+def _ready_from_host(body: list[bytes], where: dict[str, Any]) -> list[bytes] | None:
+    """A worker's ``ready`` with what its host knows of it (``where``), over anything the
+    worker said of itself; None if ``body`` is not a ``ready``."""
     try:
         header = codec.decode_header(body[0])
     except (ProtocolError, IndexError):
         return None
     if header.get("kind") != "ready" or len(body) != 1:
         return None
-    return codec.encode({**header, "pid": pid})
+    return codec.encode({**header, **where})
 
 
 def _send(sock: zmq.Socket, frames: list[Any]) -> None:

@@ -15,6 +15,10 @@ def query_status(address: str, timeout: float = 5.0) -> dict[str, Any]:
         return client.status()
 
 
+def _gpu(gpu: int | None) -> str:
+    return "-" if gpu is None else str(gpu)
+
+
 def format_status(status: dict[str, Any]) -> str:
     """Human-readable status: one summary block, then one line per worker."""
     m = status["metrics"]
@@ -33,6 +37,7 @@ def format_status(status: dict[str, Any]) -> str:
     for w in status["workers"]:
         lines.append(
             f"  {w['id']:>16}  {w['role']:<6}  {w['state']:<8}  pid {w['pid']:<7}"
+            f"  node {(w.get('node') or 'farm')[:12]:<12}  gpu {_gpu(w.get('gpu')):<4}"
             f"  jobs {w['jobs']:<6}"
             f"  rss {w['rss_mb']} MiB  age {w['age_s']} s"
         )

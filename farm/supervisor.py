@@ -274,8 +274,9 @@ class Supervisor:
             "TMPDIR": str(tmpdir),
             "BLENDER_USER_RESOURCES": str(tmpdir / "blender"),
         }
-        if self.config.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(self.config.gpus[slot % len(self.config.gpus)])
+        gpu = self.gpu(slot)
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
         if self.network_isolated:
             command = [shutil.which("unshare") or "unshare", "-n", "--", *command]
         proc = subprocess.Popen(
@@ -366,13 +367,16 @@ class Supervisor:
         return state in ("T", "t", "Z", "X")
 
     # -- how a worker is launched ---------------------------------------------------
+    def gpu(self, slot: int) -> int | None:
+        """The GPU the worker in ``slot`` is pinned to (round-robin), None if unpinned."""
+        gpus = self.config.gpus
+        return gpus[slot % len(gpus)] if gpus else None
+
     def _sandbox(self, slot: int) -> SandboxSpec:
         """The sandbox of the worker in ``slot``: its role's, plus its GPU if pinned."""
         spec = self._specs[self.role(slot)]
-        if not self.config.gpus:
-            return spec
-        gpu = self.config.gpus[slot % len(self.config.gpus)]
-        return replace(spec, devices=self._gpu_mounts[gpu])
+        gpu = self.gpu(slot)
+        return spec if gpu is None else replace(spec, devices=self._gpu_mounts[gpu])
 
     def worker_args(self, identity: str, role: str) -> list[str]:
         return [

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import zmq
 from derender import Client
+from derender.farm.host_link import FarmLink
 from derender.farm.local import LocalFarm
 from derender.farm.os_sandbox import sandboxed_pid
-from derender.farm.remote import FarmLink
 from derender.protocol import codec
 from derender.protocol.keys import create_keypair, load_keys
 from derender.scenes import dsl_program
