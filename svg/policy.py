@@ -139,6 +139,11 @@ def _encode(document: str | bytes, limits: SvgLimits) -> bytes:
 def parse(document: str | bytes, limits: SvgLimits) -> ET.Element:
     """The root element of a well-formed, DTD-free UTF-8 document; typed refusal else."""
     data = _encode(document, limits)
+    body = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if body.startswith(b"<?xml"):
+        body = body.partition(b"?>")[2]
+    if b"<?" in body:  # <?xml-stylesheet href=...?> and kin: nothing may name a resource
+        raise SvgSandboxViolation("processing instructions (<?...?>) are not allowed")
     head = data[:256].lower()
     if b"encoding=" in head and not re.search(rb"encoding=[\"']utf-?8[\"']", head):
         raise SvgSyntaxError("the XML declaration names an encoding other than UTF-8")
