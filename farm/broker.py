@@ -68,7 +68,7 @@ from ..protocol.transport import (
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
 from .core import Handler, ServiceLike, decode_request, error_reply
-from .jobs import ROLES, Finish, Job, Pending
+from .jobs import ROLES, STEP, SVG, TARGET, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool
 from .reward_stage import Finished, RewardStage
@@ -103,6 +103,9 @@ class Broker:
             self.limits,
             datasets,
             default_preset=config.preset,
+            envs=config.envs(),
+            canvas=config.canvas(),
+            svg_deadline=config.svg_deadline,
         )
         self.targets = self.handler.targets
         self.rewards = RewardStage(self.frame, config.preset)
@@ -143,8 +146,9 @@ class Broker:
             self.remote = self._router(-1)
             self._bind(self.remote, remote[0], curve)
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_addresses)
+        hashes = {STEP: self.frame_hash, TARGET: self.frame_hash, SVG: config.canvas().hash()}
         self.pool = WorkerPool(
-            config, self.backends, self.remote, self.supervisor, self.metrics, self.frame_hash
+            config, self.backends, self.remote, self.supervisor, self.metrics, hashes
         )
         self.pending: dict[tuple[bytes, Any], Pending] = {}
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
@@ -254,7 +258,7 @@ class Broker:
             raise Overloaded(
                 f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
-        masks = render = False
+        masks = render = elements = False
         if isinstance(req, Step | StepBatch):
             spec = self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest
             # A render (and the masks pass, a render too) only where someone uses it: a
@@ -266,6 +270,7 @@ class Broker:
                 )
             render = req.render and (spec.needs_pixels or req.masks)
             masks = render and (req.masks or "iou" in spec.weights)
+            elements = "svg_elements" in spec.weights
         p = Pending(
             envelope,
             req.id,
@@ -285,6 +290,7 @@ class Broker:
                 p,
                 lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
                 lambda e: self._done(p, 0, e),
+                req.env,
             )
         elif isinstance(req, Render):
             self.pool.submit(
@@ -297,8 +303,9 @@ class Broker:
             )
         else:
             preset = req.preset or self.config.preset
+            passes = {"masks": masks, "render": render, "elements": elements}
             for i, item in enumerate(items):
-                self._step(p, i, item, preset, req.masks, {"masks": masks, "render": render})
+                self._step(p, i, item, preset, req.masks, passes, req.env)
 
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -326,11 +333,19 @@ class Broker:
         preset: str,
         send_masks: bool,
         passes: dict[str, bool],
+        env: str | None,
     ) -> None:
         """Queue one script; ``passes``: whether the worker renders the image and the
-        masks (someone needs them), ``send_masks``: the client gets the masks."""
+        masks (someone needs them) and, for SVG, the shape descriptors; ``send_masks``:
+        the client gets the masks. The target's env picks the workers."""
 
         def run(target: Target) -> None:
+            if env is not None and env != target.env:
+                self._done(
+                    p, index, BadRequest(f"{target.target_id} is an {target.env} target, not {env}")
+                )
+                return
+
             def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
                 if error is not None or result is None:
                     self._done(p, index, error or InternalError("step returned nothing"))
@@ -346,18 +361,41 @@ class Broker:
                     )
                 )
 
-            body = {"kind": "step", "script": item.script, "seed": item.seed, **passes}
+            if target.env == "svg":  # SVG always renders: the image is the whole result
+                body = {"kind": "svg", "script": item.script, "masks": True}
+                body["elements"] = passes["elements"]
+            else:
+                body = {"kind": "step", "script": item.script, "seed": item.seed}
+                body.update(masks=passes["masks"], render=passes["render"])
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)
-        self._with_target(cast(TargetSpec, item.target), p, run, lambda e: self._done(p, index, e))
+        self._with_target(
+            cast(TargetSpec, item.target), p, run, lambda e: self._done(p, index, e), env
+        )
 
-    def _with_target(self, spec: TargetSpec, p: Pending, then: Any, fail: Any) -> None:
-        """Call ``then(target)`` once the target exists (rendering it if needed)."""
+    def _with_target(
+        self, spec: TargetSpec, p: Pending, then: Any, fail: Any, env: str | None = None
+    ) -> None:
+        """Call ``then(target)`` once the target exists (rendering it if needed); an SVG
+        target renders here, at once (a trusted document, through the hardened policy)."""
         try:
             if isinstance(spec, TargetRef):
-                then(self.targets.get(spec.target_id))
+                target = self.targets.get(spec.target_id)
+            elif self.handler.env_of(spec, env) == "svg":
+                target = self.handler.svg_target(spec)
+            else:
+                target = None
+            if target is not None:
+                if target.env not in self.config.envs():
+                    raise BadRequest(
+                        f"this farm serves envs {list(self.config.envs())}, not "
+                        f"{target.env!r} (start it with svg_workers / workers)"
+                    )
+                then(target)
                 return
+            if "clevr" not in self.config.envs():
+                raise BadRequest("this farm has no Blender workers: it serves env 'svg' only")
             scene = self.handler.scene_for(spec)
         except (UnknownTarget, ProtocolError) as exc:
             fail(exc)

@@ -34,6 +34,7 @@ from ..protocol.messages import (
     Step,
     StepBatch,
     StepItem,
+    SvgTarget,
     TargetRef,
     TargetSpec,
     parse_request,
@@ -109,7 +110,12 @@ class Handler:
         limits: Limits | None = None,
         datasets: Mapping[str, Sequence[Scene]] | None = None,
         default_preset: str = DEFAULT_PRESET,
+        envs: Sequence[str] = ("clevr",),
+        canvas: Any = None,
+        svg_deadline: float = 1.0,
     ) -> None:
+        """``envs``: the environment kinds served (their steps have workers); ``canvas``:
+        the SVG environment's frame (:class:`derender.svg.SvgCanvas`), default 64 px."""
         from .. import reward
 
         self.service = service
@@ -123,6 +129,9 @@ class Handler:
         self.default_preset = default_preset
         self.frame_hash: str = service.frame.hash()
         self._generator = GeneratorConfig(frame=service.frame)
+        self.envs = tuple(envs)
+        self._canvas = canvas
+        self._svg_deadline = svg_deadline
 
     # -- entry points -------------------------------------------------------------
     def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
@@ -153,7 +162,10 @@ class Handler:
         elif isinstance(req, Info):
             body = self.info()
         elif isinstance(req, Reset):
-            target = self.resolve(req.target)
+            if self.env_of(req.target, req.env) == "svg":
+                target = self.svg_target(req.target)
+            else:
+                target = self.resolve(req.target)
             body = self.target_body(target, req.masks)
         elif isinstance(req, Step):
             body = self.step(req.item, req.preset, req.masks)
@@ -168,6 +180,11 @@ class Handler:
     # -- requests -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         frame = self.service.frame
+        sheets = {"clevr": cheatsheet()}
+        if "svg" in self.envs:
+            from ..svg.cheatsheet import svg_cheatsheet
+
+            sheets["svg"] = svg_cheatsheet(self.canvas)
         return {
             "server": {"name": "derender", "version": __version__},
             "protocol": {"versions": list(SUPPORTED_VERSIONS), "limits": self.limits.to_dict()},
@@ -178,8 +195,61 @@ class Handler:
             "reward_presets": list(self.presets),
             "default_preset": self.default_preset,
             "datasets": {k: len(v) for k, v in self.datasets.items()},
-            "cheatsheet": cheatsheet(),
+            "cheatsheet": sheets["clevr"],
+            # added in 0.3 (SPEC.md 4): the kinds served, each one's cheat sheet, the canvas
+            "envs": list(self.envs),
+            "cheatsheets": sheets,
+            **({"canvas": self.canvas.to_dict()} if "svg" in self.envs else {}),
         }
+
+    @property
+    def canvas(self) -> Any:
+        """The SVG canvas (made on first use: importing derender.svg is not free)."""
+        if self._canvas is None:
+            from ..svg.canvas import SvgCanvas
+
+            self._canvas = SvgCanvas()
+        return self._canvas
+
+    def env_of(self, spec: TargetSpec | str, env: str | None) -> str:
+        """The environment kind of a target spec under a request's ``env``."""
+        if isinstance(spec, SvgTarget):
+            if env not in (None, "svg"):
+                raise BadRequest(f"an svg target spec cannot be a target of env {env!r}")
+            return "svg"
+        return env or "clevr"
+
+    def svg_target(self, spec: TargetSpec) -> Target:
+        """The SVG target a seed or svg spec names, from the cache or rendered now.
+
+        Targets are trusted (the generator's, or the client's own document), so the broker
+        renders them itself; they still pass the hardened policy. BadRequest if refused."""
+        from ..protocol.targets import svg_target_id
+        from ..svg import SvgGeneratorConfig, generate
+        from ..svg.generator import SvgGenerationError
+        from ..svg.policy import SvgLimits
+        from ..svg.render import render
+
+        canvas = self.canvas
+        if isinstance(spec, SvgTarget):
+            text = spec.svg
+        elif isinstance(spec, SeedTarget):
+            try:
+                text = generate(spec.seed, spec.index, SvgGeneratorConfig(canvas)).to_svg()
+            except SvgGenerationError as exc:
+                raise BadRequest(str(exc)) from exc
+        else:
+            raise BadRequest(f"env 'svg' takes a seed or an svg target spec, not {spec!r:.60}")
+        tid = svg_target_id(text, canvas.hash())
+        if tid in self.targets:
+            return self.targets.get(tid)
+        made = render(text, canvas, SvgLimits(deadline_s=self._svg_deadline))
+        if made.outcome != "ok":
+            raise BadRequest(f"the target SVG was refused ({made.outcome}): {made.message}")
+        target = Target(
+            tid, Scene(()), made.image, made.masks, canvas.hash(), "svg", text, tuple(made.elements)
+        )
+        return self.targets.put(target)
 
     def resolve(self, spec: TargetSpec | str) -> Target:
         """The target for a spec (a str is a target id), from the cache or rendered now."""
@@ -215,6 +285,11 @@ class Handler:
         for item in items:
             try:
                 target = self.resolve(item.target)
+                if target.env != "clevr":
+                    raise BadRequest(
+                        "this server runs bpy scripts only: svg steps run on a farm's SVG "
+                        "workers (derender farm --svg-workers N)"
+                    )
                 t0 = time.perf_counter()
                 res = self.service.step(item.script, seed=item.seed, masks=True)
                 service_s = time.perf_counter() - t0
@@ -296,6 +371,17 @@ class Handler:
 
     def target_body(self, target: Target, masks: bool) -> dict[str, Any]:
         """The reply members of ``reset`` for a made target (SPEC.md section 4)."""
+        if target.env == "svg":
+            return {
+                "target_id": target.target_id,
+                "frame_hash": target.frame_hash,
+                "frame": self.canvas.to_dict(),
+                "env": "svg",
+                "svg": target.svg,
+                "scene": None,
+                "image": target.image,
+                "masks": target.masks if masks else None,
+            }
         return {
             "target_id": target.target_id,
             "frame_hash": target.frame_hash,

@@ -120,6 +120,7 @@ class RewardStage:
                 {**(it.result.get("timings") or {}), "reward_wait": t0 - it.queued},
                 send_masks=it.masks,
                 unmapped=int(it.result.get("unmapped") or 0),
+                elements=it.result.get("elements"),
             )
             for it in items
         ]

@@ -32,6 +32,7 @@ class FinishedStep:
     timings: dict[str, float] = field(default_factory=dict)
     send_masks: bool = False  # the client asked for the candidate's masks
     unmapped: int = 0  # the agent's objects the read-back could not map to CLEVR objects
+    elements: list[Any] | None = None  # an SVG step's drawn shapes (svg.render descriptors)
 
 
 def score_steps(
@@ -46,6 +47,7 @@ def score_steps(
     if not steps:
         return []
     t0 = time.perf_counter()
+    clevr = [s.target.env == "clevr" for s in steps]
     scored = score_batch(
         [s.image for s in steps],
         [s.target.image for s in steps],
@@ -54,12 +56,19 @@ def score_steps(
         render_masks=[s.masks for s in steps],
         target_masks=[s.target.masks for s in steps],
         scenes=[s.readback for s in steps],
-        target_scenes=[s.target.scene for s in steps],
+        target_scenes=[s.target.scene if c else None for s, c in zip(steps, clevr, strict=True)],
         codes=[s.script for s in steps],
-        reference_codes=[dsl_program(s.target.scene) for s in steps],
+        # the ground truth a script's length is held against: the DSL program, or the SVG
+        reference_codes=[
+            dsl_program(s.target.scene) if c else s.target.svg
+            for s, c in zip(steps, clevr, strict=True)
+        ],
+        elements=[s.elements for s in steps],
+        target_elements=[
+            None if c else list(s.target.elements) for s, c in zip(steps, clevr, strict=True)
+        ],
     )
     per_step = (time.perf_counter() - t0) / len(steps)
-    frame_hash = frame.hash()
     return [
         {
             "outcome": s.outcome,
@@ -77,7 +86,7 @@ def score_steps(
             "unmapped": s.unmapped,
             "timings": {**s.timings, "reward": per_step},
             "target_id": s.target.target_id,
-            "frame_hash": frame_hash,
+            "frame_hash": s.target.frame_hash,
         }
         for s, sc in zip(steps, scored, strict=True)
     ]

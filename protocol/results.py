@@ -37,6 +37,9 @@ class ServerInfo:
     default_preset: str
     datasets: dict[str, int]
     cheatsheet: str
+    # added in 0.3: the environment kinds served and each one's cheat sheet
+    envs: tuple[str, ...] = ("clevr",)
+    cheatsheets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ServerInfo:
@@ -51,16 +54,20 @@ class ServerInfo:
             default_preset=d["default_preset"],
             datasets=dict(d.get("datasets", {})),
             cheatsheet=d["cheatsheet"],
+            envs=tuple(d.get("envs", ("clevr",))),
+            cheatsheets=dict(d.get("cheatsheets") or {"clevr": d["cheatsheet"]}),
         )
 
 
 def target_from_wire(d: Mapping[str, Any]) -> Target:
     return Target(
         target_id=d["target_id"],
-        scene=scene_from_clevr(d["scene"]),
+        scene=_scene(d.get("scene")) or Scene(()),
         image=d["image"],
         masks=d.get("masks"),
         frame_hash=d["frame_hash"],
+        env=d.get("env", "clevr"),
+        svg=d.get("svg"),
     )
 
 
