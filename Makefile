@@ -23,7 +23,7 @@ TRAINER_NO_DEPS := verl==0.9.1 openrlhf==0.11.2
 CLIENT_SOURCES := $(shell git ls-files '*.py' ':!tests' ':!bench' 2>/dev/null) pyproject.toml
 
 .PHONY: demo test test-main test-trainers lint typecheck extension venv trainers-venv \
-	client-venv clean bwrap
+	client-venv clean bwrap cairo
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,12 +52,18 @@ bwrap:
 		{ apt-get install -y bubblewrap || { apt-get update && apt-get install -y bubblewrap; }; }; } \
 		|| { echo "bubblewrap is missing: sudo apt-get install bubblewrap" >&2; exit 1; }
 
-demo: $(STAMP) bwrap
+# The SVG environment renders with cairosvg, which loads the system's libcairo.
+cairo:
+	@ldconfig -p | grep -q 'libcairo\.so\.2' || { test "$$(id -u)" = 0 && \
+		{ apt-get install -y libcairo2 || { apt-get update && apt-get install -y libcairo2; }; }; } \
+		|| { echo "libcairo is missing: sudo apt-get install libcairo2" >&2; exit 1; }
+
+demo: $(STAMP) bwrap cairo
 	$(BIN)/derender demo
 
 test: lint typecheck test-main test-trainers
 
-test-main: $(STAMP) bwrap
+test-main: $(STAMP) bwrap cairo
 	$(BIN)/python -m pytest -q
 
 # Real trainer packages against a farm that runs from .venv, and the 3.12 client install.

@@ -33,73 +33,16 @@ Trusted target renders run either way.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import zmq
-
+from ..farm import worker_loop
 from ..farm.config import FarmConfig
-from ..farm.os_sandbox import UnconfinedWorker, confinement_gaps
-from ..protocol import codec
+from ..farm.os_sandbox import confinement_gaps
+from ..farm.worker_loop import WrongRole
 from ..scenes import Scene, scene_from_clevr
-
-
-def rss_bytes() -> int:
-    """This process's resident set size now (not the peak), from /proc."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class NotLocalBackend(ValueError):
-    """A worker was pointed at something other than a local ``ipc://`` socket."""
-
-
-@dataclass(frozen=True)
-class Connection:
-    """The local ``ipc://`` ROUTER a worker serves (the broker's, or a worker host's)."""
-
-    address: str
-    identity: str
-
-    def __post_init__(self) -> None:
-        if not self.address.startswith("ipc://"):
-            raise NotLocalBackend(
-                f"a worker connects only to a local ipc:// socket, not {self.address!r}; "
-                "on another host, `derender farm join` runs the workers and reaches the farm"
-            )
-
-    def socket(self, ctx: zmq.Context, identity: str) -> zmq.Socket:
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.IDENTITY, identity.encode())
-        return sock
-
-
-def _heartbeat(ctx: zmq.Context, conn: Connection, interval: float, stop: threading.Event) -> None:
-    sock = conn.socket(ctx, f"{conn.identity}#hb")
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 4)  # a broker that is gone must not make beats pile up
-    sock.connect(conn.address)
-    try:
-        while not stop.wait(interval):
-            try:
-                sock.send_multipart(codec.encode({"kind": "hb", "rss": rss_bytes()}), zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-    finally:
-        sock.close(0)
-
-
-class WrongRole(ValueError):
-    """A job of a kind this worker's role does not run (a script sent to a target worker)."""
 
 
 class Worker:
@@ -134,12 +77,7 @@ class Worker:
 
     def _step(self, job: dict[str, Any]) -> dict[str, Any]:
         script = job["script"]
-        if self.unconfined:
-            raise UnconfinedWorker(
-                f"this worker refuses untrusted scripts: it is not in the OS sandbox "
-                f"({'; '.join(self.unconfined)}). Install bubblewrap (apt-get install "
-                "bubblewrap), or start the farm with --no-os-sandbox to accept the risk"
-            )
+        worker_loop.require_confinement(self.unconfined)
         t0 = time.perf_counter()
         masks, render = bool(job.get("masks", False)), bool(job.get("render", True))
         res = self.service.step(script, int(job.get("seed", 0)), masks=masks, render=render)
@@ -147,67 +85,8 @@ class Worker:
         return replace(res, timings=timings).to_wire(self.frame)
 
 
-def serve(config: FarmConfig, conn: Connection, role: str) -> int:
-    """Connect, say ready, answer jobs until the broker says exit or the parent dies."""
-    parent = os.getppid()
-    ctx = zmq.Context()
-    stop = threading.Event()
-    beat = threading.Thread(
-        target=_heartbeat,
-        args=(ctx, conn, config.heartbeat_interval, stop),
-        name="heartbeat",
-        daemon=True,
-    )
-    beat.start()
-    sock = conn.socket(ctx, conn.identity)
-    sock.setsockopt(zmq.LINGER, 1000)
-    sock.connect(conn.address)
-    try:
-        worker = Worker(config, role)
-        ready = {"kind": "ready", "pid": os.getpid(), "frame_hash": worker.frame.hash()}
-        sock.send_multipart(codec.encode({**ready, "role": role}))
-        while True:
-            if not sock.poll(1000):
-                if os.getppid() != parent:  # orphaned: the supervisor is gone
-                    return 0
-                continue
-            job = codec.decode(sock.recv_multipart())
-            if job.get("kind") == "exit":
-                return 0
-            try:
-                reply = {"ok": True, **worker.handle(job)}
-            except Exception as exc:  # a derender bug or a failed trusted render
-                reply = {
-                    "ok": False,
-                    "error": {
-                        "code": "render_error" if job.get("kind") == "render" else "internal",
-                        "message": f"{type(exc).__name__}: {exc}",
-                    },
-                }
-            reply.update(kind="result", job=job.get("job"), rss=rss_bytes())
-            sock.send_multipart(codec.encode(reply))
-    finally:
-        stop.set()
-        beat.join(timeout=2)
-        sock.close()
-        ctx.term()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m derender.addon.worker")
-    parser.add_argument("--connect", required=True, help="the local ipc:// backend to serve")
-    parser.add_argument("--identity", required=True, help="this worker's id (from the supervisor)")
-    parser.add_argument(
-        "--role", choices=("step", "target"), default="step", help="run scripts or targets"
-    )
-    parser.add_argument("--config", required=True, help="the FarmConfig as JSON")
-    args = parser.parse_args(argv)
-    config = FarmConfig.from_dict(json.loads(args.config))
-    try:
-        conn = Connection(args.connect, args.identity)
-    except NotLocalBackend as exc:
-        parser.error(str(exc))
-    return serve(config, conn, args.role)
+    return worker_loop.main(argv, Worker, "python -m derender.addon.worker", ("step", "target"))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..reward.spec import DEFAULT_PRESET
+from ..protocol.messages import ENVS
+from ..reward.spec import DEFAULT_PRESET, SVG_DEFAULT_PRESET
 from .options import add_frame_options, farm_frame
 
 if TYPE_CHECKING:
@@ -24,9 +25,15 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exec", help="run an agent script in the sandbox and render it")
-    p.add_argument("script", type=Path, help="the agent script (.py, bpy or CLEVR DSL)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the render (PNG)")
-    p.add_argument("--target", type=Path, help="CLEVR scene JSON to compare against")
+    p.add_argument("script", type=Path, help="the agent script (.py, bpy or CLEVR DSL; .svg)")
+    p.add_argument(
+        "--env", choices=ENVS, default="clevr",
+        help="clevr (a bpy script, Blender workers) or svg (an SVG document, an SVG worker)",
+    )  # fmt: skip
+    p.add_argument("--out", type=Path, help="where to write the render (PNG; clevr: required)")
+    p.add_argument(
+        "--target", type=Path, help="CLEVR scene JSON (env svg: an SVG document) to compare against"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_frame_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the script's `random`")
@@ -40,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "killed and replaced (the step ends with outcome timeout; default 60)",
     )
     p.add_argument(
-        "--preset", default=DEFAULT_PRESET, help=f"reward preset (default {DEFAULT_PRESET})"
+        "--preset",
+        help=f"reward preset (default {DEFAULT_PRESET}; env svg: {SVG_DEFAULT_PRESET})",
     )
     p.set_defaults(func=run)
 
@@ -56,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from ..farm.config import FarmConfig
     from ..reward import PRESETS
 
+    if args.env == "svg":
+        return _run_svg(args)
+    args.preset = args.preset or DEFAULT_PRESET
+    if args.out is None:
+        return _usage("--out is required: where to write the render")
     try:
         script = args.script.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,3 +164,64 @@ def _print_report(report: dict[str, Any], result: StepResult, preset: str) -> No
     if result.stdout:
         print("--- script output ---")
         print(result.stdout, end="" if result.stdout.endswith("\n") else "\n")
+
+
+def _run_svg(args: argparse.Namespace) -> int:
+    """``--env svg``: the document runs in the SVG worker of an SVG-only local farm (no
+    Blender), the target renders in that farm's broker; prints the same report."""
+    from ..farm.config import FarmConfig
+    from ..farm.local import LocalFarm
+    from ..protocol.client import Client
+    from ..protocol.errors import BadRequest
+    from ..reward import PRESETS
+
+    preset = args.preset or SVG_DEFAULT_PRESET
+    if preset not in PRESETS:
+        return _usage(f"unknown preset {preset!r}; known: {sorted(PRESETS)}")
+    try:  # bytes as they are: malformed UTF-8 is the document's syntax_error, not ours
+        document = args.script.read_bytes().decode("utf-8", "surrogateescape")
+        target = None if args.target is None else args.target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _usage(f"cannot read {exc}")
+    if args.out is not None and not args.out.parent.is_dir():
+        return _usage(f"output directory {args.out.parent} does not exist")
+    config = FarmConfig(
+        workers=0, target_workers=0, svg_workers=1, preset=preset, metrics_interval=0
+    )
+    empty = '<svg xmlns="http://www.w3.org/2000/svg"/>'
+    try:
+        with LocalFarm(**config.to_dict()) as farm, Client(farm.address, timeout=600) as client:
+            made = client.reset(svg=empty if target is None else target, masks=False)
+            result = client.step(document, made, preset=preset)
+    except BadRequest as exc:
+        return _usage(exc.message)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"derender exec: the local farm could not run the document: {exc}", file=sys.stderr)
+        return 1
+    report: dict[str, Any] = {
+        "outcome": result.outcome,
+        "message": result.message,
+        "env": "svg",
+        "timings": {k: round(v, 6) for k, v in result.timings.items()},
+        "frame": result.frame_hash,
+        "out": None,
+    }
+    if result.image is not None and args.out is not None:
+        from PIL import Image
+
+        Image.fromarray(result.image).save(args.out)
+        report["out"] = str(args.out)
+    if target is not None:
+        report.update(
+            target_id=made.target_id,
+            reward=result.reward,
+            # JSON has no NaN: a component this machine cannot compute is null
+            components={k: None if v != v else v for k, v in result.components.items()},
+            unavailable=list(result.unavailable),
+            spec_hash=result.spec_hash,
+        )
+    if args.json:
+        print(json.dumps(report, allow_nan=False))
+    else:
+        _print_report(report, result, preset)
+    return 0

@@ -72,6 +72,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     farm = sub.add_parser("farm", help="run a render farm: broker + N headless Blender workers")
     _farm_options(farm, None)
     farm.add_argument(
+        "--svg-workers", type=int, metavar="N",
+        help="SVG workers (cairosvg, no Blender) for env svg; with --workers 0 and "
+        "target_workers 0 in --config, an SVG-only farm",
+    )  # fmt: skip
+    farm.add_argument(
         "--bind", action="append", metavar="ENDPOINT",
         help=f"client endpoint to bind, repeatable (default {DEFAULT_BIND})",
     )  # fmt: skip
@@ -133,7 +138,9 @@ def _config(args: argparse.Namespace) -> FarmConfig:
     """Flags over ``--config`` over defaults; the client address defaults to port 5555."""
     from dataclasses import replace
 
-    config = _load_config(args, workers=args.workers, bind=args.bind)
+    config = _load_config(
+        args, workers=args.workers, bind=args.bind, svg_workers=getattr(args, "svg_workers", None)
+    )
     return config if config.bind else replace(config, bind=(DEFAULT_BIND,))
 
 

@@ -69,7 +69,7 @@ from ..protocol.transport import (
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
 from .core import Handler, ServiceLike, decode_request, error_reply
-from .jobs import ROLES, Finish, Job, Pending
+from .jobs import ROLES, STEP, SVG, TARGET, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool
 from .reward_stage import Finished, RewardStage
@@ -104,6 +104,9 @@ class Broker:
             self.limits,
             datasets,
             default_preset=config.preset,
+            envs=config.envs(),
+            canvas=config.canvas(),
+            svg_deadline=config.svg_deadline,
         )
         self.targets = self.handler.targets
         self.rewards = RewardStage(self.frame, config.preset)
@@ -145,8 +148,9 @@ class Broker:
             self.remote = self._router(-1)
             self.remote_address = self._bind(self.remote, remote[0], curve)
         self.supervisor = Supervisor(config, Path(run_dir), self.backend_addresses)
+        hashes = {STEP: self.frame_hash, TARGET: self.frame_hash, SVG: config.canvas().hash()}
         self.pool = WorkerPool(
-            config, self.backends, self.remote, self.supervisor, self.metrics, self.frame_hash
+            config, self.backends, self.remote, self.supervisor, self.metrics, hashes
         )
         self.pending: dict[tuple[bytes, Any], Pending] = {}
         self._rendering: dict[str, list[tuple[Any, Any]]] = {}  # target id -> waiters
@@ -256,7 +260,7 @@ class Broker:
             raise Overloaded(
                 f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
-        masks = render = False
+        masks = render = elements = False
         if isinstance(req, Step | StepBatch):
             spec = self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest
             # A render (and the masks pass, a render too) only where someone uses it: a
@@ -268,6 +272,7 @@ class Broker:
                 )
             render = req.render and (spec.needs_pixels or req.masks)
             masks = render and (req.masks or "iou" in spec.weights)
+            elements = "svg_elements" in spec.weights
         p = Pending(
             envelope,
             req.id,
@@ -287,6 +292,7 @@ class Broker:
                 p,
                 lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
                 lambda e: self._done(p, 0, e),
+                req.env,
             )
         elif isinstance(req, Render):
             self.pool.submit(
@@ -299,8 +305,9 @@ class Broker:
             )
         else:
             preset = req.preset or self.config.preset
+            passes = {"masks": masks, "render": render, "elements": elements}
             for i, item in enumerate(items):
-                self._step(p, i, item, preset, req.masks, {"masks": masks, "render": render})
+                self._step(p, i, item, preset, req.masks, passes, req.env)
 
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -328,11 +335,19 @@ class Broker:
         preset: str,
         send_masks: bool,
         passes: dict[str, bool],
+        env: str | None,
     ) -> None:
         """Queue one script; ``passes``: whether the worker renders the image and the
-        masks (someone needs them), ``send_masks``: the client gets the masks."""
+        masks (someone needs them) and, for SVG, the shape descriptors; ``send_masks``:
+        the client gets the masks. The target's env picks the workers."""
 
         def run(target: Target) -> None:
+            if env is not None and env != target.env:
+                self._done(
+                    p, index, BadRequest(f"{target.target_id} is an {target.env} target, not {env}")
+                )
+                return
+
             def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
                 if error is not None or result is None:
                     self._done(p, index, error or InternalError("step returned nothing"))
@@ -347,48 +362,80 @@ class Broker:
                     Finished(item.script, target, preset, send_masks, script_run, done)
                 )
 
-            body = {"kind": "step", "script": item.script, "seed": item.seed, **passes}
+            if target.env == "svg":  # SVG always renders: the image is the whole result
+                body = {"kind": "svg", "script": item.script, "masks": True}
+                body["elements"] = passes["elements"]
+            else:
+                body = {"kind": "step", "script": item.script, "seed": item.seed}
+                body.update(masks=passes["masks"], render=passes["render"])
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)
-        self._with_target(cast(TargetSpec, item.target), p, run, lambda e: self._done(p, index, e))
+        self._with_target(
+            cast(TargetSpec, item.target), p, run, lambda e: self._done(p, index, e), env
+        )
 
-    def _with_target(self, spec: TargetSpec, p: Pending, then: Any, fail: Any) -> None:
-        """Call ``then(target)`` once the target exists (rendering it if needed)."""
+    def _with_target(
+        self, spec: TargetSpec, p: Pending, then: Any, fail: Any, env: str | None = None
+    ) -> None:
+        """Call ``then(target)`` once the target exists, rendering it once if needed: a
+        scene by a target worker, an SVG document by an SVG worker (a client's document is
+        untrusted XML, so it never renders in the broker)."""
         try:
             if isinstance(spec, TargetRef):
-                then(self.targets.get(spec.target_id))
+                target = self.targets.get(spec.target_id)
+                if target.env not in self.config.envs():
+                    raise BadRequest(f"this farm does not serve env {target.env!r}")
+                then(target)
                 return
-            scene = self.handler.scene_for(spec)
+            kind = self.handler.env_of(spec, env)
+            if kind not in self.config.envs():
+                raise BadRequest(
+                    f"this farm serves envs {list(self.config.envs())}, not {kind!r} "
+                    "(start it with svg_workers / workers)"
+                )
+            if kind == "svg":
+                text, tid = self.handler.svg_source(spec)
+                body = {"kind": "svg", "script": text, "masks": True, "elements": True}
+                make = lambda result: self.handler.svg_target_from(  # noqa: E731
+                    tid, text, ScriptRun.from_wire(result)
+                )
+            else:
+                scene = self.handler.scene_for(spec)
+                tid = target_id(scene, self.frame_hash)
+                body = {"kind": "render", "masks": True, "scene": scene_to_clevr(scene)}
+                make = lambda result: self.targets.put(  # noqa: E731
+                    Target(tid, scene, result["image"], result.get("masks"), self.frame_hash)
+                )
         except (UnknownTarget, ProtocolError) as exc:
             fail(exc)
             return
-        tid = target_id(scene, self.frame_hash)
         if tid in self.targets:
             then(self.targets.get(tid))
             return
         waiters = self._rendering.setdefault(tid, [])
         waiters.append((then, fail))
-        if len(waiters) > 1:  # this scene is already being rendered: wait for it
+        if len(waiters) > 1:  # this target is already being rendered: wait for it
             return
 
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
+            made: Target | ProtocolError
+            if error is not None or result is None:
+                made = error or InternalError("target render returned nothing")
+            else:
+                try:
+                    made = make(result)
+                except ProtocolError as exc:  # a refused SVG document
+                    made = exc
+                except (KeyError, TypeError, ValueError) as exc:  # a garbled worker result
+                    made = InternalError(f"unreadable target render: {exc}")
             for ok, bad in self._rendering.pop(tid, []):
-                if error is not None or result is None:
-                    bad(error or InternalError("target render returned nothing"))
+                if isinstance(made, ProtocolError):
+                    bad(made)
                 else:
-                    target = self.targets.put(
-                        Target(tid, scene, result["image"], result.get("masks"), self.frame_hash)
-                    )
-                    ok(target)
+                    ok(made)
 
-        self.pool.submit(
-            Job(
-                next(self._jids),
-                {"kind": "render", "masks": True, "scene": scene_to_clevr(scene)},
-                finish,
-            )
-        )
+        self.pool.submit(Job(next(self._jids), body, finish))
 
     def _done(self, p: Pending, index: int, value: dict[str, Any] | ProtocolError) -> None:
         if p.fill(index, value):

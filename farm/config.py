@@ -28,6 +28,12 @@ class FarmConfig:
     # Target workers render targets and trusted scenes and never run an agent script, so
     # no process that runs agent code ever holds a target (or learns one from a job).
     target_workers: int = 1
+    # SVG workers render agent SVG (derender.farm.svg_worker: CPython and cairosvg, no Blender)
+    # in the same OS sandbox; 0 serves no svg steps. workers = target_workers = 0 with
+    # svg_workers > 0 is an SVG-only farm that starts no Blender at all.
+    svg_workers: int = 0
+    svg_size: int = 64  # the SVG canvas side in px (the seed paper's 64x64)
+    svg_deadline: float = 1.0  # seconds one SVG render may take (svg.policy.SvgLimits)
     engine: str = field(default_factory=default_engine)  # EEVEE with a GPU, else Workbench
     size: int = 128  # the frame's width in px
     height: int | None = None  # None: square (height = size)
@@ -80,17 +86,26 @@ class FarmConfig:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if not isinstance(self.workers, int) or not 0 <= self.workers <= 256:
-            raise ValueError(f"workers must be an int in 0..256, got {self.workers!r}")
-        if not isinstance(self.target_workers, int) or not 1 <= self.target_workers <= 64:
-            raise ValueError(f"target_workers must be an int in 1..64, got {self.target_workers!r}")
+        for name, top in (("workers", 256), ("target_workers", 64), ("svg_workers", 256)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ValueError(f"{name} must be an int in 0..{top}, got {value!r}")
+        if self.workers + self.svg_workers == 0:
+            raise ValueError("a farm needs step workers: workers or svg_workers must be >= 1")
+        if self.workers and not self.target_workers:
+            raise ValueError("a farm with (Blender) step workers needs target_workers >= 1")
+        if not isinstance(self.svg_size, int) or not 8 <= self.svg_size <= 1024:
+            raise ValueError(f"svg_size must be an int in 8..1024, got {self.svg_size!r}")
         for name in ("size", "height"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 8 <= value <= 4096):
                 raise ValueError(f"{name} must be an int in 8..4096, got {value!r}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
-        for name in ("sandbox_deadline", "hard_deadline", "heartbeat_timeout", "request_timeout"):
+        for name in (
+            "sandbox_deadline", "svg_deadline", "hard_deadline", "heartbeat_timeout",
+            "request_timeout",
+        ):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus))
@@ -101,6 +116,17 @@ class FarmConfig:
         """The locked frame every worker renders in (and every target is made in)."""
         base = FrameSpec(engine=self.engine).with_size(self.size, self.height)
         return base if self.samples is None else replace(base, samples=self.samples)
+
+    def canvas(self) -> Any:
+        """The SVG environment's locked frame (:class:`derender.svg.SvgCanvas`)."""
+        from ..svg.canvas import SvgCanvas
+
+        return SvgCanvas(self.svg_size, self.svg_size)
+
+    def envs(self) -> tuple[str, ...]:
+        """The environment kinds this farm serves: "clevr" with Blender step workers,
+        "svg" with SVG workers."""
+        return (("clevr",) if self.workers else ()) + (("svg",) if self.svg_workers else ())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

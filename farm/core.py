@@ -34,6 +34,7 @@ from ..protocol.messages import (
     Step,
     StepBatch,
     StepItem,
+    SvgTarget,
     TargetRef,
     TargetSpec,
     parse_request,
@@ -110,7 +111,12 @@ class Handler:
         limits: ServerLimits | None = None,
         datasets: Mapping[str, Sequence[Scene]] | None = None,
         default_preset: str = DEFAULT_PRESET,
+        envs: Sequence[str] = ("clevr",),
+        canvas: Any = None,
+        svg_deadline: float = 1.0,
     ) -> None:
+        """``envs``: the environment kinds served (their steps have workers); ``canvas``:
+        the SVG environment's frame (:class:`derender.svg.SvgCanvas`), default 64 px."""
         from .. import reward
 
         self.service = service
@@ -124,6 +130,9 @@ class Handler:
         self.default_preset = default_preset
         self.frame_hash: str = service.frame.hash()
         self._generator = GeneratorConfig(frame=service.frame)
+        self.envs = tuple(envs)
+        self._canvas = canvas
+        self._svg_deadline = svg_deadline
 
     # -- entry points -------------------------------------------------------------
     def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
@@ -154,7 +163,10 @@ class Handler:
         elif isinstance(req, Info):
             body = self.info()
         elif isinstance(req, Reset):
-            target = self.resolve(req.target)
+            if self.env_of(req.target, req.env) == "svg":
+                target = self.svg_target(req.target)
+            else:
+                target = self.resolve(req.target)
             body = self.target_body(target, req.masks)
         elif isinstance(req, Step):
             body = self.step(req.item, req.preset, req.masks)
@@ -169,6 +181,11 @@ class Handler:
     # -- requests -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         frame = self.service.frame
+        sheets = {"clevr": cheatsheet()}
+        if "svg" in self.envs:
+            from ..svg.cheatsheet import svg_cheatsheet
+
+            sheets["svg"] = svg_cheatsheet(self.canvas)
         return {
             "server": {"name": "derender", "version": __version__},
             "protocol": {"versions": list(SUPPORTED_VERSIONS), "limits": self.limits.to_dict()},
@@ -179,8 +196,71 @@ class Handler:
             "reward_presets": list(self.presets),
             "default_preset": self.default_preset,
             "datasets": {k: len(v) for k, v in self.datasets.items()},
-            "cheatsheet": cheatsheet(),
+            "cheatsheet": sheets["clevr"],
+            # added in 0.3 (SPEC.md 4): the kinds served, each one's cheat sheet, the canvas
+            "envs": list(self.envs),
+            "cheatsheets": sheets,
+            **({"canvas": self.canvas.to_dict()} if "svg" in self.envs else {}),
         }
+
+    @property
+    def canvas(self) -> Any:
+        """The SVG canvas (made on first use: importing derender.svg is not free)."""
+        if self._canvas is None:
+            from ..svg.canvas import SvgCanvas
+
+            self._canvas = SvgCanvas()
+        return self._canvas
+
+    def env_of(self, spec: TargetSpec | str, env: str | None) -> str:
+        """The environment kind of a target spec under a request's ``env``."""
+        if isinstance(spec, SvgTarget):
+            if env not in (None, "svg"):
+                raise BadRequest(f"an svg target spec cannot be a target of env {env!r}")
+            return "svg"
+        return env or "clevr"
+
+    def svg_source(self, spec: TargetSpec) -> tuple[str, str]:
+        """(document, target id) of the SVG target a seed or svg spec names; BadRequest if
+        it names none. A client's document is as untrusted as an agent's: it is rendered
+        where agent SVG is (a sandboxed SVG worker on a farm), never in the broker."""
+        from ..protocol.targets import svg_target_id
+        from ..svg import SvgGeneratorConfig, generate
+        from ..svg.generator import SvgGenerationError
+
+        if isinstance(spec, SvgTarget):
+            text = spec.svg
+        elif isinstance(spec, SeedTarget):
+            try:
+                text = generate(spec.seed, spec.index, SvgGeneratorConfig(self.canvas)).to_svg()
+            except SvgGenerationError as exc:
+                raise BadRequest(str(exc)) from exc
+        else:
+            raise BadRequest(f"env 'svg' takes a seed or an svg target spec, not {spec!r:.60}")
+        return text, svg_target_id(text, self.canvas.hash())
+
+    def svg_target_from(self, tid: str, text: str, run: ScriptRun) -> Target:
+        """The target a rendered document makes; BadRequest if the policy refused it."""
+        if run.outcome != "ok" or run.image is None:
+            raise BadRequest(f"the target SVG was refused ({run.outcome}): {run.message}")
+        elements = tuple(run.elements or ())
+        target = Target(
+            tid, Scene(()), run.image, run.masks, self.canvas.hash(), "svg", text, elements
+        )
+        return self.targets.put(target)
+
+    def svg_target(self, spec: TargetSpec) -> Target:
+        """The SVG target of ``spec`` rendered in this process (the in-process path only)."""
+        from ..svg.policy import SvgLimits
+        from ..svg.render import render
+
+        text, tid = self.svg_source(spec)
+        if tid in self.targets:
+            return self.targets.get(tid)
+        made = render(text, self.canvas, SvgLimits(deadline_s=self._svg_deadline))
+        run = ScriptRun(made.outcome, made.message, image=made.image, masks=made.masks,
+                        elements=list(made.elements or ()))  # fmt: skip
+        return self.svg_target_from(tid, text, run)
 
     def resolve(self, spec: TargetSpec | str) -> Target:
         """The target for a spec (a str is a target id), from the cache or rendered now."""
@@ -216,6 +296,11 @@ class Handler:
         for item in items:
             try:
                 target = self.resolve(item.target)
+                if target.env != "clevr":
+                    raise BadRequest(
+                        "this server runs bpy scripts only: svg steps run on a farm's SVG "
+                        "workers (derender farm --svg-workers N)"
+                    )
                 t0 = time.perf_counter()
                 res = self.service.step(item.script, seed=item.seed, masks=True)
                 service_s = time.perf_counter() - t0
@@ -283,6 +368,17 @@ class Handler:
 
     def target_body(self, target: Target, masks: bool) -> dict[str, Any]:
         """The reply members of ``reset`` for a made target (SPEC.md section 4)."""
+        if target.env == "svg":
+            return {
+                "target_id": target.target_id,
+                "frame_hash": target.frame_hash,
+                "frame": self.canvas.to_dict(),
+                "env": "svg",
+                "svg": target.svg,
+                "scene": None,
+                "image": target.image,
+                "masks": target.masks if masks else None,
+            }
         return {
             "target_id": target.target_id,
             "frame_hash": target.frame_hash,

@@ -20,14 +20,15 @@ from ..protocol.errors import ProtocolError
 Finish = Callable[[dict[str, Any] | None, ProtocolError | None], None]
 
 # Worker roles. Step workers run agent scripts (untrusted); target workers render targets
-# and client scenes (trusted) and never receive a script.
-STEP, TARGET = "step", "target"
-ROLES: tuple[str, ...] = (STEP, TARGET)
+# and client scenes (trusted) and never receive a script; SVG workers render agent SVG
+# (untrusted; no Blender: derender.farm.svg_worker). SVG targets render in the broker.
+STEP, TARGET, SVG = "step", "target", "svg"
+ROLES: tuple[str, ...] = (STEP, TARGET, SVG)
 
 
 @dataclass(eq=False)
 class Job:
-    """One unit of worker work: ``body["kind"]`` is ``step`` or ``render``."""
+    """One unit of worker work: ``body["kind"]`` is ``step``, ``render`` or ``svg``."""
 
     jid: int
     body: dict[str, Any]
@@ -44,8 +45,9 @@ class Job:
 
     @property
     def role(self) -> str:
-        """Which workers may run it: scripts go to step workers, renders to target ones."""
-        return STEP if self.kind == "step" else TARGET
+        """Which workers may run it: scripts go to step workers, renders to target ones,
+        agent SVG to SVG workers."""
+        return {"step": STEP, "svg": SVG}.get(self.kind, TARGET)
 
 
 @dataclass(eq=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import zmq
@@ -44,14 +45,14 @@ class WorkerPool:
         remote: zmq.Socket | None,
         supervisor: Supervisor,
         metrics: Metrics,
-        frame_hash: str,
+        frame_hashes: Mapping[str, str],
     ) -> None:
         self.config = config
         self.sockets = sockets  # role -> the local backend of that role
         self.remote = remote  # the CURVE backend workers on other hosts join through
         self.supervisor = supervisor
         self.metrics = metrics
-        self.frame_hash = frame_hash
+        self.frame_hashes = frame_hashes  # role -> the frame (or SVG canvas) hash it renders
         self.workers: dict[str, WorkerState] = {}
         self.queues: dict[str, deque[Job]] = {role: deque() for role in ROLES}
         self._idle: dict[str, deque[str]] = {role: deque() for role in ROLES}
@@ -164,7 +165,8 @@ class WorkerPool:
             if not local:  # where its host says it runs (status only: never trusted further)
                 ws.node = str(msg["node"]) if msg.get("node") is not None else None
                 ws.gpu = int(msg["gpu"]) if isinstance(msg.get("gpu"), int) else None
-            if msg.get("frame_hash") != self.frame_hash or msg.get("role") != ws.role:
+            expected = self.frame_hashes.get(ws.role)
+            if msg.get("frame_hash") != expected or msg.get("role") != ws.role:
                 log.error(
                     "worker %s is a %s worker for frame %s; the farm expects a %s worker "
                     "for frame %s: dropping it",
@@ -172,7 +174,7 @@ class WorkerPool:
                     msg.get("role"),
                     msg.get("frame_hash"),
                     ws.role,
-                    self.frame_hash,
+                    expected,
                 )
                 self._lost(ws, "wrong frame or role")
                 return

@@ -39,6 +39,7 @@ def score_steps(
     if not steps:
         return []
     t0 = time.perf_counter()
+    clevr = [s.target.env == "clevr" for s in steps]
     scored = score_batch(
         [s.run.image for s in steps],
         [s.target.image for s in steps],
@@ -47,16 +48,23 @@ def score_steps(
         render_masks=[s.run.masks for s in steps],
         target_masks=[s.target.masks for s in steps],
         scenes=[s.run.scene for s in steps],
-        target_scenes=[s.target.scene for s in steps],
+        target_scenes=[s.target.scene if c else None for s, c in zip(steps, clevr, strict=True)],
         codes=[s.script for s in steps],
-        reference_codes=[dsl_program(s.target.scene) for s in steps],
+        # the ground truth a script's length is held against: the DSL program, or the SVG
+        reference_codes=[
+            dsl_program(s.target.scene) if c else s.target.svg
+            for s, c in zip(steps, clevr, strict=True)
+        ],
+        elements=[s.run.elements for s in steps],
+        target_elements=[
+            None if c else list(s.target.elements) for s, c in zip(steps, clevr, strict=True)
+        ],
     )
     per_step = (time.perf_counter() - t0) / len(steps)
-    frame_hash = frame.hash()
     bodies = []
     for s, sc in zip(steps, scored, strict=True):
         body = s.run.to_wire(frame)
-        del body["recycle"]  # between the worker and the pool only
+        del body["recycle"], body["elements"]  # between the worker and the broker only
         body.update(
             masks=s.run.masks if s.send_masks else None,
             timings={**s.run.timings, "reward": per_step},
@@ -66,7 +74,7 @@ def score_steps(
             preset=preset,
             spec_hash=sc.spec_hash,
             target_id=s.target.target_id,
-            frame_hash=frame_hash,
+            frame_hash=s.target.frame_hash,
         )
         bodies.append(body)
     return bodies

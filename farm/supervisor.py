@@ -52,7 +52,7 @@ from typing import IO, Any
 
 from .config import FarmConfig
 from .gpu_devices import gpu_mounts
-from .jobs import ROLES, STEP, TARGET
+from .jobs import ROLES, STEP, SVG, TARGET
 from .os_sandbox import (
     BASE_ENV,
     Mount,
@@ -219,12 +219,16 @@ class Supervisor:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
-        for slot in range(self.config.workers + self.config.target_workers):
+        c = self.config
+        for slot in range(c.workers + c.target_workers + c.svg_workers):
             self.spawn(slot)
 
     def role(self, slot: int) -> str:
-        """Slots 0..workers-1 hold step workers, the rest target workers."""
-        return STEP if slot < self.config.workers else TARGET
+        """Slots 0..workers-1 hold step workers, the next target_workers target workers,
+        the rest SVG workers."""
+        if slot < self.config.workers:
+            return STEP
+        return TARGET if slot < self.config.workers + self.config.target_workers else SVG
 
     def spawn(self, slot: int) -> WorkerProcess:
         """Start a fresh worker process in ``slot`` (which must be empty)."""
@@ -394,7 +398,9 @@ class Supervisor:
         """The worker's own command line (:meth:`launch` wraps it in the sandbox)."""
         args = self.worker_args(identity, role)
         roots = [str(r) for r in import_roots()]
-        if self.config.blender:
+        # An SVG worker is plain CPython (cairosvg), whatever runs the Blender workers.
+        module = "derender.farm.svg_worker" if role == SVG else "derender.addon.worker"
+        if self.config.blender and role != SVG:
             # Blender's bundled Python is 3.11 like ours: make this environment's packages
             # (and the editable derender install, or the add-on's files and wheels)
             # importable, then run the same main.
@@ -416,10 +422,10 @@ class Supervisor:
             ]
         # -I: no PYTHON* variables, no user site, no script dir or cwd on sys.path
         if not roots:
-            return [sys.executable, "-I", "-B", "-m", "derender.addon.worker", *args]
+            return [sys.executable, "-I", "-B", "-m", module, *args]
         boot = (
             f"import sys; sys.path[:0] = {roots!r}; "
-            "from derender.addon.worker import main; "
+            f"from {module} import main; "
             "sys.exit(main(sys.argv[1:]))"
         )
         return [sys.executable, "-I", "-B", "-c", boot, *args]

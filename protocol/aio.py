@@ -105,8 +105,10 @@ class AsyncClient(ClientBase):
         scene: Scene | None = None,
         dataset: str | None = None,
         masks: bool = True,
+        env: str = "clevr",
+        svg: str | None = None,
     ) -> Target:
-        req = self._reset_request(seed, index, scene, dataset, masks)
+        req = self._reset_request(seed, index, scene, dataset, masks, env, svg)
         return target_from_wire(await self._call(req, idempotent=True))
 
     async def step(

@@ -44,6 +44,7 @@ from .messages import (
     Step,
     StepBatch,
     StepItem,
+    SvgTarget,
     TargetSpec,
 )
 from .results import RenderResult, ServerInfo, StepResult, target_from_wire
@@ -62,13 +63,19 @@ def as_target_spec(target: TargetLike) -> TargetSpec | str:
 
 
 def reset_spec(
-    seed: int | None, index: int, scene: Scene | None, dataset: str | None
+    seed: int | None,
+    index: int,
+    scene: Scene | None,
+    dataset: str | None,
+    svg: str | None = None,
 ) -> TargetSpec:
-    given = [x is not None for x in (seed, scene, dataset)]
+    given = [x is not None for x in (seed, scene, dataset, svg)]
     if sum(given) != 1:
-        raise ValueError("reset needs exactly one of seed=, scene=, dataset=")
+        raise ValueError("reset needs exactly one of seed=, scene=, dataset=, svg=")
     if seed is not None:
         return SeedTarget(seed, index)
+    if svg is not None:
+        return SvgTarget(svg)
     if scene is not None:
         return SceneTarget(scene)
     assert dataset is not None
@@ -114,9 +121,18 @@ class ClientBase:
 
     # -- requests, built once for both clients (sans I/O) -------------------------------
     def _reset_request(
-        self, seed: int | None, index: int, scene: Scene | None, dataset: str | None, masks: bool
+        self,
+        seed: int | None,
+        index: int,
+        scene: Scene | None,
+        dataset: str | None,
+        masks: bool,
+        env: str = "clevr",
+        svg: str | None = None,
     ) -> Reset:
-        return Reset(self._next_id(), reset_spec(seed, index, scene, dataset), masks, self.encoding)
+        spec = reset_spec(seed, index, scene, dataset, svg)
+        kind = None if env == "clevr" and svg is None else "svg" if svg is not None else env
+        return Reset(self._next_id(), spec, masks, self.encoding, kind)
 
     def _step_requests(
         self,
@@ -266,9 +282,14 @@ class Client(ClientBase):
         scene: Scene | None = None,
         dataset: str | None = None,
         masks: bool = True,
+        env: str = "clevr",
+        svg: str | None = None,
     ) -> Target:
-        """Make (render and cache) a target on the server; returns it with its id."""
-        req = self._reset_request(seed, index, scene, dataset, masks)
+        """Make (render and cache) a target on the server; returns it with its id.
+
+        ``env="svg"``: a seeded SVG composition (or ``svg=``, a document of your own);
+        steps against it take SVG documents as their scripts."""
+        req = self._reset_request(seed, index, scene, dataset, masks, env, svg)
         return target_from_wire(self._call(req, idempotent=True))
 
     def step(

@@ -21,6 +21,9 @@ REQUEST_TYPES: tuple[str, ...] = (
     "ping", "info", "reset", "step", "step_batch", "render", "status",
 )  # fmt: skip
 _MAX_INT = 2**63 - 1
+# Environment kinds (SPEC.md 4, added in 0.3): the CLEVR scenes rebuilt in Blender, and
+# the SVG round trip. A request without ``env`` means "clevr".
+ENVS: tuple[str, ...] = ("clevr", "svg")
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,20 @@ class DatasetTarget:
 
 
 @dataclass(frozen=True)
+class SvgTarget:
+    """An SVG document as the target (env "svg"): the client's own composition."""
+
+    svg: str
+
+
+@dataclass(frozen=True)
 class TargetRef:
     """A target the server already made (by ``reset``)."""
 
     target_id: str
 
 
-TargetSpec = SeedTarget | SceneTarget | DatasetTarget | TargetRef
+TargetSpec = SeedTarget | SceneTarget | DatasetTarget | SvgTarget | TargetRef
 
 
 def target_to_wire(spec: TargetSpec | str) -> dict[str, Any]:
@@ -83,7 +93,7 @@ def target_to_wire(spec: TargetSpec | str) -> dict[str, Any]:
         return {"target_id": spec}
     if isinstance(spec, SceneTarget):
         return {"scene": scene_to_clevr(spec.scene)}
-    if isinstance(spec, SeedTarget | DatasetTarget | TargetRef):
+    if isinstance(spec, SeedTarget | DatasetTarget | SvgTarget | TargetRef):
         return asdict(spec)
     raise TypeError(f"not a target spec: {spec!r:.80}")
 
@@ -128,10 +138,10 @@ def parse_scene(data: Any, where: str, limits: ServerLimits) -> Scene:
 def parse_target(data: Any, where: str, limits: ServerLimits, allow_ref: bool = True) -> TargetSpec:
     if not isinstance(data, dict):
         raise BadRequest(f"{where} must be a target spec object, got {type(data).__name__}")
-    kinds = [k for k in ("seed", "scene", "dataset", "target_id") if k in data]
+    kinds = [k for k in ("seed", "scene", "dataset", "svg", "target_id") if k in data]
     if len(kinds) != 1:
         raise BadRequest(
-            f"{where} must have exactly one of seed, scene, dataset, target_id; "
+            f"{where} must have exactly one of seed, scene, dataset, svg, target_id; "
             f"got {sorted(data)[:8]}"
         )
     kind = kinds[0]
@@ -143,6 +153,8 @@ def parse_target(data: Any, where: str, limits: ServerLimits, allow_ref: bool = 
         return DatasetTarget(
             _str(data, "dataset", where, limits.max_dataset_chars), _int(data, "index", where, 0)
         )
+    if kind == "svg":
+        return SvgTarget(_str(data, "svg", where, limits.max_script_chars))
     if not allow_ref:
         raise BadRequest(f"{where}: reset makes a target; it cannot take a target_id")
     return TargetRef(_str(data, "target_id", where, limits.max_target_id_chars))
@@ -189,13 +201,11 @@ class Reset(Request):
     target: TargetSpec = SeedTarget(0)
     masks: bool = True
     encoding: str = "raw"
+    env: str | None = None  # None: "clevr" (an SvgTarget is "svg" either way)
 
     def _members(self) -> dict[str, Any]:
-        return {
-            "target": target_to_wire(self.target),
-            "masks": self.masks,
-            "encoding": self.encoding,
-        }
+        body = {"target": target_to_wire(self.target), "masks": self.masks}
+        return {**body, "encoding": self.encoding, **_env(self.env)}
 
 
 @dataclass(frozen=True)
@@ -216,10 +226,11 @@ class Step(Request):
     masks: bool = False
     encoding: str = "raw"
     render: bool = True  # False: no image; the reward comes from the read-back scene
+    env: str | None = None  # for a seed target spec; a target id carries its own
 
     def _members(self) -> dict[str, Any]:
         options = _options(self.preset, self.masks, self.encoding, self.render)
-        return {**self.item.to_wire(), **options}
+        return {**self.item.to_wire(), **options, **_env(self.env)}
 
 
 @dataclass(frozen=True)
@@ -230,11 +241,13 @@ class StepBatch(Request):
     masks: bool = False
     encoding: str = "raw"
     render: bool = True
+    env: str | None = None
 
     def _members(self) -> dict[str, Any]:
         return {
             "items": [i.to_wire() for i in self.items],
             **_options(self.preset, self.masks, self.encoding, self.render),
+            **_env(self.env),
         }
 
 
@@ -256,6 +269,18 @@ def _options(preset: str | None, masks: bool, encoding: str, render: bool) -> di
     if not render:  # sent only when false: a version-1 server without it renders anyway
         out["render"] = False
     return out
+
+
+def _env(env: str | None) -> dict[str, Any]:
+    return {} if env is None else {"env": env}  # absent for clevr: older servers are unaffected
+
+
+def parse_env(header: Mapping[str, Any]) -> str | None:
+    """The request's ``env`` (None when absent); BadRequest names an unknown one."""
+    env = header.get("env")
+    if env is not None and env not in ENVS:
+        raise BadRequest(f"env must be one of {ENVS}, got {env!r:.40}")
+    return env
 
 
 def request_id(header: Mapping[str, Any], limits: ServerLimits) -> str | int | None:
@@ -312,7 +337,7 @@ def parse_request(header: Mapping[str, Any], limits: ServerLimits = ServerLimits
         raise BadRequest(f"encoding must be one of {ENCODINGS}, got {encoding!r:.40}")
     if kind == "reset":
         target = parse_target(header.get("target"), "target", limits, allow_ref=False)
-        return Reset(rid, target, _bool(header, "masks", True), encoding)
+        return Reset(rid, target, _bool(header, "masks", True), encoding, parse_env(header))
     if kind == "render":
         scene = parse_scene(header.get("scene"), "scene", limits)
         return Render(rid, scene, _bool(header, "masks", True), encoding)
@@ -325,11 +350,12 @@ def parse_request(header: Mapping[str, Any], limits: ServerLimits = ServerLimits
         )
     masks = _bool(header, "masks", False)
     render = _bool(header, "render", True)
+    env = parse_env(header)
     if kind == "step":
-        return Step(rid, _item(header, "step", limits), preset, masks, encoding, render)
+        return Step(rid, _item(header, "step", limits), preset, masks, encoding, render, env)
     items = header.get("items")
     if not isinstance(items, list) or not 0 < len(items) <= limits.max_batch:
         count = len(items) if isinstance(items, list) else type(items).__name__
         raise BadRequest(f"items must be a list of 1..{limits.max_batch} steps, got {count}")
     parsed = tuple(_item(it, f"items[{i}]", limits) for i, it in enumerate(items))
-    return StepBatch(rid, parsed, preset, masks, encoding, render)
+    return StepBatch(rid, parsed, preset, masks, encoding, render, env)

@@ -35,7 +35,8 @@ class ScriptRun:
 
     Only an ``ok`` run has an image (unless it was render-free) and a read-back scene.
     ``recycle``: the worker that ran it asks to be replaced (a violation, a tampered
-    frame, a failed render). ``cpu_timings`` stay in the process that measured them."""
+    frame, a failed render). ``elements`` and ``recycle`` go from the worker to the broker
+    only; a step reply carries the rest. ``cpu_timings`` stay in the process that measured them."""
 
     outcome: str  # one of protocol.errors.OUTCOMES
     message: str = ""  # human message ("" when ok)
@@ -46,6 +47,7 @@ class ScriptRun:
     scene: Scene | None = None  # the agent's objects read back as a CLEVR scene
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     unmapped: int = 0  # the script's objects the read-back could not map to CLEVR objects
+    elements: list[Any] | None = None  # an SVG run's drawn shapes (svg.render descriptors)
     recycle: bool = False
     cpu_timings: dict[str, float] = field(default_factory=dict, compare=False)
 
@@ -65,6 +67,7 @@ class ScriptRun:
             "masks": self.masks,
             "scene": None if self.scene is None else scene_to_clevr(self.scene, frame),
             "unmapped": self.unmapped,
+            "elements": self.elements,
             "timings": dict(self.timings),
             "recycle": self.recycle,
         }
@@ -84,6 +87,7 @@ class ScriptRun:
             scene=_scene(d.get("scene")),
             timings=_floats(d.get("timings")),
             unmapped=int(d.get("unmapped") or 0),
+            elements=d.get("elements"),
             recycle=bool(d.get("recycle")),
         )
 
@@ -100,6 +104,9 @@ class ServerInfo:
     default_preset: str
     datasets: dict[str, int]
     cheatsheet: str
+    # added in 0.3: the environment kinds served and each one's cheat sheet
+    envs: tuple[str, ...] = ("clevr",)
+    cheatsheets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ServerInfo:
@@ -114,16 +121,20 @@ class ServerInfo:
             default_preset=d["default_preset"],
             datasets=dict(d.get("datasets", {})),
             cheatsheet=d["cheatsheet"],
+            envs=tuple(d.get("envs", ("clevr",))),
+            cheatsheets=dict(d.get("cheatsheets") or {"clevr": d["cheatsheet"]}),
         )
 
 
 def target_from_wire(d: Mapping[str, Any]) -> Target:
     return Target(
         target_id=d["target_id"],
-        scene=scene_from_clevr(d["scene"]),
+        scene=_scene(d.get("scene")) or Scene(()),
         image=d["image"],
         masks=d.get("masks"),
         frame_hash=d["frame_hash"],
+        env=d.get("env", "clevr"),
+        svg=d.get("svg"),
     )
 
 

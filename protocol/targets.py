@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,15 +29,28 @@ def target_id(scene: Scene, frame_hash: str) -> str:
     return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def svg_target_id(svg: str, canvas_hash: str) -> str:
+    """The id of an SVG target: ``t-`` + 16 hex digits over the canvas and the document."""
+    blob = json.dumps([canvas_hash, "svg", svg], separators=(",", ":"))
+    return "t-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Target:
-    """A rendered target: what a step is compared against."""
+    """A rendered target: what a step is compared against.
+
+    An SVG target (``env`` "svg") has an empty ``scene``; its ground truth is ``svg`` and
+    ``elements`` are its drawn shapes' descriptors (``svg.render``), and ``frame_hash`` is
+    the SVG canvas's hash."""
 
     target_id: str
     scene: Scene
     image: np.ndarray
     masks: np.ndarray | None
     frame_hash: str
+    env: str = "clevr"
+    svg: str | None = None
+    elements: tuple[Any, ...] = ()
 
 
 class TargetCache:

@@ -45,6 +45,7 @@ from .edges import soft_edge_l2, soft_edges
 from .scene_graph import SceneGraphScore, scene_graph_score
 from .spec import DEFAULT_PRESET, RewardSpec, preset, term
 from .ssim import ssim
+from .svg_elements import svg_elements_score
 
 log = logging.getLogger(__name__)
 _IMAGE_METRICS = ("lpips", "ssim", "mse", "edge_l2")
@@ -52,7 +53,7 @@ _IMAGE_METRICS = ("lpips", "ssim", "mse", "edge_l2")
 WORST: MappingProxyType[str, float] = MappingProxyType(
     {
         "lpips": 1.0, "ssim": 0.0, "mse": 1.0, "edge_l2": 1.0, "iou": 0.0,
-        "scene_graph": 0.0, "code_length": 0.0, "valid": 0.0,
+        "scene_graph": 0.0, "code_length": 0.0, "valid": 0.0, "svg_elements": 0.0,
     }
 )  # fmt: skip
 
@@ -161,8 +162,13 @@ def score_batch(
     codes: Sequence[str | None] | None = None,
     reference_codes: Sequence[str | None] | None = None,
     backgrounds: Sequence[np.ndarray | None] | None = None,
+    elements: Sequence[Sequence[Any] | None] | None = None,
+    target_elements: Sequence[Sequence[Any] | None] | None = None,
 ) -> list[RewardResult]:
     """Score N pairs; ``spec`` defaults to the default preset, ``outcomes`` to all "ok".
+
+    ``elements``/``target_elements``: SVG shape descriptors (``svg.render``), for the
+    ``svg_elements`` component.
 
     Foreground IoU uses the instance masks when both are given, else a background-difference
     mask against ``backgrounds[i]`` (the empty-frame render), else it is unavailable.
@@ -181,6 +187,8 @@ def score_batch(
             ("target_scenes", target_scenes),
             ("codes", codes),
             ("reference_codes", reference_codes),
+            ("elements", elements),
+            ("target_elements", target_elements),
         )
     }
     model = lpips_model(spec) if "lpips" in spec.weights else None
@@ -281,6 +289,10 @@ def _pair_components(
         if pred is not None and goal is not None:
             sg = scene_graph_score(pred, goal)
             c["scene_graph"] = sg.score
+    if "svg_elements" in spec.weights:
+        shapes, goal_shapes = extra["elements"], extra["target_elements"]
+        if shapes is not None and goal_shapes is not None:
+            c["svg_elements"] = svg_elements_score(shapes, goal_shapes)
     if "code_length" in spec.weights:
         code, ref = extra["codes"], extra["reference_codes"]
         if code is not None and ref is not None:

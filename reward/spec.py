@@ -13,6 +13,7 @@ edge_l2        RLRF edge L2, [0, 1]             1 - edge_l2
 code_length    RLRF length reward, [0, 1]       code_length
 valid          outcome validity, {0, .5, 1}     valid
 scene_graph    scene-graph score, [0, 1]        scene_graph
+svg_elements   SVG shape matching, [0, 1]       svg_elements
 =============  ==============================  ===================================
 
 reward = Σ w·term over the available terms × (Σ all w / Σ available w): the preset's formula
@@ -36,6 +37,11 @@ Presets (the maximum reward is the sum of the weights):
   as the right one (0.9 of the oracle without LPIPS weights), so it is not the default.
 * ``rlrf``: RLRF's image terms and code-length reward, maximum 1.0.
 * ``scene``: scene-graph first, maximum 1.0.
+* ``seed-svg``: the seed paper's SVG composite, 0.6·(1−LPIPS) + 0.2·SSIM + 0.2·IoU (IoU of
+  the non-background masks), maximum 1.0; the SVG environment's default.
+* ``svg-elements``: the shapes matched element by element against the target's SVG
+  (:mod:`.svg_elements`) carry the ranking, checked against the pixels: 0.5·svg_elements
+  + 0.2·(1−LPIPS) + 0.1·SSIM + 0.2·IoU, maximum 1.0.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from typing import Any
 
 COMPONENTS: tuple[str, ...] = (
     "lpips", "ssim", "mse", "iou", "edge_l2", "code_length", "valid", "scene_graph",
+    "svg_elements",
 )  # fmt: skip
 # Components computed from the render (or its instance masks).
 PIXEL_COMPONENTS = frozenset({"lpips", "ssim", "mse", "iou", "edge_l2"})
@@ -85,12 +92,19 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         # No pixels at all: the read-back scene against the target's. Its steps skip the
         # render (the seed paper's "bypass Blender for most training steps").
         "graph": {"weights": {"scene_graph": 0.9, "valid": 0.1}, "size": 64},
+        # The SVG environment (module docstring).
+        "seed-svg": {"weights": {"lpips": 0.6, "ssim": 0.2, "iou": 0.2}, "size": 64},
+        "svg-elements": {
+            "weights": {"svg_elements": 0.5, "lpips": 0.2, "ssim": 0.1, "iou": 0.2},
+            "size": 64,
+        },
     }
 )
 
 
 # The preset a server, the Gymnasium env and the trainer adapters use unless told otherwise.
 DEFAULT_PRESET = "graph_image"
+SVG_DEFAULT_PRESET = "seed-svg"  # the same for the SVG environment
 
 
 def term(name: str, value: float) -> float:

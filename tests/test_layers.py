@@ -19,12 +19,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "scenes": frozenset(),
     "protocol": frozenset({"scenes"}),
     "reward": frozenset({"scenes", "protocol"}),
-    "farm": frozenset({"scenes", "protocol", "reward"}),
-    "addon": frozenset({"scenes", "protocol", "reward", "farm"}),
-    "rl": frozenset({"scenes", "protocol", "reward", "farm"}),
-    "jobs": frozenset({"scenes", "protocol", "reward", "farm", "rl"}),
-    "bench": frozenset({"scenes", "protocol", "reward", "farm", "addon", "rl", "jobs"}),
-    "cli": frozenset({"scenes", "protocol", "reward", "farm", "addon", "rl", "jobs", "bench"}),
+    "svg": frozenset({"scenes", "protocol", "reward"}),
+    "farm": frozenset({"scenes", "protocol", "reward", "svg"}),
+    "addon": frozenset({"scenes", "protocol", "reward", "svg", "farm"}),
+    "rl": frozenset({"scenes", "protocol", "reward", "svg", "farm"}),
+    "jobs": frozenset({"scenes", "protocol", "reward", "svg", "farm", "rl"}),
+    "bench": frozenset({"scenes", "protocol", "reward", "svg", "farm", "addon", "rl", "jobs"}),
+    "cli": frozenset(
+        {"scenes", "protocol", "reward", "svg", "farm", "addon", "rl", "jobs", "bench"}
+    ),
 }
 # Blender's own modules: only the add-on (and the tools that drive it) import them.
 BLENDER = frozenset({"bpy", "bmesh", "mathutils", "gpu", "bpy_extras", "addon_utils"})

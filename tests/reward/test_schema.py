@@ -38,6 +38,7 @@ def _mixed_batch(spec, synth, scenes20, order):
         scenes=[synth.near_miss(scene) if r else None for r in rendered],
         target_scenes=[scene] * len(order),
         codes=[dsl_program(scene)] * len(order), reference_codes=[dsl_program(scene)] * len(order),
+        elements=[[]] * len(order), target_elements=[[]] * len(order),  # svg-elements' input
     )  # fmt: skip
 
 
