@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import bpy
 
-from ..farm.core import Handler
+from ..farm.in_process import Handler
 from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem
 from ..protocol.results import StepResult, target_from_wire
 from ..protocol.targets import Target

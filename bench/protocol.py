@@ -23,7 +23,7 @@ from typing import cast
 
 import numpy as np
 import zmq
-from derender.farm.core import Handler
+from derender.farm.in_process import Handler
 from derender.protocol import codec
 from derender.protocol.client import Client
 from derender.protocol.messages import Ping, SeedTarget, Step, StepItem, parse_request

@@ -2,7 +2,7 @@
 
 Clients speak protocol v1 unchanged (SPEC.md), plus the farm-only ``status`` request.
 Request meaning (validation, target specs, ``info``, target bodies) comes from
-:class:`derender.farm.core.Handler`; the broker adds what a farm needs around it:
+:class:`derender.farm.core.RequestCore`; the broker adds what a farm needs around it:
 
 - fan-out: a request becomes jobs for :class:`.pool.WorkerPool` (which owns workers,
   dispatch, deadlines, retries); a ``step_batch`` spreads over all step workers; at most
@@ -68,7 +68,7 @@ from ..protocol.transport import (
 )
 from ..scenes import Scene, scene_to_clevr
 from .config import FarmConfig
-from .core import Handler, ServiceLike, decode_request, error_reply
+from .core import Passes, RequestCore, decode_request, error_reply
 from .jobs import ROLES, STEP, SVG, TARGET, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool
@@ -76,13 +76,6 @@ from .reward_stage import Finished, RewardStage
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-
-
-class _FrameOnly:
-    """The part of a Service the Handler's request helpers use: the frame."""
-
-    def __init__(self, frame: Any) -> None:
-        self.frame = frame
 
 
 class Broker:
@@ -99,16 +92,15 @@ class Broker:
         self.frame = config.frame()
         self.frame_hash = self.frame.hash()
         self.limits = ServerLimits(max_pending=config.max_pending, max_targets=config.max_targets)
-        self.handler = Handler(
-            cast(ServiceLike, _FrameOnly(self.frame)),  # the broker never calls step/render
+        self.core = RequestCore(
+            self.frame,
             self.limits,
             datasets,
             default_preset=config.preset,
             envs=config.envs(),
             canvas=config.canvas(),
-            svg_deadline=config.svg_deadline,
         )
-        self.targets = self.handler.targets
+        self.targets = self.core.targets
         self.rewards = RewardStage(self.frame, config.preset)
         self.metrics = Metrics()
         binds = list(config.bind) or ["tcp://127.0.0.1:*"]
@@ -246,7 +238,7 @@ class Broker:
             self._reply(envelope, {**body, **self.status()}, "raw")
             return
         if isinstance(req, Ping | Info):
-            self._reply(envelope, self.handler.handle(req), encoding)
+            self._reply(envelope, self.core.answer(req), encoding)
             self.metrics.answered(req.type, 0.0)
             return
         items: tuple[StepItem, ...] = ()
@@ -260,19 +252,7 @@ class Broker:
             raise Overloaded(
                 f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
-        masks = render = elements = False
-        if isinstance(req, Step | StepBatch):
-            spec = self.handler.reward_spec(req.preset or self.config.preset)  # BadRequest
-            # A render (and the masks pass, a render too) only where someone uses it: a
-            # scene-graph preset, or a request that says render: false, needs no pixels.
-            if not req.render and not spec.scores_without_pixels:
-                raise BadRequest(
-                    f"render: false with preset {spec.preset!r} would score validity alone: "
-                    "its terms need the image; use a preset with a scene-graph term"
-                )
-            render = req.render and (spec.needs_pixels or req.masks)
-            masks = render and (req.masks or "iou" in spec.weights)
-            elements = "svg_elements" in spec.weights
+        passes = self.core.passes(req) if isinstance(req, Step | StepBatch) else None
         p = Pending(
             envelope,
             req.id,
@@ -290,7 +270,7 @@ class Broker:
             self._with_target(
                 req.target,
                 p,
-                lambda t: self._done(p, 0, self.handler.target_body(t, masks)),
+                lambda t: self._done(p, 0, self.core.target_body(t, masks)),
                 lambda e: self._done(p, 0, e),
                 req.env,
             )
@@ -305,7 +285,7 @@ class Broker:
             )
         else:
             preset = req.preset or self.config.preset
-            passes = {"masks": masks, "render": render, "elements": elements}
+            assert passes is not None  # a step or a step_batch
             for i, item in enumerate(items):
                 self._step(p, i, item, preset, req.masks, passes, req.env)
 
@@ -334,7 +314,7 @@ class Broker:
         item: StepItem,
         preset: str,
         send_masks: bool,
-        passes: dict[str, bool],
+        passes: Passes,
         env: str | None,
     ) -> None:
         """Queue one script; ``passes``: whether the worker renders the image and the
@@ -364,10 +344,10 @@ class Broker:
 
             if target.env == "svg":  # SVG always renders: the image is the whole result
                 body = {"kind": "svg", "script": item.script, "masks": True}
-                body["elements"] = passes["elements"]
+                body["elements"] = passes.elements
             else:
                 body = {"kind": "step", "script": item.script, "seed": item.seed}
-                body.update(masks=passes["masks"], render=passes["render"])
+                body.update(masks=passes.masks, render=passes.render)
             self.pool.submit(Job(next(self._jids), body, finish, owner=p))
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)
@@ -388,20 +368,20 @@ class Broker:
                     raise BadRequest(f"this farm does not serve env {target.env!r}")
                 then(target)
                 return
-            kind = self.handler.env_of(spec, env)
+            kind = self.core.env_of(spec, env)
             if kind not in self.config.envs():
                 raise BadRequest(
                     f"this farm serves envs {list(self.config.envs())}, not {kind!r} "
                     "(start it with svg_workers / workers)"
                 )
             if kind == "svg":
-                text, tid = self.handler.svg_source(spec)
+                text, tid = self.core.svg_source(spec)
                 body = {"kind": "svg", "script": text, "masks": True, "elements": True}
-                make = lambda result: self.handler.svg_target_from(  # noqa: E731
+                make = lambda result: self.core.svg_target_from(  # noqa: E731
                     tid, text, ScriptRun.from_wire(result)
                 )
             else:
-                scene = self.handler.scene_for(spec)
+                scene = self.core.scene_for(spec)
                 tid = target_id(scene, self.frame_hash)
                 body = {"kind": "render", "masks": True, "scene": scene_to_clevr(scene)}
                 make = lambda result: self.targets.put(  # noqa: E731

@@ -1,11 +1,12 @@
-"""One request in, one reply out: the transport-independent core of a derender server.
+"""The request core of a derender server, without I/O: decode, validate, plan, answer.
 
-``Handler.handle_frames`` takes the frames after the routing envelope and returns the
-reply frames. It never raises for bad input: every failure becomes a typed error reply
-(SPEC.md section 5). It drives any object with the ``addon.service.Service`` interface
-(``frame``, ``render_scene``, ``step``) and scores steps in-process with
-:mod:`derender.reward`; it imports neither bpy nor zmq, so it is tested and reused
-outside Blender.
+:func:`decode_request` turns a request's frames into a header (never raising), and
+:class:`RequestCore` holds what every server decides the same way: ``info``, the reward
+presets, what a target spec names (a scene, a dataset entry, an SVG document), the target
+cache, which passes a step's worker runs (:meth:`RequestCore.passes`) and the reply body
+of a made target. The farm's broker drives it between its sockets and its workers; the
+panel's in-process path (:mod:`.in_process`) drives it with a Service. It imports neither
+bpy nor zmq.
 """
 
 from __future__ import annotations
@@ -13,37 +14,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from .. import __version__
 from ..protocol import codec
-from ..protocol.errors import BadRequest, InternalError, ProtocolError, RenderError
+from ..protocol.errors import BadRequest, ProtocolError
 from ..protocol.messages import (
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     DatasetTarget,
     Info,
     Ping,
-    Render,
-    Request,
-    Reset,
     SceneTarget,
     SeedTarget,
     ServerLimits,
     Step,
     StepBatch,
-    StepItem,
     SvgTarget,
-    TargetRef,
     TargetSpec,
-    parse_request,
     request_id,
 )
 from ..protocol.results import ScriptRun
-from ..protocol.targets import Target, TargetCache, target_id
+from ..protocol.targets import Target, TargetCache
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import (
+    FrameSpec,
     GenerationError,
     GeneratorConfig,
     Scene,
@@ -52,19 +48,11 @@ from ..scenes import (
 )
 from ..scenes import universe as universe_mod
 from ..scenes.cheatsheet import cheatsheet
-from .scoring import FinishedStep, score_steps
 
 log = logging.getLogger(__name__)
 
 
-class ServiceLike(Protocol):
-    """What the handler needs from ``addon.service.Service``."""
-
-    frame: Any
-
-    def render_scene(self, scene: Scene, masks: bool = True) -> Any: ...
-
-    def step(self, script: str, seed: int = 0, masks: bool = True) -> ScriptRun: ...
+log = logging.getLogger(__name__)
 
 
 def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
@@ -102,24 +90,32 @@ def decode_request(frames: Sequence[Any], limits: ServerLimits) -> Incoming:
     return incoming
 
 
-class Handler:
-    """Dispatches requests to a service, keeps the target cache, scores steps."""
+@dataclass(frozen=True)
+class Passes:
+    """What a step's worker runs besides the script."""
+
+    render: bool  # the image
+    masks: bool  # the instance masks (a second, flat render)
+    elements: bool  # an SVG run's shape descriptors (the element-level score)
+
+
+class RequestCore:
+    """What a server decides about a request, whichever way it then runs it."""
 
     def __init__(
         self,
-        service: ServiceLike,
+        frame: FrameSpec,
         limits: ServerLimits | None = None,
         datasets: Mapping[str, Sequence[Scene]] | None = None,
         default_preset: str = DEFAULT_PRESET,
         envs: Sequence[str] = ("clevr",),
         canvas: Any = None,
-        svg_deadline: float = 1.0,
     ) -> None:
         """``envs``: the environment kinds served (their steps have workers); ``canvas``:
         the SVG environment's frame (:class:`derender.svg.SvgCanvas`), default 64 px."""
         from .. import reward
 
-        self.service = service
+        self.frame = frame
         self.limits = limits or ServerLimits()
         self.datasets = {k: list(v) for k, v in (datasets or {}).items()}
         self.targets = TargetCache(self.limits.max_targets)
@@ -128,59 +124,35 @@ class Handler:
         if default_preset not in self.presets:
             raise ValueError(f"default_preset {default_preset!r} is not one of {self.presets}")
         self.default_preset = default_preset
-        self.frame_hash: str = service.frame.hash()
-        self._generator = GeneratorConfig(frame=service.frame)
+        self.frame_hash: str = frame.hash()
+        self._generator = GeneratorConfig(frame=frame)
         self.envs = tuple(envs)
         self._canvas = canvas
-        self._svg_deadline = svg_deadline
 
-    # -- entry points -------------------------------------------------------------
-    def handle_frames(self, frames: Sequence[Any]) -> list[bytes]:
-        """Reply frames for request frames (header first); never raises on bad input."""
-        incoming = decode_request(frames, self.limits)
-        rid, kind, encoding = incoming.rid, incoming.kind, incoming.encoding
-        try:
-            if incoming.error is not None:
-                raise incoming.error
-            assert incoming.header is not None
-            reply = self.handle(parse_request(incoming.header, self.limits))
-        except ProtocolError as exc:
-            reply = error_reply(rid, kind, exc)
-        except Exception as exc:  # a bug must not stop the loop; the client learns what
-            log.exception("internal error handling request %r", rid)
-            reply = error_reply(rid, kind, InternalError(f"{type(exc).__name__}: {exc}"))
-        try:
-            return codec.encode(reply, encoding)
-        except (ValueError, TypeError) as exc:  # a reply member the wire cannot carry: a bug
-            log.exception("cannot encode the reply to request %r", rid)
-            return codec.encode(error_reply(rid, kind, InternalError(f"unencodable reply: {exc}")))
-
-    def handle(self, req: Request) -> dict[str, Any]:
-        """The reply header (arrays inline) for a parsed request."""
-        body: dict[str, Any]
-        if isinstance(req, Ping):
-            body = {"time": time.time()}
-        elif isinstance(req, Info):
-            body = self.info()
-        elif isinstance(req, Reset):
-            if self.env_of(req.target, req.env) == "svg":
-                target = self.svg_target(req.target)
-            else:
-                target = self.resolve(req.target)
-            body = self.target_body(target, req.masks)
-        elif isinstance(req, Step):
-            body = self.step(req.item, req.preset, req.masks)
-        elif isinstance(req, StepBatch):
-            body = {"results": self.step_batch(req.items, req.preset, req.masks)}
-        elif isinstance(req, Render):
-            body = self.render(req.scene, req.masks)
-        else:  # parse_request only makes the types above and Status
-            raise BadRequest(f"{req.type!r} requests are answered by a farm, not this server")
+    def answer(self, req: Ping | Info) -> dict[str, Any]:
+        """The reply to a request the core answers by itself."""
+        body = {"time": time.time()} if isinstance(req, Ping) else self.info()
         return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
 
-    # -- requests -----------------------------------------------------------------
+    def passes(self, req: Step | StepBatch) -> Passes:
+        """What a step's worker runs: a render (and the masks pass, a render too) only
+        where someone uses it; a scene-graph preset, or ``render: false``, needs no pixels.
+        BadRequest for an unknown preset, or render: false with a preset that needs pixels."""
+        spec = self.reward_spec(req.preset or self.default_preset)
+        if not req.render and not spec.scores_without_pixels:
+            raise BadRequest(
+                f"render: false with preset {spec.preset!r} would score validity alone: "
+                "its terms need the image; use a preset with a scene-graph term"
+            )
+        render = req.render and (spec.needs_pixels or req.masks)
+        return Passes(
+            render=render,
+            masks=render and (req.masks or "iou" in spec.weights),
+            elements="svg_elements" in spec.weights,
+        )
+
     def info(self) -> dict[str, Any]:
-        frame = self.service.frame
+        frame = self.frame
         sheets = {"clevr": cheatsheet()}
         if "svg" in self.envs:
             from ..svg.cheatsheet import svg_cheatsheet
@@ -249,86 +221,6 @@ class Handler:
         )
         return self.targets.put(target)
 
-    def svg_target(self, spec: TargetSpec) -> Target:
-        """The SVG target of ``spec`` rendered in this process (the in-process path only)."""
-        from ..svg.policy import SvgLimits
-        from ..svg.render import render
-
-        text, tid = self.svg_source(spec)
-        if tid in self.targets:
-            return self.targets.get(tid)
-        made = render(text, self.canvas, SvgLimits(deadline_s=self._svg_deadline))
-        run = ScriptRun(made.outcome, made.message, image=made.image, masks=made.masks,
-                        elements=list(made.elements or ()))  # fmt: skip
-        return self.svg_target_from(tid, text, run)
-
-    def resolve(self, spec: TargetSpec | str) -> Target:
-        """The target for a spec (a str is a target id), from the cache or rendered now."""
-        if isinstance(spec, str):
-            return self.targets.get(spec)
-        if isinstance(spec, TargetRef):
-            return self.targets.get(spec.target_id)
-        scene = self.scene_for(spec)
-        tid = target_id(scene, self.frame_hash)
-        if tid in self.targets:
-            return self.targets.get(tid)
-        result = self._render(scene, masks=True)
-        return self.targets.put(Target(tid, scene, result.image, result.masks, self.frame_hash))
-
-    def step(self, item: StepItem, preset: str | None, masks: bool) -> dict[str, Any]:
-        return self.step_batch([item], preset, masks, item_errors=False)[0]
-
-    def step_batch(
-        self,
-        items: Sequence[StepItem],
-        preset: str | None,
-        masks: bool,
-        item_errors: bool = True,
-    ) -> list[dict[str, Any]]:
-        """Run every script, then score all of them in one batched reward call.
-
-        An item that cannot run (e.g. an unknown target id) gets an ``error`` entry instead
-        of sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
-        """
-        name = preset or self.default_preset
-        spec = self.reward_spec(name)
-        runs: list[FinishedStep | ProtocolError] = []
-        for item in items:
-            try:
-                target = self.resolve(item.target)
-                if target.env != "clevr":
-                    raise BadRequest(
-                        "this server runs bpy scripts only: svg steps run on a farm's SVG "
-                        "workers (derender farm --svg-workers N)"
-                    )
-                t0 = time.perf_counter()
-                res = self.service.step(item.script, seed=item.seed, masks=True)
-                service_s = time.perf_counter() - t0
-            except ProtocolError as exc:
-                if not item_errors:
-                    raise
-                runs.append(exc)
-                continue
-            run = replace(res, timings={**res.timings, "service": service_s})
-            runs.append(FinishedStep(item.script, target, run, send_masks=masks))
-        done = iter(
-            score_steps(
-                [r for r in runs if isinstance(r, FinishedStep)], spec, name, self.service.frame
-            )
-        )
-        return [
-            {"error": r.to_dict()} if isinstance(r, ProtocolError) else next(done) for r in runs
-        ]
-
-    def render(self, scene: Scene, masks: bool) -> dict[str, Any]:
-        result = self._render(scene, masks)
-        return {
-            "image": result.image,
-            "masks": result.masks if masks else None,
-            "timings": dict(result.timings),
-            "frame_hash": self.frame_hash,
-        }
-
     # -- helpers ------------------------------------------------------------------
     def reward_spec(self, name: str) -> Any:
         """The reward spec of a preset; BadRequest names an unknown one."""
@@ -358,14 +250,6 @@ class Handler:
             )
         return scenes[spec.index]
 
-    def _render(self, scene: Scene, masks: bool) -> Any:
-        try:
-            return self.service.render_scene(scene, masks=masks)
-        except ProtocolError:
-            raise
-        except Exception as exc:  # Blender failures arrive as assorted exception types
-            raise RenderError(f"rendering the scene failed: {type(exc).__name__}: {exc}") from exc
-
     def target_body(self, target: Target, masks: bool) -> dict[str, Any]:
         """The reply members of ``reset`` for a made target (SPEC.md section 4)."""
         if target.env == "svg":
@@ -382,8 +266,8 @@ class Handler:
         return {
             "target_id": target.target_id,
             "frame_hash": target.frame_hash,
-            "frame": self.service.frame.to_dict(),
-            "scene": scene_to_clevr(target.scene, self.service.frame),
+            "frame": self.frame.to_dict(),
+            "scene": scene_to_clevr(target.scene, self.frame),
             "image": target.image,
             "masks": target.masks if masks else None,
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from derender.farm.core import Handler
+from derender.farm.in_process import Handler
 from derender.protocol import codec
 from derender.protocol.messages import Ping, Reset, SeedTarget
 from derender.scenes import FrameSpec

@@ -104,7 +104,7 @@ def test_serve_gives_the_farms_rewards(tmp_path: Path, spawn_serve, farm_rewards
 def test_the_panels_in_process_path_gives_the_farms_rewards(farm_rewards) -> None:
     from derender.addon.service import Service
     from derender.farm.config import FarmConfig
-    from derender.farm.core import Handler
+    from derender.farm.in_process import Handler
     from derender.protocol.messages import Reset, SceneTarget, StepBatch, StepItem
 
     frame = FarmConfig(engine="workbench", size=SIZE).frame()
