@@ -8,7 +8,7 @@ The config travels to the farm process as JSON (``to_dict``/``from_dict``).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,11 @@ from typing import Any
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import FrameSpec
 from ..scenes.frame import ENGINES, default_engine
+
+
+def endpoints(bind: str | Sequence[str] | None) -> tuple[str, ...]:
+    """One endpoint, several, or none, as the tuple ``FarmConfig.bind`` holds."""
+    return (bind,) if isinstance(bind, str) else tuple(bind or ())
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,12 @@ class FarmConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
                 raise ValueError(f"{name} must be an int in 0..{top}, got {value!r}")
-        if self.workers + self.svg_workers == 0:
-            raise ValueError("a farm needs step workers: workers or svg_workers must be >= 1")
-        if self.workers and not self.target_workers:
+        if self.workers + self.svg_workers == 0 and not self.remote_backend:
+            raise ValueError(
+                "a farm needs step workers: workers or svg_workers must be >= 1, or a "
+                "remote_backend for worker hosts (derender farm join, RayFarm)"
+            )
+        if "clevr" in self.envs() and not self.target_workers:
             raise ValueError("a farm with (Blender) step workers needs target_workers >= 1")
         if not isinstance(self.svg_size, int) or not 8 <= self.svg_size <= 1024:
             raise ValueError(f"svg_size must be an int in 8..1024, got {self.svg_size!r}")
@@ -109,8 +117,7 @@ class FarmConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         object.__setattr__(self, "gpus", tuple(int(g) for g in self.gpus))
-        bind = (self.bind,) if isinstance(self.bind, str) else tuple(self.bind or ())
-        object.__setattr__(self, "bind", bind)
+        object.__setattr__(self, "bind", endpoints(self.bind))
 
     def frame(self) -> FrameSpec:
         """The locked frame every worker renders in (and every target is made in)."""
@@ -124,9 +131,10 @@ class FarmConfig:
         return SvgCanvas(self.svg_size, self.svg_size)
 
     def envs(self) -> tuple[str, ...]:
-        """The environment kinds this farm serves: "clevr" with Blender step workers,
-        "svg" with SVG workers."""
-        return (("clevr",) if self.workers else ()) + (("svg",) if self.svg_workers else ())
+        """The environment kinds this farm serves: "clevr" with Blender step workers (its
+        own, or those worker hosts add through ``remote_backend``), "svg" with SVG workers."""
+        clevr = self.workers or self.remote_backend
+        return (("clevr",) if clevr else ()) + (("svg",) if self.svg_workers else ())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import FarmConfig
+from .config import FarmConfig, endpoints
 from .os_sandbox import import_roots
 
 
@@ -68,8 +68,7 @@ class LocalFarm:
         """``options`` are further :class:`FarmConfig` fields (deadlines, limits, ...)."""
         if engine is not None:
             options["engine"] = engine
-        binds = (bind,) if isinstance(bind, str) else tuple(bind or ())
-        self.config = FarmConfig(workers=workers, size=size, bind=binds, **options)
+        self.config = FarmConfig(workers=workers, size=size, bind=endpoints(bind), **options)
         self.address = ""
         self._control = ""
         self.run_dir: Path | None = None

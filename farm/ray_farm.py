@@ -49,7 +49,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..protocol.keys import KeyPair, create_keypair, load_keys
-from .config import FarmConfig
+from .config import FarmConfig, endpoints
 from .host_link import FarmLink, check_key_hidden
 from .jobs import STEP
 from .local import LocalFarm
@@ -188,7 +188,7 @@ class RayFarm:
         max_restarts: int = -1,
         backend_host: str | None = None,
         namespace: str = NAMESPACE,
-        bind: str | None = None,
+        bind: str | Sequence[str] | None = None,
         **options: Any,
     ) -> None:
         """``options``: :class:`FarmConfig` fields, as for :class:`LocalFarm`;
@@ -204,8 +204,7 @@ class RayFarm:
             num_gpus = 1.0 / workers_per_gpu
         if engine is not None:
             options["engine"] = engine
-        binds = () if bind is None else (bind,)
-        self.config = FarmConfig(workers=workers, size=size, bind=binds, **options)
+        self.config = FarmConfig(workers=workers, size=size, bind=endpoints(bind), **options)
         self.workers = workers
         self.ray_address = ray_address
         self.actor_options: dict[str, Any] = {

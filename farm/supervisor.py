@@ -52,7 +52,7 @@ from typing import IO, Any
 
 from .config import FarmConfig
 from .gpu_devices import gpu_mounts
-from .jobs import ROLES, STEP, SVG, TARGET
+from .jobs import STEP, SVG, TARGET
 from .os_sandbox import (
     BASE_ENV,
     Mount,
@@ -187,7 +187,7 @@ class Supervisor:
                     (share_socket_dir(socket_path(backends[role])),),
                     tmpfs_mb=config.os_sandbox_tmpfs_mb,
                 )
-                for role in ROLES
+                for role in backends  # the roles this supervisor starts workers for
             }
             self.os_sandbox_problem = unavailable_reason(self._specs[STEP])
             self.os_sandboxed = self.os_sandbox_problem is None

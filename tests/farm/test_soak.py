@@ -61,7 +61,7 @@ def _soak(steps: int) -> None:
             # sandboxed workers keep nothing on the host: their /tmp and /dev/shm are
             # private tmpfs that die with them; the run dir holds the socket dir only
             names = sorted(p.name for p in run_dir.iterdir())
-            assert names == ["address", "control.sock", "step", "target"]
+            assert names == ["address", "control.sock", "step", "svg", "target"]
             for role in ("step", "target"):
                 assert [p.name for p in (run_dir / role).iterdir()] == ["backend.sock"]
             # (a worker still starting has not told its pid yet: pid 0)
