@@ -107,23 +107,15 @@ class SearchSpace(Generic[State]):
 def search_space(env: Env = "clevr", config: Any = None) -> SearchSpace[Any]:
     """CLEVR scenes (``config`` a GeneratorConfig) or SVG compositions (an
     SvgGeneratorConfig, whose canvas must be the farm's)."""
-    if env == "svg":
-        svg = config or SvgGeneratorConfig()
-        if not isinstance(svg, SvgGeneratorConfig):
-            raise TypeError(f"env 'svg' searches with an SvgGeneratorConfig, got {type(svg)}")
-        return SearchSpace(
-            lambda rng: generate(rng.getrandbits(62), 0, svg),
-            lambda rng, comp: propose_svg(rng, comp, svg),
-            lambda comp: comp.to_svg(),
-            SVG_DEFAULT_PRESET,
-        )
-    cfg = config or GeneratorConfig()
-    if not isinstance(cfg, GeneratorConfig):
-        raise TypeError(f"env 'clevr' searches with a GeneratorConfig, got {type(cfg)}")
+    kind, make, edit, write, preset = _SPACES[env]
+    cfg = config or kind()
+    if not isinstance(cfg, kind):
+        raise TypeError(f"env {env!r} searches with a {kind.__name__}, got {type(cfg)}")
     return SearchSpace(
-        lambda rng: generate_scene(rng.getrandbits(62), 0, cfg),
-        lambda rng, scene: propose(rng, scene, cfg),
-        dsl_program,
+        lambda rng: make(rng.getrandbits(62), 0, cfg),
+        lambda rng, state: edit(rng, state, cfg),
+        write,
+        preset,
     )
 
 
@@ -235,6 +227,15 @@ def propose_svg(rng: random.Random, comp: Composition, cfg: SvgGeneratorConfig) 
     if kind == "remove" and n > cfg.min_shapes:
         return without(comp, i)
     return comp
+
+
+# env -> (its generator config, prior, proposal, writer, preset): what search_space builds
+_SPACES: dict[
+    str, tuple[type, Callable[..., Any], Callable[..., Any], Callable[[Any], str], str | None]
+] = {
+    "clevr": (GeneratorConfig, generate_scene, propose, dsl_program, None),
+    "svg": (SvgGeneratorConfig, generate, propose_svg, Composition.to_svg, SVG_DEFAULT_PRESET),
+}
 
 
 class SearchAgent:
