@@ -83,9 +83,12 @@ def farm_loop(docs: Sequence[str], size: int, workers: int, preset: str) -> dict
     from ..protocol.client import Client
     from ..protocol.results import StepResult
 
-    options = dict(workers=0, target_workers=0, svg_workers=workers, svg_size=size)
+    svg_only = LocalFarm(
+        workers=0, target_workers=0, svg_workers=workers, svg_size=size, preset=preset,
+        metrics_interval=0,
+    )  # fmt: skip
     with (
-        LocalFarm(**options, preset=preset, metrics_interval=0) as farm,
+        svg_only as farm,
         Client(farm.address, timeout=600) as client,
     ):
         target = client.reset(seed=0, index=0, env="svg")

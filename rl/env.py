@@ -151,8 +151,9 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             from ..farm.local import LocalFarm
 
             if env == "svg":
-                options = dict(workers=0, target_workers=0, svg_workers=workers)
-                self.farm = LocalFarm(**options, svg_size=size or 64).start()
+                self.farm = LocalFarm(
+                    workers=0, target_workers=0, svg_workers=workers, svg_size=size or 64
+                ).start()
             else:
                 self.farm = LocalFarm(workers=workers, engine=engine, size=size or 128).start()
             address = self.farm.address
