@@ -100,3 +100,16 @@ def test_svg_curriculum_knobs_shape_the_targets(address):
         DerenderEnv(address, env="svg", svg_curriculum={"shapes": ("star",)})
     with pytest.raises(ValueError, match="env"):
         DerenderEnv(address, env="vector")
+
+
+def test_embedded_svg_farm_starts_no_blender_and_stops_on_close():
+    env = gym.make(SVG_ENV_ID, workers=1, size=32)
+    farm = env.unwrapped.farm
+    try:
+        roles = [w["role"] for w in farm.status()["workers"]]
+        assert roles == ["svg"]  # an SVG-only farm: no step or target worker, no Blender
+        obs, _ = env.reset(seed=0)
+        assert obs["target"].shape == (32, 32, 3)
+    finally:
+        env.close()
+    assert env.unwrapped.farm is None and farm.pid is None
