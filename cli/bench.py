@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     farm = targets.add_parser(
         "farm", help="farm steps/s vs bare bpy loop and vs a process per episode"
     )
+    farm.add_argument(
+        "--env", choices=("clevr", "svg"), default="clevr",
+        help="clevr: Blender engines vs a bare bpy loop; svg: SVG workers vs a bare cairosvg loop",
+    )  # fmt: skip
     farm.add_argument("--engines", nargs="+", choices=ENGINES, default=["workbench", "cycles"])
     farm.add_argument("--size", type=int, default=64, help="render size in px (default 64)")
     farm.add_argument("--workers", type=int, default=2)
@@ -77,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ray", action="store_true",
         help="also run the workers as Ray actors (a Ray of its own, loopback): (d) vs local",
     )  # fmt: skip
+    farm.add_argument(
+        "--preset", default="seed-svg", help="reward preset of the svg farm (default seed-svg)"
+    )
     farm.add_argument("--json", type=Path, help="also write the report as JSON here")
     farm.set_defaults(func=run_farm)
 
@@ -92,12 +99,18 @@ def _script(name: str, argv: list[str]) -> int:
 
 
 def run_farm(args: argparse.Namespace) -> int:
-    from ..bench.farm import format_report, run
+    if args.env == "svg":
+        from ..bench import svg_farm
 
-    report = run(
-        args.engines, args.size, args.workers, args.steps, args.episodes, args.repeat, args.ray
-    )
-    print(format_report(report))
+        report = svg_farm.run(args.workers, args.size, args.steps, args.repeat, args.preset)
+        print(svg_farm.format_report(report))
+    else:
+        from ..bench.farm import format_report, run
+
+        report = run(
+            args.engines, args.size, args.workers, args.steps, args.episodes, args.repeat, args.ray
+        )
+        print(format_report(report))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

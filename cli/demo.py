@@ -37,6 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.agent_seed, help="agents' random seed")
     add_frame_options(p, size=str(d.size))
     p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument(
+        "--svg-targets", type=int, default=d.svg_targets,
+        help=f"SVG compositions for the SVG part (default {d.svg_targets}; 0: CLEVR only)",
+    )  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -54,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             agent_seed=args.seed,
             **farm_frame(args),
             workers=args.workers,
+            svg_targets=args.svg_targets,
         )
     except ValueError as exc:
         print(f"derender demo: {exc}", file=sys.stderr)

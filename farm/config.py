@@ -16,6 +16,7 @@ from typing import Any
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import FrameSpec
 from ..scenes.frame import ENGINES, default_engine
+from .jobs import SVG
 
 
 def endpoints(bind: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -62,6 +63,10 @@ class FarmConfig:
     start_timeout: float = 120.0  # a worker that is not ready by then is killed
     # lifecycle
     recycle_every: int = 500  # restart a worker after this many jobs (0: never)
+    # An SVG worker keeps no state between jobs (a fresh tree and surface per render) and
+    # a job takes ~2 ms against ~1 s to start a replacement: after 500 jobs it would spend
+    # as long restarting as rendering (bench farm --env svg).
+    svg_recycle_every: int = 20000
     max_attempts: int = 2  # a job whose worker died is retried until this many tries
     restart_backoff: float = 0.5  # first restart delay after an unexplained death
     restart_backoff_max: float = 30.0
@@ -129,6 +134,10 @@ class FarmConfig:
         from ..svg.canvas import SvgCanvas
 
         return SvgCanvas(self.svg_size, self.svg_size)
+
+    def recycle_after(self, role: str) -> int:
+        """Jobs a worker of ``role`` serves before it is replaced (0: never)."""
+        return self.svg_recycle_every if role == SVG else self.recycle_every
 
     def envs(self) -> tuple[str, ...]:
         """The environment kinds this farm serves: "clevr" with Blender step workers (its

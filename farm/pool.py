@@ -190,9 +190,8 @@ class WorkerPool:
         ws.jobs_done += 1
         if ws.slot is not None:
             self.supervisor.healthy(ws.slot)
-        recycle = bool(msg.get("recycle")) or (
-            self.config.recycle_every > 0 and ws.jobs_done >= self.config.recycle_every
-        )
+        limit = self.config.recycle_after(ws.role)
+        recycle = bool(msg.get("recycle")) or (limit > 0 and ws.jobs_done >= limit)
         if recycle:
             self._retire(ws)
         else:

@@ -10,6 +10,12 @@ resize, change material, rotate, add or remove one object), scores all of them i
 pipelined ``step_many`` call so every farm worker is busy, and moves to the best proposal
 with a Boltzmann acceptance on the reward difference. It is an anytime algorithm: its
 best-so-far curve over renders is what the demo reports per budget.
+
+The SVG environment (``env="svg"``) has the same three baselines over a
+:class:`SearchSpace` of compositions (:mod:`derender.svg.generator`): the oracle sends the
+target's own document, random a composition from the generator's prior, and search runs
+the same sampler with single-element edits of the SVG element list (move one shape,
+recolour it, replace it, add or remove one).
 """
 
 from __future__ import annotations
@@ -19,11 +25,22 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from ..protocol.results import StepResult
 from ..protocol.targets import Target
+from ..reward.spec import SVG_DEFAULT_PRESET
+from ..rl.prompt import Env
 from ..scenes import GeneratorConfig, Scene, SceneObject, dsl_program, generate_scene
+from ..svg.generator import (
+    PALETTES,
+    Composition,
+    SvgGeneratorConfig,
+    generate,
+    moved,
+    recoloured,
+    without,
+)
 
 if TYPE_CHECKING:  # agents take any connected client; importing it would load zmq
     from ..protocol.client import Client
@@ -54,35 +71,69 @@ class Agent(Protocol):
     def solve(self, client: Client, target: Target) -> Attempt: ...
 
 
-def _one_shot(name: str, client: Client, target: Target, script: str) -> Attempt:
+def _one_shot(
+    name: str, client: Client, target: Target, script: str, preset: str | None = None
+) -> Attempt:
     t0 = time.perf_counter()
-    res = client.step(script, target.target_id)
+    res = client.step(script, target.target_id, preset=preset)
     return Attempt(name, script, res, 1, time.perf_counter() - t0, ((1, res.reward),))
 
 
 class OracleAgent:
-    """The ground-truth DSL program of the target scene: the reward's upper reference."""
+    """The ground truth: the target scene's DSL program, or an SVG target's own document."""
 
     name = "oracle"
 
     def solve(self, client: Client, target: Target) -> Attempt:
+        if target.env == "svg":
+            return _one_shot(self.name, client, target, str(target.svg), SVG_DEFAULT_PRESET)
         return _one_shot(self.name, client, target, dsl_program(target.scene))
 
 
+State = TypeVar("State")
+
+
+@dataclass(frozen=True)
+class SearchSpace(Generic[State]):
+    """What the random and search agents walk over: a prior, one-block proposals, the
+    script a state is submitted as, and the preset it is scored with (None: the farm's)."""
+
+    sample: Callable[[random.Random], State]
+    propose: Callable[[random.Random, State], State]
+    write: Callable[[State], str]
+    preset: str | None = None
+
+
+def search_space(env: Env = "clevr", config: Any = None) -> SearchSpace[Any]:
+    """CLEVR scenes (``config`` a GeneratorConfig) or SVG compositions (an
+    SvgGeneratorConfig, whose canvas must be the farm's)."""
+    kind, make, edit, write, preset = _SPACES[env]
+    cfg = config or kind()
+    if not isinstance(cfg, kind):
+        raise TypeError(f"env {env!r} searches with a {kind.__name__}, got {type(cfg)}")
+    return SearchSpace(
+        lambda rng: make(rng.getrandbits(62), 0, cfg),
+        lambda rng, state: edit(rng, state, cfg),
+        write,
+        preset,
+    )
+
+
 class RandomAgent:
-    """A random valid scene from the generator's prior, written as a DSL program."""
+    """A random valid scene (or SVG composition) from the generator's prior."""
 
     name = "random"
 
-    def __init__(self, seed: int = 0, config: GeneratorConfig | None = None) -> None:
-        self.config = config or GeneratorConfig()
+    def __init__(self, seed: int = 0, config: Any = None, env: Env = "clevr") -> None:
+        self.space = search_space(env, config)
         self._rng = random.Random(f"random-agent:{seed}")
 
-    def sample(self) -> Scene:
-        return generate_scene(self._rng.getrandbits(62), 0, self.config)
+    def sample(self) -> Any:
+        return self.space.sample(self._rng)
 
     def solve(self, client: Client, target: Target) -> Attempt:
-        return _one_shot(self.name, client, target, dsl_program(self.sample()))
+        script = self.space.write(self.sample())
+        return _one_shot(self.name, client, target, script, self.space.preset)
 
 
 # -- proposals ----------------------------------------------------------------------------
@@ -156,6 +207,37 @@ def propose(rng: random.Random, scene: Scene, cfg: GeneratorConfig) -> Scene:
     return Scene(tuple(objs))
 
 
+def propose_svg(rng: random.Random, comp: Composition, cfg: SvgGeneratorConfig) -> Composition:
+    """The composition with one element edited: moved by 1-8 px, recoloured, replaced by a
+    fresh shape of the prior, or one added or removed (within the shape-count knobs)."""
+    n = len(comp.shapes)
+    kind = rng.choices(("move", "recolour", "replace", "add", "remove"), (4, 2, 1, 0.75, 0.75))[0]
+    if n == 0 or (kind == "add" and n < cfg.max_shapes):
+        one = generate(rng.getrandbits(62), 0, replace(cfg, min_shapes=1, max_shapes=1))
+        return replace(comp, shapes=(*comp.shapes, *one.shapes))
+    i = rng.randrange(n)
+    if kind == "move":
+        step = rng.choice((1, 3, 8))
+        return moved(comp, i, round(rng.gauss(0, step)), round(rng.gauss(0, step)))
+    if kind == "recolour":
+        return recoloured(comp, i, rng.choice(PALETTES[cfg.palette]))
+    if kind == "replace":
+        one = generate(rng.getrandbits(62), 0, replace(cfg, min_shapes=1, max_shapes=1))
+        return replace(comp, shapes=(*comp.shapes[:i], *one.shapes, *comp.shapes[i + 1 :]))
+    if kind == "remove" and n > cfg.min_shapes:
+        return without(comp, i)
+    return comp
+
+
+# env -> (its generator config, prior, proposal, writer, preset): what search_space builds
+_SPACES: dict[
+    str, tuple[type, Callable[..., Any], Callable[..., Any], Callable[[Any], str], str | None]
+] = {
+    "clevr": (GeneratorConfig, generate_scene, propose, dsl_program, None),
+    "svg": (SvgGeneratorConfig, generate, propose_svg, Composition.to_svg, SVG_DEFAULT_PRESET),
+}
+
+
 class SearchAgent:
     """Batched blocked Metropolis–Hastings on the farm's reward (see the module docstring).
 
@@ -170,33 +252,38 @@ class SearchAgent:
         budget: int = 128,
         batch: int = 16,
         seed: int = 0,
-        config: GeneratorConfig | None = None,
+        config: Any = None,
         temperature: float = 0.005,
+        env: Env = "clevr",
     ) -> None:
         if budget < 1 or batch < 1:
             raise ValueError(f"budget and batch must be >= 1, got {budget}, {batch}")
         self.budget, self.batch, self.seed = budget, batch, seed
-        self.config = config or GeneratorConfig()
+        self.config, self.env = config, env
+        self.space = search_space(env, config)
         self.temperature = temperature
 
     def solve(self, client: Client, target: Target) -> Attempt:
         rng = random.Random(f"search-agent:{self.seed}:{target.target_id}")
-        prior = RandomAgent(rng.getrandbits(62), self.config)
+        prior = RandomAgent(rng.getrandbits(62), self.config, self.env)
+        space = self.space
         t0 = time.perf_counter()
         used = 0
         curve: list[tuple[int, float]] = []
-        best: tuple[float, Scene, StepResult] | None = None
-        current: tuple[float, Scene] | None = None
+        best: tuple[float, Any, StepResult] | None = None
+        current: tuple[float, Any] | None = None
         while used < self.budget:
             n = min(self.batch, self.budget - used)
             if current is None:
                 scenes = [prior.sample() for _ in range(n)]
             else:
-                scenes = [propose(rng, current[1], self.config) for _ in range(n)]
+                scenes = [space.propose(rng, current[1]) for _ in range(n)]
             # step_many raises on a failed request, so every item is a StepResult
             results = cast(
                 list[StepResult],
-                client.step_many([dsl_program(s) for s in scenes], target.target_id),
+                client.step_many(
+                    [space.write(s) for s in scenes], target.target_id, preset=space.preset
+                ),
             )
             used += n
             r, i = max((res.reward, k) for k, res in enumerate(results))
@@ -210,14 +297,16 @@ class SearchAgent:
                 best = (r, scenes[i], results[i])
             curve.append((used, best[0]))
         assert best is not None
-        return Attempt(
-            self.name, dsl_program(best[1]), best[2], used, time.perf_counter() - t0, tuple(curve)
-        )
+        script = space.write(best[1])
+        return Attempt(self.name, script, best[2], used, time.perf_counter() - t0, tuple(curve))
 
 
 def default_agents(
-    budget: int = 128, batch: int = 16, seed: int = 0, config: GeneratorConfig | None = None
+    budget: int = 128, batch: int = 16, seed: int = 0, config: Any = None, env: Env = "clevr"
 ) -> list[Agent]:
-    """The three baselines; random and search share the prior ``config``."""
-    cfg = config or GeneratorConfig()
-    return [OracleAgent(), RandomAgent(seed, cfg), SearchAgent(budget, batch, seed, cfg)]
+    """The three baselines of ``env``; random and search share the prior ``config``."""
+    return [
+        OracleAgent(),
+        RandomAgent(seed, config, env),
+        SearchAgent(budget, batch, seed, config, env=env),
+    ]

@@ -6,6 +6,11 @@ every final program under every reward preset, and measures the scene-graph F1 o
 program built. :func:`write_report` writes ``report.md`` (the table, the search agent's
 reward per render budget) and ``contact_sheet.png`` (target | render per agent, one row per
 target).
+
+Both environments: after the CLEVR part, the same agents run on ``svg_targets`` SVG
+compositions (the farm gets one SVG worker; a farm at ``address`` without SVG workers skips
+this part), re-scored under the SVG presets, in a second section of the report and
+``contact_sheet_svg.png``. It takes seconds: an SVG step is milliseconds.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ import numpy as np
 
 from ..protocol.results import ServerInfo, StepResult
 from ..protocol.targets import Target
+from ..reward.spec import SVG_PRESETS
+from ..rl.prompt import info_canvas
 from ..scenes import GeneratorConfig, generate_scene
 from ..scenes.frame import default_engine
-from .agents import Attempt, SearchAgent, default_agents
+from ..svg.generator import SvgGeneratorConfig, generate
+from .agents import Agent, Attempt, SearchAgent, default_agents
 
 if TYPE_CHECKING:
     from ..protocol.client import Client
@@ -45,12 +53,20 @@ class DemoConfig:
     samples: int | None = None  # render samples (Cycles, EEVEE); None: the frame's default
     workers: int = 2
     timeout: float = 300.0
+    svg_targets: int = 3  # 0: CLEVR only
+    svg_budgets: tuple[int, ...] = (16, 64, 256)
+    svg_min_shapes: int = 2
+    svg_max_shapes: int = 4
 
     def __post_init__(self) -> None:
-        if self.targets < 1:
-            raise ValueError(f"targets must be >= 1, got {self.targets}")
-        if not self.budgets or min(self.budgets) < 1:
-            raise ValueError(f"budgets must be positive render counts, got {self.budgets}")
+        if self.targets < 1 or self.svg_targets < 0:
+            raise ValueError(
+                f"need targets >= 1, svg_targets >= 0: {self.targets, self.svg_targets}"
+            )
+        for name in ("budgets", "svg_budgets"):
+            budgets = getattr(self, name)
+            if not budgets or min(budgets) < 1:
+                raise ValueError(f"{name} must be positive render counts, got {budgets}")
 
 
 @dataclass
@@ -79,6 +95,18 @@ class DemoResult:
     targets: list[Target]
     rows: list[AgentRow]
     wall_s: float
+    env: str = "clevr"
+    svg: DemoResult | None = None  # the SVG part (env "svg"), None if it did not run
+
+    @property
+    def budgets(self) -> tuple[int, ...]:
+        return self.config.svg_budgets if self.env == "svg" else self.config.budgets
+
+    @property
+    def presets(self) -> list[str]:
+        """The presets this part's programs were re-scored under."""
+        svg = self.env == "svg"
+        return [p for p in self.info.reward_presets if (p in SVG_PRESETS) == svg]
 
     def row(self, agent: str) -> AgentRow:
         return next(r for r in self.rows if r.agent == agent)
@@ -86,7 +114,7 @@ class DemoResult:
     def search_curve(self) -> list[tuple[int, float]]:
         """(budget, mean over targets of the search agent's best reward within it)."""
         attempts = self.row(SearchAgent.name).attempts
-        return [(b, float(np.mean([a.best_at(b) for a in attempts]))) for b in self.config.budgets]
+        return [(b, float(np.mean([a.best_at(b) for a in attempts]))) for b in self.budgets]
 
 
 def run_demo(
@@ -107,6 +135,7 @@ def run_demo(
             size=cfg.size,
             height=cfg.height,
             samples=cfg.samples,
+            svg_workers=1 if cfg.svg_targets else 0,
         ).start()
         address = farm.address
     try:
@@ -118,8 +147,6 @@ def run_demo(
 
 
 def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float) -> DemoResult:
-    from ..reward import scene_graph_score
-
     info = client.info()
     gen = GeneratorConfig(
         min_objects=cfg.min_objects, max_objects=cfg.max_objects, frame=info.frame
@@ -128,8 +155,44 @@ def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float)
         client.reset(scene=generate_scene(cfg.scene_seed, i, gen), masks=False)
         for i in range(cfg.targets)
     ]
+    agents = default_agents(max(cfg.budgets), cfg.batch, cfg.agent_seed, gen)
+    result = DemoResult(cfg, info, targets, _attempts(client, agents, targets, log), 0.0)
+    _rescore(client, result)
+    if cfg.svg_targets and "svg" in info.envs:
+        result.svg = _run_svg(cfg, client, info, log)
+    elif cfg.svg_targets:
+        log("the farm has no SVG workers: skipping the SVG part")
+    result.wall_s = time.perf_counter() - t0
+    return result
+
+
+def _run_svg(
+    cfg: DemoConfig, client: Client, info: ServerInfo, log: Callable[[str], None]
+) -> DemoResult:
+    t0 = time.perf_counter()
+    log(f"SVG: {cfg.svg_targets} compositions, search budgets {cfg.svg_budgets}")
+    gen = SvgGeneratorConfig(
+        info_canvas(info), min_shapes=cfg.svg_min_shapes, max_shapes=cfg.svg_max_shapes
+    )
+    targets = [
+        client.reset(svg=generate(cfg.scene_seed, i, gen).to_svg(), masks=False)
+        for i in range(cfg.svg_targets)
+    ]
+    agents = default_agents(max(cfg.svg_budgets), cfg.batch, cfg.agent_seed, gen, env="svg")
+    rows = _attempts(client, agents, targets, log)
+    result = DemoResult(cfg, info, targets, rows, time.perf_counter() - t0, env="svg")
+    _rescore(client, result)
+    return result
+
+
+def _attempts(
+    client: Client, agents: Sequence[Agent], targets: Sequence[Target], log: Callable[[str], None]
+) -> list[AgentRow]:
+    """Each agent on each target; the scene-graph F1 of what a CLEVR program built."""
+    from ..reward import scene_graph_score
+
     rows = []
-    for agent in default_agents(max(cfg.budgets), cfg.batch, cfg.agent_seed, gen):
+    for agent in agents:
         row = AgentRow(agent.name)
         for k, target in enumerate(targets):
             attempt = agent.solve(client, target)
@@ -137,13 +200,19 @@ def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float)
             row.renders += attempt.renders
             row.seconds += attempt.seconds
             got = attempt.result.scene
-            row.f1.append(scene_graph_score(got, target.scene).f1 if got is not None else 0.0)
+            if target.env != "svg":
+                row.f1.append(scene_graph_score(got, target.scene).f1 if got is not None else 0.0)
             log(
                 f"  {agent.name:7s} target {k}: reward {attempt.result.reward:.3f} "
                 f"({attempt.result.outcome}, {attempt.renders} renders)"
             )
         rows.append(row)
-    for preset in info.reward_presets:  # every final program under every preset
+    return rows
+
+
+def _rescore(client: Client, result: DemoResult) -> None:
+    rows, targets = result.rows, result.targets
+    for preset in result.presets:  # every final program under every preset of its env
         for row in rows:
             # step_many raises on a failed request, so every item is a StepResult
             results = cast(
@@ -153,7 +222,6 @@ def _run(cfg: DemoConfig, client: Client, log: Callable[[str], None], t0: float)
                 ),
             )
             row.rewards[preset] = [float(r.reward) for r in results]
-    return DemoResult(cfg, info, targets, rows, time.perf_counter() - t0)
 
 
 # -- report -------------------------------------------------------------------------------
@@ -186,10 +254,59 @@ def _labelled(sheet: np.ndarray, labels: Sequence[str], tile_w: int, gap: int = 
     return np.asarray(canvas)
 
 
-def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -> str:
+def _table(result: DemoResult) -> list[str]:
+    """The agents' table: mean reward per preset (and scene-graph F1 for CLEVR), cost."""
+    presets, clevr = result.presets, result.env != "svg"
+    head = ["agent", *[f"reward ({p})" for p in presets]]
+    head += ["scene-graph F1"] * clevr + ["renders", "steps/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result.rows:
+        cells = [row.agent, *[f"{row.mean(p):.3f}" for p in presets]]
+        cells += [f"{np.mean(row.f1):.3f}"] if clevr else []
+        cells += [str(row.renders), f"{row.steps_per_s:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _curve(result: DemoResult, what: str) -> list[str]:
+    preset = "seed-svg" if result.env == "svg" else result.info.default_preset
+    return [
+        f"Batched blocked Metropolis-Hastings over {what}, {result.config.batch} proposals per "
+        f"round; best `{preset}` reward found within each budget (mean over targets).",
+        "",
+        "| budget (renders) | best reward |",
+        "|---|---|",
+        *[f"| {b} | {r:.3f} |" for b, r in result.search_curve()],
+    ]
+
+
+def _svg_section(svg: DemoResult, sheet_name: str) -> list[str]:
+    cfg, canvas = svg.config, svg.info.canvas or {}
+    return [
+        "",
+        "## SVG environment",
+        "",
+        f"{cfg.svg_targets} compositions ({cfg.svg_min_shapes}-{cfg.svg_max_shapes} shapes, "
+        f"seed {cfg.scene_seed}) on a {canvas.get('width')}x{canvas.get('height')} px canvas, "
+        f"one SVG worker. Wall time {svg.wall_s:.1f} s.",
+        "",
+        *_table(svg),
+        "",
+        "The oracle sends the target's own document; random draws a composition from the "
+        "generator's prior; search edits one element of the SVG element list per proposal.",
+        "",
+        *_curve(svg, "SVG element lists"),
+        "",
+        f"![SVG contact sheet]({sheet_name})",
+    ]
+
+
+def report_markdown(
+    result: DemoResult,
+    sheet_name: str = "contact_sheet.png",
+    svg_sheet_name: str = "contact_sheet_svg.png",
+) -> str:
     cfg, info = result.config, result.info
-    presets = list(info.reward_presets)
-    head = ["agent", *[f"reward ({p})" for p in presets], "scene-graph F1", "renders", "steps/s"]
     lines = [
         "# derender demo",
         "",
@@ -198,19 +315,7 @@ def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -
         f" px, frame `{info.frame_hash}`, {cfg.workers} workers. Default preset "
         f"`{info.default_preset}`. Wall time {result.wall_s:.1f} s.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for row in result.rows:
-        cells = [
-            row.agent,
-            *[f"{row.mean(p):.3f}" for p in presets],
-            f"{np.mean(row.f1):.3f}",
-            str(row.renders),
-            f"{row.steps_per_s:.1f}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+        *_table(result),
         "",
         "Rewards are means over the targets of each agent's final program, re-scored under "
         "every preset; scene-graph F1 compares the scene read back from Blender with the "
@@ -218,15 +323,17 @@ def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -
         "",
         "## Search agent: reward per render budget",
         "",
-        f"Batched blocked Metropolis-Hastings, {cfg.batch} proposals per round; best "
-        f"`{info.default_preset}` reward found within each budget (mean over targets).",
-        "",
-        "| budget (renders) | best reward |",
-        "|---|---|",
+        *_curve(result, "scene graphs"),
     ]
-    lines += [f"| {b} | {r:.3f} |" for b, r in result.search_curve()]
+    parts = [result] + ([result.svg] if result.svg is not None else [])
     unavailable = sorted(
-        {u for row in result.rows for a in row.attempts for u in a.result.unavailable}
+        {
+            u
+            for part in parts
+            for row in part.rows
+            for a in row.attempts
+            for u in a.result.unavailable
+        }
     )
     if unavailable:
         lines += [
@@ -240,18 +347,23 @@ def report_markdown(result: DemoResult, sheet_name: str = "contact_sheet.png") -
         "",
         "Columns: target, " + ", ".join(r.agent for r in result.rows) + ".",
     ]
+    if result.svg is not None:
+        lines += _svg_section(result.svg, svg_sheet_name)
     return "\n".join(lines) + "\n"
 
 
 def write_report(result: DemoResult, out: Path) -> tuple[Path, Path]:
-    """``out/report.md`` and ``out/contact_sheet.png``; returns both paths."""
+    """``out/report.md`` and ``out/contact_sheet.png`` (and ``contact_sheet_svg.png`` when
+    the SVG part ran); returns the report's and the CLEVR sheet's paths."""
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     labels = ["target", *[r.agent for r in result.rows]]
-    sheet = _labelled(contact_sheet(result), labels, result.targets[0].image.shape[1])
     sheet_path = out / "contact_sheet.png"
-    Image.fromarray(sheet).save(sheet_path)
+    for part, path in ((result, sheet_path), (result.svg, out / "contact_sheet_svg.png")):
+        if part is not None:
+            sheet = _labelled(contact_sheet(part), labels, part.targets[0].image.shape[1])
+            Image.fromarray(sheet).save(path)
     report_path = out / "report.md"
     report_path.write_text(report_markdown(result, sheet_path.name))
     return report_path, sheet_path

@@ -107,6 +107,7 @@ class ServerInfo:
     # added in 0.3: the environment kinds served and each one's cheat sheet
     envs: tuple[str, ...] = ("clevr",)
     cheatsheets: dict[str, str] = field(default_factory=dict)
+    canvas: dict[str, Any] | None = None  # the SVG canvas (width, height, background), if served
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ServerInfo:
@@ -123,6 +124,7 @@ class ServerInfo:
             cheatsheet=d["cheatsheet"],
             envs=tuple(d.get("envs", ("clevr",))),
             cheatsheets=dict(d.get("cheatsheets") or {"clevr": d["cheatsheet"]}),
+            canvas=dict(d["canvas"]) if d.get("canvas") else None,
         )
 
 

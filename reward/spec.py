@@ -105,6 +105,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 # The preset a server, the Gymnasium env and the trainer adapters use unless told otherwise.
 DEFAULT_PRESET = "graph_image"
 SVG_DEFAULT_PRESET = "seed-svg"  # the same for the SVG environment
+SVG_PRESETS: tuple[str, ...] = ("seed-svg", "svg-elements")  # the SVG environment's presets
 
 
 def term(name: str, value: float) -> float:

@@ -1,4 +1,4 @@
-"""Gymnasium environment ``derender/CLEVR-v0``: write a program that rebuilds the target.
+"""Gymnasium environments ``derender/CLEVR-v0`` and ``derender/SVG-v0``: rebuild the target.
 
 Importing this module registers the id. ``gymnasium.make("derender/CLEVR-v0")`` with no
 ``address`` starts an embedded :class:`~derender.farm.local.LocalFarm` and stops it on
@@ -15,6 +15,14 @@ sees its own last render and an error heatmap and submits revised programs until
 reward reaches ``reward_threshold`` (terminated) or k programs were tried (truncated).
 ``info`` carries the outcome, the reward components and the program's stdout; wall-clock
 timings stay out of it so that steps are reproducible.
+
+``derender/SVG-v0`` is the same class with ``env="svg"``: the target is a seeded 2D
+composition (:func:`derender.svg.generate` with the ``svg_curriculum`` knobs, made here and
+sent as the target document, so it never depends on the server's generator), the action is
+an SVG document, the ``frame`` text describes the canvas, and the images are the canvas
+size (64² by default), and ``preset=None`` scores with ``seed-svg``.
+``options={"svg": document}`` resets to a document of your own.
+Without ``address`` it starts an SVG-only LocalFarm (``workers`` SVG workers, no Blender).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..protocol.messages import ServerLimits
+from ..reward.spec import SVG_DEFAULT_PRESET
 from ..scenes import (
     GeneratorConfig,
     Scene,
@@ -36,9 +45,11 @@ from ..scenes import (
     write_program,
 )
 from ..scenes.programs import Dialect
-from .prompt import CHARSET, frame_text
+from ..svg.generator import SvgGeneratorConfig, generate
+from .prompt import CHARSET, Env, canvas_text, frame_text, info_canvas
 
 ENV_ID = "derender/CLEVR-v0"
+SVG_ENV_ID = "derender/SVG-v0"
 FRAME_TEXT_CHARS = 4096
 _HOLDOUTS: Mapping[str, Mapping[str, Sequence[str]] | None] = {
     "none": None,
@@ -94,6 +105,8 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         self,
         address: str | None = None,
         *,
+        env: Env = "clevr",
+        svg_curriculum: Mapping[str, Any] | None = None,
         max_turns: int = 1,
         reward_threshold: float | None = None,
         preset: str | None = None,
@@ -108,7 +121,7 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         holdout: str | Mapping[str, Sequence[str]] | None = None,
         workers: int = 2,
         engine: str | None = None,
-        size: int = 128,
+        size: int | None = None,
         timeout: float = 120.0,
         connect_timeout: float = 5.0,
         render_mode: str | None = None,
@@ -121,9 +134,15 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             min_objects, max_objects, shapes, colors, materials, sizes, holdout
         )
         GeneratorConfig(**self._knobs)  # fail now, naming the bad knob, not at reset
+        if env not in ("clevr", "svg"):
+            raise ValueError(f"env must be 'clevr' or 'svg', got {env!r}")
+        self.env = env
+        self._svg_knobs = dict(svg_curriculum or {})
+        SvgGeneratorConfig(**self._svg_knobs)
         self.max_turns = max_turns
         self.reward_threshold = reward_threshold
-        self.preset = preset
+        # The server's default preset is a CLEVR one: SVG steps default to seed-svg.
+        self.preset = SVG_DEFAULT_PRESET if preset is None and env == "svg" else preset
         self.render_steps = render_steps
         self.scene_seed = scene_seed
         self.render_mode = render_mode
@@ -131,7 +150,12 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         if address is None:
             from ..farm.local import LocalFarm
 
-            self.farm = LocalFarm(workers=workers, engine=engine, size=size).start()
+            if env == "svg":
+                self.farm = LocalFarm(
+                    workers=0, target_workers=0, svg_workers=workers, svg_size=size or 64
+                ).start()
+            else:
+                self.farm = LocalFarm(workers=workers, engine=engine, size=size or 128).start()
             address = self.farm.address
         self.address = address
         from ..protocol.client import Client
@@ -140,13 +164,18 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             self._client = Client(address, timeout=timeout)
             self._client.ping(timeout=connect_timeout)  # fail fast where nothing listens
             self.server_info = self._client.info()
+            frame = self.server_info.frame
+            self._generator = GeneratorConfig(frame=frame, **self._knobs)
+            self._frame_text = frame_text(frame)
+            h, w = frame.height, frame.width
+            if env == "svg":  # EnvNotServed from a farm without SVG workers
+                canvas = info_canvas(self.server_info)
+                self._svg_generator = SvgGeneratorConfig(canvas=canvas, **self._svg_knobs)
+                self._frame_text = canvas_text(canvas)
+                h, w = canvas.height, canvas.width
         except BaseException:
             self.close()  # do not leave an embedded farm running
             raise
-        frame = self.server_info.frame
-        self._generator = GeneratorConfig(frame=frame, **self._knobs)
-        self._frame_text = frame_text(frame)
-        h, w = frame.height, frame.width
         image = spaces.Box(0, 255, (h, w, 3), np.uint8)
         obs: dict[str, spaces.Space[Any]] = {
             "target": image,
@@ -174,14 +203,26 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             index = int(self.np_random.integers(0, 2**31 - 1))
         return generate_scene(self.scene_seed, int(index), self._generator)
 
+    def _svg(self, options: Mapping[str, Any] | None) -> str:
+        options = options or {}
+        if "svg" in options:
+            return str(options["svg"])
+        index = options.get("index")
+        if index is None:
+            index = int(self.np_random.integers(0, 2**31 - 1))
+        return generate(self.scene_seed, int(index), self._svg_generator).to_svg()
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A new target. ``options``: ``{"index": i}`` (scene i of the stream) or
-        ``{"scene": Scene | CLEVR dict}``; otherwise a random scene of the stream."""
+        ``{"scene": Scene | CLEVR dict}`` (``{"svg": document}`` for SVG); otherwise a
+        random scene of the stream."""
         super().reset(seed=seed)
-        scene = self._scene(options)
-        self._target = self._client.reset(scene=scene, masks=False)
+        if self.env == "svg":
+            self._target = self._client.reset(svg=self._svg(options), masks=False)
+        else:
+            self._target = self._client.reset(scene=self._scene(options), masks=False)
         self._render = None
         self._turn = 0
         blank = np.zeros_like(self._target.image)
@@ -202,7 +243,10 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
             if exc.code != "unknown_target":
                 raise
             # The farm evicted the target (LRU): make it again and send the program again.
-            self._target = self._client.reset(scene=self._target.scene, masks=False)
+            if self.env == "svg":
+                self._target = self._client.reset(svg=self._target.svg, masks=False)
+            else:
+                self._target = self._client.reset(scene=self._target.scene, masks=False)
             res = self._client.step(
                 action, self._target.target_id, preset=self.preset, render=self.render_steps
             )
@@ -255,8 +299,13 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
         return self._target.scene
 
     def oracle_program(self, dialect: Dialect = "dsl") -> str:
-        """The ground-truth program of the current target (``dsl`` or ``bpy``): for baselines,
-        warm-start data and checks; a plain string, so ``VectorEnv.call`` can fetch it."""
+        """The ground-truth program of the current target (``dsl`` or ``bpy``; for SVG its
+        document, whatever ``dialect``): for baselines, warm-start data and checks; a plain
+        string, so ``VectorEnv.call`` can fetch it."""
+        if self.env == "svg":
+            if self._target is None:
+                raise RuntimeError("call reset() first")
+            return str(self._target.svg)
         return write_program(self.target_scene, dialect)
 
     def render(self) -> np.ndarray | None:
@@ -277,11 +326,13 @@ class DerenderEnv(gym.Env[dict[str, Any], str]):
 
 
 def register() -> None:
-    """Register ``derender/CLEVR-v0`` (idempotent). Gymnasium 1.x loads no plugin entry
-    points, so the id exists once this module is imported, which
+    """Register ``derender/CLEVR-v0`` and ``derender/SVG-v0`` (idempotent). Gymnasium 1.x
+    loads no plugin entry points, so the ids exist once this module is imported, which
     ``gym.make("derender.rl.env:derender/CLEVR-v0")`` also does."""
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point=f"{__name__}:DerenderEnv")
+    if SVG_ENV_ID not in gym.registry:
+        gym.register(id=SVG_ENV_ID, entry_point=f"{__name__}:DerenderEnv", kwargs={"env": "svg"})
 
 
 register()

@@ -9,6 +9,10 @@ images travel in a dataset column (what TRL's GRPOTrainer and the dataset builde
 target image described in words (:func:`target_text`). ``extract_script`` is the inverse
 contract: the prompt asks for one fenced python block, and trainers' adapters pull the
 script out of a completion with it.
+
+Every function that depends on the environment takes ``env``: ``"clevr"`` (a program, the
+frame, the bpy/DSL cheat sheet) or ``"svg"`` (an SVG document, the canvas, the cheat sheet
+``info.cheatsheets["svg"]``, a fenced ``svg`` block).
 """
 
 from __future__ import annotations
@@ -25,16 +29,27 @@ import numpy as np
 
 from ..protocol.results import ServerInfo
 from ..scenes import FrameSpec, Scene
+from ..svg.canvas import SvgCanvas
 
 Style = Literal["openai", "hf", "placeholder"]
 STYLES: tuple[str, ...] = ("openai", "hf", "placeholder")
+Env = Literal["clevr", "svg"]
+ENVS: tuple[str, ...] = ("clevr", "svg")
 TASK_TEXT = "Target image. Write the program that rebuilds this scene."
+SVG_TASK_TEXT = "Target image. Write the SVG document that draws this picture."
+FENCES: dict[str, str] = {"clevr": "python", "svg": "svg"}
 
 # Printable ASCII plus newline and tab: enough for any Python source an agent writes, and
 # for the frame text of the observation (Gymnasium's Text space checks every character).
 CHARSET: str = string.ascii_letters + string.digits + string.punctuation + " \n\t"
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_SVG_FENCE = re.compile(r"```[ \t]*(?:svg|xml|html)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_SVG_ELEMENT = re.compile(r"<svg\b.*?</svg\s*>", re.DOTALL | re.IGNORECASE)
+
+
+class EnvNotServed(ValueError):
+    """The server does not serve the environment kind asked for; names what it serves."""
 
 
 @dataclass(frozen=True)
@@ -70,13 +85,43 @@ def frame_text(frame: FrameSpec) -> str:
     return "\n".join(lines)
 
 
-def system_text(info: ServerInfo) -> str:
-    """The task, the frame and the API cheat sheet: everything but the images."""
+def canvas_text(canvas: SvgCanvas) -> str:
+    """The SVG environment's locked canvas in plain ASCII (its observation's ``frame``)."""
+    r, g, b = canvas.background
     return (
-        f"{info.cheatsheet.rstrip()}\n\n## The frame\n{frame_text(info.frame)}\n\n"
-        "## Answer format\nReply with exactly one fenced code block that starts with "
-        "```python and contains the whole program.\n"
+        f"Canvas {canvas.width}x{canvas.height} px, background rgb({r}, {g}, {b}); "
+        "the document is always drawn at this size, whatever its own width and height say."
     )
+
+
+def info_canvas(info: ServerInfo) -> SvgCanvas:
+    """The SVG canvas a server reports; :class:`EnvNotServed` if it serves no SVG."""
+    if "svg" not in info.envs or info.canvas is None:
+        raise EnvNotServed(f"this server serves {info.envs}, not env 'svg'")
+    return SvgCanvas.from_dict(info.canvas)
+
+
+def system_text(info: ServerInfo, env: Env = "clevr") -> str:
+    """The task, the frame and the cheat sheet of ``env``: everything but the images."""
+    _check_env(env)
+    if env == "svg":
+        sheet, frame, whole = (
+            info.cheatsheets.get("svg", ""),
+            canvas_text(info_canvas(info)),
+            "document",
+        )
+    else:
+        sheet, frame, whole = info.cheatsheet, frame_text(info.frame), "program"
+    return (
+        f"{sheet.rstrip()}\n\n## The frame\n{frame}\n\n"
+        "## Answer format\nReply with exactly one fenced code block that starts with "
+        f"```{FENCES[env]} and contains the whole {whole}.\n"
+    )
+
+
+def _check_env(env: str) -> None:
+    if env not in ENVS:
+        raise ValueError(f"env must be one of {ENVS}, got {env!r}")
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -103,7 +148,7 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
 
 
-def _feedback(turn: Turn, index: int, style: Style) -> list[dict[str, Any]]:
+def _feedback(turn: Turn, index: int, style: Style, env: Env) -> list[dict[str, Any]]:
     detail = f" ({turn.message})" if turn.message else ""
     parts = [
         _text_part(
@@ -117,7 +162,8 @@ def _feedback(turn: Turn, index: int, style: Style) -> list[dict[str, Any]]:
             _text_part("Error heatmap (bright = wrong):"),
             _image_part(turn.heatmap, style),
         ]
-    parts.append(_text_part("Revise the program. Reply with the whole program again."))
+    whole = "document" if env == "svg" else "program"
+    parts.append(_text_part(f"Revise the {whole}. Reply with the whole {whole} again."))
     return parts
 
 
@@ -126,25 +172,20 @@ def build_messages(
     target: np.ndarray,
     turns: Sequence[Turn] = (),
     style: Style = "openai",
+    env: Env = "clevr",
 ) -> list[dict[str, Any]]:
     """System + user (target image) messages, then one assistant/user pair per turn."""
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    task = SVG_TASK_TEXT if env == "svg" else TASK_TEXT
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": [_text_part(system_text(info))]},
-        {
-            "role": "user",
-            "content": [
-                _text_part(TASK_TEXT),
-                _image_part(target, style),
-            ],
-        },
+        {"role": "system", "content": [_text_part(system_text(info, env))]},
+        {"role": "user", "content": [_text_part(task), _image_part(target, style)]},
     ]
     for i, turn in enumerate(turns):
-        messages.append(
-            {"role": "assistant", "content": [_text_part(f"```python\n{turn.script}\n```")]}
-        )
-        messages.append({"role": "user", "content": _feedback(turn, i, style)})
+        answer = f"```{FENCES[env]}\n{turn.script}\n```"
+        messages.append({"role": "assistant", "content": [_text_part(answer)]})
+        messages.append({"role": "user", "content": _feedback(turn, i, style, env)})
     return messages
 
 
@@ -200,14 +241,21 @@ def completion_text(completion: str | Sequence[Mapping[str, Any]]) -> str:
     return _message_text((assistant or list(completion))[-1])
 
 
-def extract_script(completion: str | Sequence[Mapping[str, Any]]) -> str:
+def extract_script(completion: str | Sequence[Mapping[str, Any]], env: Env = "clevr") -> str:
     """The program in a completion: its last fenced python block, else the raw text.
 
     The last block wins because reasoning models often sketch before the final answer; an
     unterminated block (a completion cut at max tokens) still yields what was written.
+    ``env="svg"``: the last fenced ``svg``/``xml`` block, else the last ``<svg>…</svg>``
+    element in the text, else the raw text (which the server then refuses, typed).
     """
+    _check_env(env)
     text = completion_text(completion)
-    blocks = _FENCE.findall(text)
+    blocks = (_SVG_FENCE if env == "svg" else _FENCE).findall(text)
     if blocks:
         return blocks[-1].strip("\n") + "\n"
+    if env == "svg":
+        elements = _SVG_ELEMENT.findall(text)
+        if elements:
+            return elements[-1]
     return text

@@ -1,10 +1,13 @@
 """The one implementation behind every trainer adapter: completions + ground truths -> rewards.
 
 A trainer hands over model completions and, per sample, a ground truth naming the target
-(JSON ``{"target": {"seed": 3, "index": 0}}``, a bare target spec, or a ``t-…`` target id).
-:class:`RewardClient` extracts each script (:func:`..prompt.extract_script`), sends all of
-them as pipelined ``step`` requests (``Client.step_many``, so every farm worker is busy) to
-a farm or ``derender serve``, and returns one :class:`Scored` per completion. The adapters
+(JSON ``{"target": {"seed": 3, "index": 0}}``, a bare target spec, or a ``t-…`` target id;
+an SVG target is its document, ``{"target": {"svg": "<svg …"}}``, which makes that sample an
+``env="svg"`` one: its completion's SVG is extracted, and scored with ``seed-svg`` unless a
+preset is set). :class:`RewardClient` extracts each script
+(:func:`..prompt.extract_script`), sends all of them as pipelined ``step`` requests
+(``Client.step_many``, so every farm worker is busy) to a farm or ``derender serve``, and
+returns one :class:`Scored` per completion. The adapters
 in this package only translate call shapes.
 
 Concurrency: trainers score from many threads at once (verl runs each response's
@@ -40,9 +43,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...protocol.errors import outcome_code
-from ...protocol.messages import ServerLimits, TargetSpec, parse_target, target_to_wire
+from ...protocol.messages import (
+    ServerLimits,
+    SvgTarget,
+    TargetSpec,
+    parse_target,
+    target_to_wire,
+)
 from ...reward import rates
-from ..prompt import extract_script
+from ...reward.spec import SVG_DEFAULT_PRESET
+from ..prompt import Env, extract_script
 
 ADDRESS_VAR = "DERENDER_ADDRESS"
 PRESET_VAR = "DERENDER_PRESET"
@@ -117,6 +127,11 @@ def parse_ground_truth(ground_truth: Any) -> TargetSpec:
         return parse_target(dict(data), "ground_truth", ServerLimits())
     except Exception as exc:  # BadRequest: re-raise as the ValueError a data bug is
         raise ValueError(f"bad ground truth {ground_truth!r:.80}: {exc}") from exc
+
+
+def target_env(target: TargetSpec | str) -> Env:
+    """The environment kind of a ground truth's target: "svg" for an SVG document."""
+    return "svg" if isinstance(target, SvgTarget) else "clevr"
 
 
 def ground_truth_json(target: TargetSpec | str) -> str:
@@ -195,11 +210,22 @@ class RewardClient:
             )
         if not completions:
             return []
-        scripts = [extract_script(c) for c in completions]
         targets = [parse_ground_truth(g) for g in ground_truths]
-        results = self._client().step_many(
-            scripts, targets, preset=self.preset, render=self.render, return_exceptions=True
-        )
+        envs = [target_env(t) for t in targets]
+        scripts = [extract_script(c, e) for c, e in zip(completions, envs, strict=True)]
+        results: list[Any] = [None] * len(targets)
+        for env in sorted(set(envs)):  # one pipelined go per kind: each has its own preset
+            rows = [i for i, e in enumerate(envs) if e == env]
+            preset = self.preset or (SVG_DEFAULT_PRESET if env == "svg" else None)
+            done = self._client().step_many(
+                [scripts[i] for i in rows],
+                [targets[i] for i in rows],
+                preset=preset,
+                render=self.render,
+                return_exceptions=True,
+            )
+            for i, res in zip(rows, done, strict=True):
+                results[i] = res
         out = []
         for i, res in enumerate(results):
             if isinstance(res, Exception):

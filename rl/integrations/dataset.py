@@ -16,6 +16,11 @@ server's generator settings or on its target cache).
   row layout (the layouts are described on each function); write it with
   ``dataset.to_parquet(path)`` (verl, EasyR1) or ``dataset.to_json(path)`` (OpenRLHF).
 
+``env="svg"`` makes SVG rows: each target a composition of :func:`derender.svg.generate`
+(``svg_config`` its curriculum knobs), named in ``ground_truth`` by its whole document
+(``{"target": {"svg": …}}``), the prompt the SVG one (canvas, SVG cheat sheet, a fenced
+``svg`` answer), ``data_source`` ``derender/svg``. Every trainer layout below is the same.
+
 ``datasets`` is imported only by the functions that return a Dataset, so a client without
 it can still build :func:`task_rows`.
 """
@@ -31,20 +36,44 @@ from typing import Any
 import numpy as np
 
 from ...protocol.client import Client
-from ...protocol.messages import SceneTarget, SeedTarget
+from ...protocol.messages import SceneTarget, SeedTarget, SvgTarget
 from ...scenes import GeneratorConfig, Scene, generate_scene
-from ..prompt import Style, build_messages, png_bytes, text_messages
+from ...svg.generator import SvgGeneratorConfig, generate
+from ..prompt import Env, Style, build_messages, info_canvas, png_bytes, text_messages
 from .core import ground_truth_json
 
 DATA_SOURCE = "derender/clevr"
+DATA_SOURCES: dict[str, str] = {"clevr": DATA_SOURCE, "svg": "derender/svg"}
 ABILITY = "inverse_graphics"
 IMAGE_TAG = "<image>"  # where verl, EasyR1 and OpenRLHF put an image in a string prompt
 
 
+def _svg_targets(
+    client: Client, seed: int, count: int, start: int, config: SvgGeneratorConfig | None
+) -> Iterator[tuple[SvgTarget, Scene, Any]]:
+    """(ground-truth spec, empty scene, rendered Target) for compositions start .. + count."""
+    config = replace(config or SvgGeneratorConfig(), canvas=info_canvas(client.info()))
+    for index in range(start, start + count):
+        spec = SvgTarget(generate(seed, index, config).to_svg())
+        yield spec, Scene(()), client.reset(svg=spec.svg, masks=False)
+
+
 def _targets(
-    client: Client, seed: int, count: int, start: int, config: GeneratorConfig | None
-) -> Iterator[tuple[SeedTarget | SceneTarget, Scene, Any]]:
+    client: Client,
+    seed: int,
+    count: int,
+    start: int,
+    config: GeneratorConfig | SvgGeneratorConfig | None,
+    env: Env = "clevr",
+) -> Iterator[tuple[SeedTarget | SceneTarget | SvgTarget, Scene, Any]]:
     """(ground-truth spec, scene, rendered Target) for scenes start .. start + count - 1."""
+    if env == "svg":
+        if config is not None and not isinstance(config, SvgGeneratorConfig):
+            raise TypeError(f"env 'svg' takes an SvgGeneratorConfig, got {type(config)}")
+        yield from _svg_targets(client, seed, count, start, config)
+        return
+    if isinstance(config, SvgGeneratorConfig):
+        raise TypeError("an SvgGeneratorConfig needs env='svg'")
     info = client.info()
     if config is not None:
         config = replace(config, frame=info.frame)
@@ -63,8 +92,9 @@ def task_rows(
     seed: int,
     count: int,
     start: int = 0,
-    config: GeneratorConfig | None = None,
+    config: GeneratorConfig | SvgGeneratorConfig | None = None,
     style: Style = "openai",
+    env: Env = "clevr",
 ) -> Iterator[dict[str, Any]]:
     """Rows for scenes ``start .. start + count - 1`` of the stream ``seed``.
 
@@ -72,10 +102,10 @@ def task_rows(
     uint8 H×W×3), ``ground_truth`` (JSON string), ``target_id``.
     """
     info = client.info()
-    for spec, _, target in _targets(client, seed, count, start, config):
+    for spec, _, target in _targets(client, seed, count, start, config, env):
         yield {
-            "data_source": DATA_SOURCE,
-            "prompt": build_messages(info, target.image, style=style),
+            "data_source": DATA_SOURCES[env],
+            "prompt": build_messages(info, target.image, style=style, env=env),
             "image": target.image,
             "ground_truth": ground_truth_json(spec),
             "target_id": target.target_id,
@@ -87,24 +117,27 @@ def task_dataset(
     seed: int,
     count: int,
     start: int = 0,
-    config: GeneratorConfig | None = None,
+    config: GeneratorConfig | SvgGeneratorConfig | None = None,
     text_only: bool = False,
+    env: Env = "clevr",
 ) -> Any:
     """A ``datasets.Dataset`` of scenes ``start .. start + count - 1`` (module docstring)."""
+    if text_only and env == "svg":
+        raise ValueError("text_only prompts describe CLEVR scenes in words; env 'svg' has none")
     import datasets
 
     info = client.info()
     rows = []
-    for spec, scene, target in _targets(client, seed, count, start, config):
+    for spec, scene, target in _targets(client, seed, count, start, config, env):
         row: dict[str, Any] = {
-            "data_source": DATA_SOURCE,
+            "data_source": DATA_SOURCES[env],
             "ground_truth": ground_truth_json(spec),
             "target_id": target.target_id,
         }
         if text_only:
             row["prompt"] = text_messages(info, scene)
         else:
-            row["prompt"] = build_messages(info, target.image, style="placeholder")
+            row["prompt"] = build_messages(info, target.image, style="placeholder", env=env)
             row["image"] = {"bytes": png_bytes(target.image), "path": None}
         rows.append(row)
     features = {

@@ -6,9 +6,10 @@ import random
 
 import pytest
 from derender.farm.local import LocalFarm
-from derender.jobs.agents import OracleAgent, RandomAgent, SearchAgent, propose
+from derender.jobs.agents import OracleAgent, RandomAgent, SearchAgent, propose, propose_svg
 from derender.protocol.client import Client
 from derender.scenes import GeneratorConfig, Scene, generate_scene
+from derender.svg import SvgGeneratorConfig, generate
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -69,3 +70,45 @@ def test_search_is_reproducible(setup):
     assert a.script == b.script and a.curve == b.curve
     with pytest.raises(ValueError, match="budget"):
         SearchAgent(budget=0)
+
+
+SVG_CFG = SvgGeneratorConfig(min_shapes=2, max_shapes=4)
+
+
+def test_svg_proposals_edit_one_element_and_keep_the_knobs():
+    rng = random.Random(1)
+    comp = generate(0, 0, SVG_CFG)
+    counts = set()
+    for _ in range(300):
+        new = propose_svg(rng, comp, SVG_CFG)
+        assert SVG_CFG.min_shapes <= len(new.shapes) <= SVG_CFG.max_shapes
+        if len(new.shapes) == len(comp.shapes):
+            assert sum(a != b for a, b in zip(new.shapes, comp.shapes, strict=True)) <= 1
+        counts.add(len(new.shapes))
+        comp = new
+    assert counts == {2, 3, 4}  # add and remove happen, within the bounds
+
+
+def test_svg_baselines_oracle_search_random():
+    with (
+        LocalFarm(workers=0, target_workers=0, svg_workers=1, metrics_interval=0) as farm,
+        Client(farm.address, timeout=300) as client,
+    ):
+        target = client.reset(svg=generate(9, 0, SVG_CFG).to_svg(), masks=False)
+        oracle = OracleAgent().solve(client, target)
+        assert oracle.result.outcome == "ok" and oracle.result.preset == "seed-svg"
+        assert oracle.result.reward == pytest.approx(1.0)
+        randoms = [
+            RandomAgent(seed, SVG_CFG, env="svg").solve(client, target).result.reward
+            for seed in range(4)
+        ]
+        search = SearchAgent(budget=96, batch=16, seed=0, config=SVG_CFG, env="svg")
+        found = search.solve(client, target)
+        again = SearchAgent(96, 16, 0, SVG_CFG, env="svg").solve(client, target)
+    assert found.script.startswith("<svg") and found.script == again.script
+    best = [r for _, r in found.curve]
+    assert best == sorted(best) and found.renders == 96
+    assert oracle.result.reward > found.result.reward > max(randoms)
+    assert found.best_at(96) > found.best_at(16)  # it climbs beyond its prior samples
+    with pytest.raises(TypeError, match="SvgGeneratorConfig"):
+        SearchAgent(env="svg", config=CFG)

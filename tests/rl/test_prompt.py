@@ -101,3 +101,51 @@ def test_prompt_answer_format_line_is_not_mistaken_for_a_script(info):
     system = build_messages(info, _image(0))[0]["content"][0]["text"]
     assert "```python" in system
     assert extract_script(system + "\nanswer: x = 1") == system + "\nanswer: x = 1"
+
+
+SVG_DOC = '<svg xmlns="http://www.w3.org/2000/svg"><circle r="3"/></svg>'
+
+
+@pytest.mark.parametrize(
+    ("completion", "document"),
+    [
+        (f"Here:\n```svg\n{SVG_DOC}\n```", SVG_DOC + "\n"),
+        (f"```xml\n<svg/>\n```\nbetter:\n```svg\n{SVG_DOC}\n```", SVG_DOC + "\n"),
+        (f"no fence, just {SVG_DOC} and a remark", SVG_DOC),
+        (f"first <svg></svg> then {SVG_DOC}", SVG_DOC),
+        ([{"role": "assistant", "content": f"```\n{SVG_DOC}\n```"}], SVG_DOC + "\n"),
+        ("cut off\n```svg\n<svg><rect", "<svg><rect\n"),
+        ("```python\nx = 1\n```", "```python\nx = 1\n```"),  # not SVG: sent as is, refused
+    ],
+)
+def test_extract_svg_document(completion, document):
+    assert extract_script(completion, env="svg") == document
+
+
+def test_svg_messages_use_the_canvas_and_the_svg_cheat_sheet(info):
+    from dataclasses import replace
+
+    from derender.rl.prompt import EnvNotServed
+    from derender.svg.canvas import SvgCanvas
+    from derender.svg.cheatsheet import svg_cheatsheet
+
+    canvas = SvgCanvas(64, 64)
+    served = replace(
+        info,
+        envs=("clevr", "svg"),
+        cheatsheets={"clevr": info.cheatsheet, "svg": svg_cheatsheet(canvas)},
+        canvas=canvas.to_dict(),
+    )
+    turn = Turn(SVG_DOC, 0.4, "ok", render=_image(1, 64, 64))
+    msgs = build_messages(served, _image(0, 64, 64), [turn], style="placeholder", env="svg")
+    system = msgs[0]["content"][0]["text"]
+    assert system.startswith(svg_cheatsheet(canvas).rstrip()) and "Canvas 64x64 px" in system
+    assert "```svg" in system and "bpy" not in system
+    assert "SVG document" in msgs[1]["content"][0]["text"]
+    assert msgs[2]["content"][0]["text"] == f"```svg\n{SVG_DOC}\n```"
+    assert "Revise the document" in msgs[3]["content"][-1]["text"]
+    assert extract_script(msgs[2]["content"][0]["text"], env="svg") == SVG_DOC + "\n"
+    with pytest.raises(EnvNotServed, match="svg"):
+        build_messages(info, _image(0), env="svg")  # this server serves clevr only
+    with pytest.raises(ValueError, match="env"):
+        extract_script("x", env="vector")  # type: ignore[arg-type]

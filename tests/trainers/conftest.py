@@ -46,7 +46,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def farm():
-    """``derender farm`` (2 Workbench workers, 64 px) from the main environment."""
+    """``derender farm`` (2 Workbench workers, 64 px, and 1 SVG worker) from the main
+    environment: one farm serves both kinds."""
     from derender.farm.status import query_status
     from derender.protocol.errors import ClientTimeout
 
@@ -54,6 +55,7 @@ def farm():
         raise RuntimeError(f"{FARM_CLI} is missing: `make venv` builds the main environment")
     address = f"tcp://127.0.0.1:{_free_port()}"
     cmd = [str(FARM_CLI), "farm", "--workers", "2", "--engine", "workbench", "--size", "64"]
+    cmd += ["--svg-workers", "1"]
     proc = subprocess.Popen(
         [*cmd, "--bind", address], start_new_session=True, stdin=subprocess.DEVNULL
     )
@@ -64,7 +66,7 @@ def farm():
                 raise RuntimeError(f"derender farm exited with status {proc.returncode}")
             try:
                 workers = query_status(address, timeout=2.0)["workers"]
-                if sum(w["state"] != "starting" for w in workers) >= 2:
+                if sum(w["state"] != "starting" for w in workers) >= 3:
                     break
             except ClientTimeout:
                 pass

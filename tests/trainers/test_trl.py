@@ -7,9 +7,15 @@ and the batches mix valid and failed programs. The assertions are about what TRL
 the per-completion rewards it kept (the last step's) equal derender's own scores of those
 completions, that step's ``rewards/derender_reward/mean`` and ``derender/valid_program``
 are their mean reward and valid share, and every step logged the three figures.
+
+The GRPO run runs once more on an ``env="svg"`` dataset (the same farm serves both kinds):
+those four tokens never make an SVG document, so every completion is a syntax error, and
+TRL's rewards must still be derender's SVG scores of them.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -52,7 +58,31 @@ def test_text_only_dataset_describes_the_target_in_words(farm_env):
         assert f"a {obj.size} {obj.color} {obj.material} {obj.shape}" in user["content"]
 
 
-def test_two_grpo_steps_log_derender_rewards(tmp_path, farm_env, image_dataset, tiny_vlm):
+@pytest.fixture(scope="module")
+def svg_dataset(farm_env):
+    from derender.protocol.client import Client
+    from derender.rl.integrations.dataset import task_dataset
+
+    with Client(farm_env) as client:
+        return task_dataset(client, seed=3, count=1, env="svg")
+
+
+def test_svg_task_dataset_is_what_grpo_takes(svg_dataset):
+    from derender.rl.integrations import core
+    from derender.rl.integrations.dataset import to_easyr1, to_verl
+
+    row = svg_dataset[0]
+    assert row["image"].size == (64, 64) and row["data_source"] == "derender/svg"
+    assert "```svg" in row["prompt"][0]["content"][0]["text"]
+    assert core.parse_ground_truth(row["ground_truth"]).svg.startswith("<svg")
+    assert to_verl(svg_dataset)[0]["reward_model"]["ground_truth"] == row["ground_truth"]
+    assert "Canvas 64x64 px" in to_easyr1(svg_dataset)[0]["prompt"]
+
+
+@pytest.mark.parametrize("env", ["clevr", "svg"])
+def test_two_grpo_steps_log_derender_rewards(
+    env, tmp_path, farm_env, image_dataset, svg_dataset, tiny_vlm
+):
     from derender.rl.integrations import core
     from derender.rl.integrations.trl import derender_reward
     from trl import GRPOConfig, GRPOTrainer
@@ -76,11 +106,12 @@ def test_two_grpo_steps_log_derender_rewards(tmp_path, farm_env, image_dataset, 
         log_completions=True,  # keeps the last step's completions and rewards
         generation_kwargs={"suppress_tokens": sorted(set(range(len(tok))) - allowed)},
     )
+    dataset = svg_dataset if env == "svg" else image_dataset
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[derender_reward],
         args=args,
-        train_dataset=image_dataset,
+        train_dataset=dataset,
         processing_class=processor,
     )
     trainer.train()
@@ -91,15 +122,21 @@ def test_two_grpo_steps_log_derender_rewards(tmp_path, farm_env, image_dataset, 
     texts = [c if isinstance(c, str) else c[-1]["content"] for c in trainer._logs["completion"]]
     logged = list(trainer._logs["rewards"]["derender_reward"])
     assert len(texts) == len(logged) == 4  # the last step's 4 generations of the one prompt
-    truth = core.score(texts, [image_dataset[0]["ground_truth"]] * len(texts))
+    truth = core.score(texts, [dataset[0]["ground_truth"]] * len(texts))
     assert logged == pytest.approx([s.reward for s in truth], abs=1e-6)
     outcomes = {s.outcome for s in truth}
-    assert outcomes == {"ok", "syntax_error"}, outcomes  # valid and failed programs mixed
+    # CLEVR: valid and failed programs mixed; SVG: "#", "(" and newlines are never SVG
+    assert outcomes == ({"syntax_error"} if env == "svg" else {"ok", "syntax_error"}), outcomes
     last = steps[-1]
     assert last["rewards/derender_reward/mean"] == pytest.approx(sum(logged) / 4, abs=1e-5)
     assert last["derender/valid_program"] == pytest.approx(
         sum(s.outcome == "ok" for s in truth) / 4
     )
+    # CLEVR: edge L2 stands in for missing LPIPS weights; seed-svg has only LPIPS for it
+    precise_known = env == "clevr" or not math.isnan(truth[0].components.get("lpips", math.nan))
     for h in steps:  # every step logged the three figures
         assert 0.0 <= h["derender/structural_match"] <= h["derender/valid_program"] <= 1.0
+        if not precise_known:  # seed-svg has no edge L2 to stand in: the flag is left out
+            assert "derender/precise" not in h
+            continue
         assert 0.0 <= h["derender/precise"] <= 1.0  # edge L2 < 0.05 stands in for LPIPS here
