@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.messages import ENVS
 from ..reward.spec import DEFAULT_PRESET, SVG_DEFAULT_PRESET
-from .options import add_frame_options, farm_frame
+from .options import add_frame_options, add_hard_deadline_option, farm_frame
 
 if TYPE_CHECKING:
     from ..protocol.results import StepResult
@@ -38,14 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_frame_options(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the script's `random`")
     p.add_argument("--deadline", type=float, default=5.0, help="script deadline in seconds")
-    p.add_argument(
-        "--hard-deadline",
-        type=float,
-        default=None,
-        metavar="S",
-        help="seconds a step may take in all, render included, before its worker is "
-        "killed and replaced (the step ends with outcome timeout; default 60)",
-    )
+    add_hard_deadline_option(p)
     p.add_argument(
         "--preset",
         help=f"reward preset (default {DEFAULT_PRESET}; env svg: {SVG_DEFAULT_PRESET})",

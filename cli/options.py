@@ -76,3 +76,15 @@ def farm_frame(args: argparse.Namespace, only_given: bool = False) -> dict[str, 
         "height": spec.height,
         "samples": spec.samples,
     }
+
+
+def add_hard_deadline_option(p: argparse.ArgumentParser) -> None:
+    """``--hard-deadline S``: one flag, one meaning, for every command that runs scripts."""
+    p.add_argument(
+        "--hard-deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a step may take in all, render included, before its worker is "
+        "killed and replaced (the step ends with outcome timeout; default 60)",
+    )

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .options import DEFAULT_BIND, add_frame_options, farm_frame
+from .options import DEFAULT_BIND, add_frame_options, add_hard_deadline_option, farm_frame
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,14 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="an agent script's time budget in seconds (sandbox default if unset)",
     )
-    p.add_argument(
-        "--hard-deadline",
-        type=float,
-        default=None,
-        metavar="S",
-        help="seconds a step may take in all, render included, before its worker is "
-        "killed and replaced (the step ends with outcome timeout; default 60)",
-    )
+    add_hard_deadline_option(p)
     p.add_argument("--preset", default=None, help="default reward preset")
     p.add_argument("--verbose", action="store_true", help="log the farm's activity")
     p.set_defaults(func=run)
