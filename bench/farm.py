@@ -34,7 +34,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from .. import reward
 from ..farm.config import FarmConfig
+from ..farm.core import Passes
 from ..scenes import dsl_program, generate_scene
 
 _NAIVE = """\
@@ -57,20 +59,23 @@ def _pct(samples: Sequence[float]) -> dict[str, float]:
 
 
 def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
-    """In this process (imports bpy): ``steps`` timed Service.step calls after a warm-up."""
+    """In this process (imports bpy): ``steps`` timed Service.step calls after a warm-up,
+    with the passes a farm worker runs for the farm's preset (no masks pass unless the
+    preset scores IoU), so that farm and bare loop do the same rendering work."""
     from ..addon.service import Service
 
+    passes = Passes.of(reward.preset(config.preset))
     service = Service(config.frame())
     script = _script()
     for _ in range(3):
-        outcome = service.step(script).outcome
+        outcome = service.step(script, masks=passes.masks, render=passes.render).outcome
         if outcome != "ok":
             raise RuntimeError(f"the ground-truth script failed in the bare loop: {outcome}")
     lat = []
     t0 = time.perf_counter()
     for _ in range(steps):
         t = time.perf_counter()
-        service.step(script)
+        service.step(script, masks=passes.masks, render=passes.render)
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - t0
     return {"steps_per_s": steps / total, "latency_s": _pct(lat)}
@@ -151,6 +156,7 @@ def _farm(config: FarmConfig, steps: int, on_ray: bool = False) -> dict[str, Any
             raise RuntimeError(f"farm steps failed: {bad[:5]}")
         status = farm.status()
     return {
+        "os_sandboxed": bool(status.get("os_sandboxed")),
         "steps_per_s": steps / total,
         "latency_s": _pct(lat),
         "loaded_latency_s": status["metrics"]["latency_s"],
@@ -232,7 +238,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{b['latency_s']['p50'] * 1000:7.1f} ms",
             f"  farm             {f['steps_per_s']:8.2f} steps/s   p50 "
             f"{f['latency_s']['p50'] * 1000:7.1f} ms  p99 {f['latency_s']['p99'] * 1000:7.1f} ms"
-            " (one at a time)",
+            f" (one at a time); OS sandbox {'on' if f['os_sandboxed'] else 'OFF'}",
             f"  bare x{report['workers']} at once  {r['bare_parallel']['steps_per_s']:8.2f} "
             "steps/s   (the same loop in parallel processes, summed)",
             f"  naive process    {n['seconds_per_episode']:8.2f} s/episode",

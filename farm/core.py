@@ -52,9 +52,6 @@ from ..scenes.cheatsheet import cheatsheet
 log = logging.getLogger(__name__)
 
 
-log = logging.getLogger(__name__)
-
-
 def error_reply(rid: object, kind: str, exc: ProtocolError) -> dict[str, Any]:
     return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": False, "error": exc.to_dict()}
 
@@ -98,6 +95,24 @@ class Passes:
     masks: bool  # the instance masks (a second, flat render)
     elements: bool  # an SVG run's shape descriptors (the element-level score)
 
+    @classmethod
+    def of(cls, spec: Any, render: bool = True, masks: bool = False) -> Passes:
+        """What a worker runs for a step scored by the reward spec ``spec``, with a
+        request's ``render`` and ``masks``: a render (and the masks pass, a render too)
+        only where someone uses it; a scene-graph preset, or ``render: false``, needs no
+        pixels. BadRequest for render: false with a preset that needs pixels."""
+        if not render and not spec.scores_without_pixels:
+            raise BadRequest(
+                f"render: false with preset {spec.preset!r} would score validity alone: "
+                "its terms need the image; use a preset with a scene-graph term"
+            )
+        render = render and (spec.needs_pixels or masks)
+        return cls(
+            render=render,
+            masks=render and (masks or "iou" in spec.weights),
+            elements="svg_elements" in spec.weights,
+        )
+
 
 class RequestCore:
     """What a server decides about a request, whichever way it then runs it."""
@@ -135,21 +150,9 @@ class RequestCore:
         return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
 
     def passes(self, req: Step | StepBatch) -> Passes:
-        """What a step's worker runs: a render (and the masks pass, a render too) only
-        where someone uses it; a scene-graph preset, or ``render: false``, needs no pixels.
-        BadRequest for an unknown preset, or render: false with a preset that needs pixels."""
+        """What a step's worker runs (:meth:`Passes.of`); BadRequest for an unknown preset."""
         spec = self.reward_spec(req.preset or self.default_preset)
-        if not req.render and not spec.scores_without_pixels:
-            raise BadRequest(
-                f"render: false with preset {spec.preset!r} would score validity alone: "
-                "its terms need the image; use a preset with a scene-graph term"
-            )
-        render = req.render and (spec.needs_pixels or req.masks)
-        return Passes(
-            render=render,
-            masks=render and (req.masks or "iou" in spec.weights),
-            elements="svg_elements" in spec.weights,
-        )
+        return Passes.of(spec, req.render, req.masks)
 
     def info(self) -> dict[str, Any]:
         frame = self.frame
