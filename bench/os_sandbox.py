@@ -68,7 +68,7 @@ def _ready_time(router: zmq.Socket, sup: Supervisor) -> float:
 
 def _python_time(sup: Supervisor) -> float:
     t0 = time.perf_counter()
-    proc, tmpdir = sup.launch([sys.executable, "-I", "-c", "pass"], 0)
+    proc, tmpdir = sup.launcher.launch([sys.executable, "-I", "-c", "pass"], 0)
     if proc.wait() != 0:
         raise RuntimeError(f"python -c pass failed with status {proc.returncode}")
     elapsed = time.perf_counter() - t0

@@ -2,11 +2,18 @@
 
 :func:`decode_request` turns a request's frames into a header (never raising), and
 :class:`RequestCore` holds what every server decides the same way: ``info``, the reward
-presets, what a target spec names (a scene, a dataset entry, an SVG document), the target
-cache, which passes a step's worker runs (:meth:`RequestCore.passes`) and the reply body
-of a made target. The farm's broker drives it between its sockets and its workers; the
-panel's in-process path (:mod:`.in_process`) drives it with a Service. It imports neither
-bpy nor zmq.
+presets, what a target spec names, the target cache, the jobs a worker runs and every
+reply. Its answers are values, never callbacks or sends:
+
+- :meth:`RequestCore.resolve` returns a cached :class:`Target`, or a :class:`NeedsRender`
+  (the job that renders it); :meth:`RequestCore.made` turns that job's result into the
+  target;
+- :meth:`RequestCore.step_job` is a step's worker job, :meth:`RequestCore.passes` what it
+  runs besides the script;
+- :meth:`RequestCore.reply` is the reply to a request from its per-item results.
+
+The farm's broker drives it between its sockets and its workers; the panel's in-process
+path (:mod:`.in_process`) drives it with a Service. It imports neither bpy nor zmq.
 """
 
 from __future__ import annotations
@@ -31,12 +38,14 @@ from ..protocol.messages import (
     ServerLimits,
     Step,
     StepBatch,
+    StepItem,
     SvgTarget,
+    TargetRef,
     TargetSpec,
     request_id,
 )
 from ..protocol.results import ScriptRun
-from ..protocol.targets import Target, TargetCache
+from ..protocol.targets import Target, TargetCache, target_id
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import (
     FrameSpec,
@@ -85,6 +94,28 @@ def decode_request(frames: Sequence[Any], limits: ServerLimits) -> Incoming:
     except ProtocolError as exc:
         incoming.error = exc
     return incoming
+
+
+@dataclass(frozen=True)
+class NeedsRender:
+    """A target that is not made yet: the worker job that renders it (a scene on a target
+    worker, an SVG document on an SVG worker) and the id it will have. Pass the job's
+    result to :meth:`RequestCore.made`."""
+
+    target_id: str
+    job: dict[str, Any]  # the worker job body (``kind`` ``render`` or ``svg``)
+    scene: Scene | None = None  # a CLEVR target's scene
+    svg: str | None = None  # an SVG target's document
+
+    @property
+    def env(self) -> str:
+        return "svg" if self.svg is not None else "clevr"
+
+
+Resolved = Target | NeedsRender
+
+# One request's per-item results: a reply body, or the error that item gets.
+ItemResult = dict[str, Any] | ProtocolError
 
 
 @dataclass(frozen=True)
@@ -223,6 +254,84 @@ class RequestCore:
             tid, Scene(()), run.image, run.masks, self.canvas.hash(), "svg", text, elements
         )
         return self.targets.put(target)
+
+    # -- targets ------------------------------------------------------------------
+    def resolve(self, spec: TargetSpec | str, env: str | None = None) -> Resolved:
+        """The target a spec names under a request's ``env`` (a str is a target id): from
+        the cache, or the job that renders it. BadRequest or UnknownTarget for a spec that
+        names nothing this server serves."""
+        if isinstance(spec, str | TargetRef):
+            target = self.targets.get(spec if isinstance(spec, str) else spec.target_id)
+            if target.env not in self.envs:
+                raise BadRequest(f"this server does not serve env {target.env!r}")
+            return target
+        kind = self.env_of(spec, env)
+        if kind not in self.envs:
+            raise BadRequest(
+                f"this server serves envs {list(self.envs)}, not {kind!r} "
+                "(a farm serves svg with svg_workers, clevr with workers)"
+            )
+        needs: NeedsRender
+        if kind == "svg":
+            text, tid = self.svg_source(spec)
+            job = {"kind": "svg", "script": text, "masks": True, "elements": True}
+            needs = NeedsRender(tid, job, svg=text)
+        else:
+            scene = self.scene_for(spec)
+            tid = target_id(scene, self.frame_hash)
+            job = {"kind": "render", "masks": True, "scene": scene_to_clevr(scene)}
+            needs = NeedsRender(tid, job, scene=scene)
+        return self.targets.get(tid) if tid in self.targets else needs
+
+    def made(self, needs: NeedsRender, result: dict[str, Any]) -> Target:
+        """The target a render job's result makes, cached. BadRequest for an SVG document
+        the policy refused; KeyError, TypeError or ValueError for a garbled result."""
+        if needs.svg is not None:
+            return self.svg_target_from(needs.target_id, needs.svg, ScriptRun.from_wire(result))
+        assert needs.scene is not None
+        target = Target(
+            needs.target_id, needs.scene, result["image"], result.get("masks"), self.frame_hash
+        )
+        return self.targets.put(target)
+
+    # -- steps --------------------------------------------------------------------
+    def step_job(
+        self, item: StepItem, target: Target, passes: Passes, env: str | None
+    ) -> dict[str, Any]:
+        """The worker job of one script scored against ``target``; it names no target.
+        BadRequest if the request's ``env`` is not the target's."""
+        if env is not None and env != target.env:
+            raise BadRequest(f"{target.target_id} is a target of env {target.env!r}, not {env!r}")
+        if target.env == "svg":  # SVG always renders: the image is the whole result
+            elements = passes.elements
+            return {"kind": "svg", "script": item.script, "masks": True, "elements": elements}
+        return {
+            "kind": "step",
+            "script": item.script,
+            "seed": item.seed,
+            "masks": passes.masks,
+            "render": passes.render,
+        }
+
+    def render_body(self, result: dict[str, Any], masks: bool) -> dict[str, Any]:
+        """The reply members of ``render`` from a render job's result."""
+        return {
+            "image": result["image"],
+            "masks": result.get("masks") if masks else None,
+            "timings": result.get("timings", {}),
+            "frame_hash": self.frame_hash,
+        }
+
+    # -- replies ------------------------------------------------------------------
+    def reply(self, rid: object, kind: str, results: Sequence[ItemResult]) -> dict[str, Any]:
+        """The reply to a request from its per-item results: a ``step_batch`` carries
+        every item's body or error; any other request is its one body, or its error."""
+        if kind == "step_batch":
+            items = [{"error": r.to_dict()} if isinstance(r, ProtocolError) else r for r in results]
+            return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": True, "results": items}
+        if isinstance(results[0], ProtocolError):
+            return error_reply(rid, kind, results[0])
+        return {"v": PROTOCOL_VERSION, "id": rid, "type": kind, "ok": True, **results[0]}
 
     # -- helpers ------------------------------------------------------------------
     def reward_spec(self, name: str) -> Any:

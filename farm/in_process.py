@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from ..protocol import codec
 from ..protocol.errors import BadRequest, InternalError, ProtocolError, RenderError
 from ..protocol.messages import (
-    PROTOCOL_VERSION,
     Info,
     Ping,
     Render,
@@ -27,15 +26,14 @@ from ..protocol.messages import (
     Step,
     StepBatch,
     StepItem,
-    TargetRef,
     TargetSpec,
     parse_request,
 )
 from ..protocol.results import ScriptRun
-from ..protocol.targets import Target, target_id
+from ..protocol.targets import Target
 from ..reward.spec import DEFAULT_PRESET
 from ..scenes import Scene
-from .core import RequestCore, decode_request, error_reply
+from .core import ItemResult, RequestCore, decode_request, error_reply
 from .scoring import FinishedStep, score_steps
 
 log = logging.getLogger(__name__)
@@ -93,38 +91,34 @@ class Handler(RequestCore):
 
     def handle(self, req: Request) -> dict[str, Any]:
         """The reply header (arrays inline) for a parsed request."""
-        body: dict[str, Any]
         if isinstance(req, Ping | Info):
             return self.answer(req)
+        if isinstance(req, Reset | Step | StepBatch) and req.env == "svg":
+            raise BadRequest(_BPY_ONLY)
         if isinstance(req, Reset):
             if self.env_of(req.target, req.env) == "svg":
                 raise BadRequest(_BPY_ONLY)
-            target = self.resolve(req.target)
-            body = self.target_body(target, req.masks)
-        elif isinstance(req, Step):
-            body = self.step(req.item, req.preset, req.masks)
-        elif isinstance(req, StepBatch):
-            body = {"results": self.step_batch(req.items, req.preset, req.masks)}
-        elif isinstance(req, Render):
-            body = self.render(req.scene, req.masks)
-        else:  # parse_request only makes the types above and Status
-            raise BadRequest(f"{req.type!r} requests are answered by a farm, not this server")
-        return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
+            body = self.target_body(self.target(req.target), req.masks)
+            return self.reply(req.id, req.type, [body])
+        if isinstance(req, Step):
+            return self.reply(req.id, req.type, [self.step(req.item, req.preset, req.masks)])
+        if isinstance(req, StepBatch):
+            return self.reply(req.id, req.type, self.step_batch(req.items, req.preset, req.masks))
+        if isinstance(req, Render):
+            return self.reply(req.id, req.type, [self.render(req.scene, req.masks)])
+        # parse_request only makes the types above and Status
+        raise BadRequest(f"{req.type!r} requests are answered by a farm, not this server")
 
-    def resolve(self, spec: TargetSpec | str) -> Target:
+    def target(self, spec: TargetSpec | str) -> Target:
         """The target for a spec (a str is a target id), from the cache or rendered now."""
-        if isinstance(spec, str):
-            return self.targets.get(spec)
-        if isinstance(spec, TargetRef):
-            return self.targets.get(spec.target_id)
-        scene = self.scene_for(spec)
-        tid = target_id(scene, self.frame_hash)
-        if tid in self.targets:
-            return self.targets.get(tid)
-        result = self._render(scene, masks=True)
-        return self.targets.put(Target(tid, scene, result.image, result.masks, self.frame_hash))
+        resolved = self.resolve(spec)
+        if isinstance(resolved, Target):
+            return resolved
+        assert resolved.scene is not None  # this server serves clevr only
+        result = self._render(resolved.scene, masks=True)
+        return self.made(resolved, {"image": result.image, "masks": result.masks})
 
-    def step(self, item: StepItem, preset: str | None, masks: bool) -> dict[str, Any]:
+    def step(self, item: StepItem, preset: str | None, masks: bool) -> ItemResult:
         return self.step_batch([item], preset, masks, item_errors=False)[0]
 
     def step_batch(
@@ -133,20 +127,18 @@ class Handler(RequestCore):
         preset: str | None,
         masks: bool,
         item_errors: bool = True,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ItemResult]:
         """Run every script, then score all of them in one batched reward call.
 
-        An item that cannot run (e.g. an unknown target id) gets an ``error`` entry instead
-        of sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
+        An item that cannot run (e.g. an unknown target id) gets its error instead of
+        sinking the batch; with ``item_errors=False`` (a ``step``) the error is raised.
         """
         name = preset or self.default_preset
         spec = self.reward_spec(name)
-        runs: list[FinishedStep | ProtocolError] = []
+        runs: list[FinishedStep | ProtocolError] = []  # ProtocolError: the item's error
         for item in items:
             try:
-                target = self.resolve(item.target)
-                if target.env != "clevr":
-                    raise BadRequest(_BPY_ONLY)
+                target = self.target(item.target)
                 t0 = time.perf_counter()
                 res = self.service.step(item.script, seed=item.seed, masks=True)
                 service_s = time.perf_counter() - t0
@@ -160,18 +152,12 @@ class Handler(RequestCore):
         done = iter(
             score_steps([r for r in runs if isinstance(r, FinishedStep)], spec, name, self.frame)
         )
-        return [
-            {"error": r.to_dict()} if isinstance(r, ProtocolError) else next(done) for r in runs
-        ]
+        return [r if isinstance(r, ProtocolError) else next(done) for r in runs]
 
     def render(self, scene: Scene, masks: bool) -> dict[str, Any]:
         result = self._render(scene, masks)
-        return {
-            "image": result.image,
-            "masks": result.masks if masks else None,
-            "timings": dict(result.timings),
-            "frame_hash": self.frame_hash,
-        }
+        wire = {"image": result.image, "masks": result.masks, "timings": dict(result.timings)}
+        return self.render_body(wire, masks)
 
     def _render(self, scene: Scene, masks: bool) -> Any:
         try:

@@ -68,7 +68,7 @@ class WorkerPool:
             wp.slot,
             role=wp.role,
             pid=wp.pid,
-            gpu=self.supervisor.gpu(wp.slot),
+            gpu=self.supervisor.launcher.gpu(wp.slot),
             socket=self.sockets[wp.role],
         )
 

@@ -250,7 +250,7 @@ class WorkerHost:
         where = {
             "pid": worker.host_pid(),
             "node": self.node,
-            "gpu": self.supervisor.gpu(worker.slot),
+            "gpu": self.supervisor.launcher.gpu(worker.slot),
         }
         return _ready_from_host(body, where)
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 from derender.farm.config import FarmConfig
+from derender.farm.launcher import worker_limits
 from derender.farm.os_sandbox import BASE_ENV, NOBODY, privileged, sandboxed_pid
-from derender.farm.supervisor import Supervisor, worker_limits
+from derender.farm.supervisor import Supervisor
 
 PROBE = (Path(__file__).parent / "escape_probe.py").read_text()
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ class Host:
         assert self.supervisor.os_sandboxed, self.supervisor.os_sandbox_problem
 
     def launch(self, plan: dict, slot: int = 0) -> subprocess.Popen:
-        proc, tmpdir = self.supervisor.launch(
+        proc, tmpdir = self.supervisor.launcher.launch(
             [sys.executable, "-I", "-c", PROBE, json.dumps(plan)], slot, stdout=subprocess.PIPE
         )
         assert tmpdir is None  # sandboxed: no host temp dir at all
@@ -317,7 +318,7 @@ def test_it_dies_with_its_bwrap_and_with_its_supervisor(host):
         "from derender.farm.os_sandbox import sandboxed_pid\n"
         f"sup = Supervisor(FarmConfig(), {str(host.run_dir)!r}, "
         f"{backends!r})\n"
-        "p, _ = sup.launch(['/bin/sleep', '600'], 0)\n"
+        "p, _ = sup.launcher.launch(['/bin/sleep', '600'], 0)\n"
         "while sandboxed_pid(p.pid) is None: time.sleep(0.02)\n"
         "print(sandboxed_pid(p.pid), flush=True)\n"
         "time.sleep(600)\n"

@@ -13,6 +13,7 @@ import pytest
 from derender import Client
 from derender.farm.config import FarmConfig
 from derender.farm.gpu_devices import CONTROL_NODES, GPUNotFound, gpu_mounts
+from derender.farm.launcher import BackendNotReachable, worker_limits
 from derender.farm.local import LocalFarm
 from derender.farm.os_sandbox import (
     BASE_ENV,
@@ -26,7 +27,7 @@ from derender.farm.os_sandbox import (
     share_socket_dir,
 )
 from derender.farm.seccomp import SeccompUnsupported, filter_program
-from derender.farm.supervisor import BackendNotReachable, Supervisor, worker_limits
+from derender.farm.supervisor import Supervisor
 from derender.protocol.errors import ProtocolError
 from derender.scenes import dsl_program
 
@@ -116,11 +117,11 @@ def test_a_blender_binary_worker_runs_in_the_sandbox_with_its_install_dir(tmp_pa
     socket_dir = _socket_dir(tmp_path)
     backend = f"ipc://{socket_dir / 'backend.sock'}"
     sup = Supervisor(FarmConfig(blender=str(fake)), tmp_path, {"step": backend, "target": backend})
-    assert sup.os_sandboxed and install in sup._specs["step"].readable
-    command = sup.worker_command("s0-1", "step")
+    assert sup.os_sandboxed and install in sup.launcher.sandbox(0).readable
+    command = sup.launcher.worker_command("s0-1", "step")
     assert command[:4] == [str(fake), "-b", "--factory-startup", "--python-expr"]
     assert "site.addsitedir(" in command[4] and command[5] == "--"
-    proc, tmpdir = sup.launch(command, 0, stdout=subprocess.PIPE)
+    proc, tmpdir = sup.launcher.launch(command, 0, stdout=subprocess.PIPE)
     out, _ = proc.communicate(timeout=60)
     assert tmpdir is None and proc.returncode == 0
     lines = out.decode().splitlines()
@@ -154,10 +155,10 @@ def test_worker_limits_default_on_and_follow_the_config(monkeypatch):
     assert worker_limits(FarmConfig(gpus=(0,))).address_space_mb == 0  # GPU drivers
     explicit = worker_limits(FarmConfig(rlimit_as_mb=0, rlimit_cpu_s=7, rlimit_nproc=99))
     assert (explicit.address_space_mb, explicit.cpu_s, explicit.processes) == (0, 7, 99)
-    monkeypatch.setattr("derender.farm.supervisor.privileged", lambda: True)
+    monkeypatch.setattr("derender.farm.launcher.privileged", lambda: True)
     assert worker_limits(FarmConfig(workers=3)).processes == 32 * (2 * cpus + 64)
     assert worker_limits(FarmConfig(workers=40)).processes == 40 * (2 * cpus + 64)
-    monkeypatch.setattr("derender.farm.supervisor.privileged", lambda: False)
+    monkeypatch.setattr("derender.farm.launcher.privileged", lambda: False)
     assert worker_limits(FarmConfig(workers=3)).processes == 0  # the caller's own uid
 
 

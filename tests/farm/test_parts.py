@@ -46,21 +46,21 @@ def test_an_unsandboxed_worker_gets_its_gpu_a_fresh_temp_dir_and_no_parent_env(
     sup = Supervisor(FarmConfig(gpus=(2, 5), os_sandbox=False), tmp_path, backends)
     envs = []
     for slot in range(3):
-        proc, tmpdir = sup.launch(["/usr/bin/env"], slot, stdout=subprocess.PIPE)
+        proc, tmpdir = sup.launcher.launch(["/usr/bin/env"], slot, stdout=subprocess.PIPE)
         out, _ = proc.communicate(timeout=30)
         envs.append((dict(line.split("=", 1) for line in out.decode().splitlines()), tmpdir))
     assert [e["CUDA_VISIBLE_DEVICES"] for e, _ in envs] == ["2", "5", "2"]
     assert all(e["TMPDIR"] == e["HOME"] == str(d) for e, d in envs)
     assert all(d is not None and d.parent == tmp_path for _, d in envs)
     assert all("DERENDER_TEST_API_KEY" not in e for e, _ in envs)
-    cmd = sup.worker_command("s0-1", "step")
+    cmd = sup.launcher.worker_command("s0-1", "step")
     assert cmd[:5] == [sys.executable, "-I", "-B", "-m", "derender.addon.worker"]
     assert cmd[cmd.index("--identity") + 1] == "s0-1"
     assert cmd[cmd.index("--connect") + 1] == backends["step"]
-    target = sup.worker_command("t2-3", "target")
+    target = sup.launcher.worker_command("t2-3", "target")
     assert target[target.index("--role") + 1] == "target"
     assert target[target.index("--connect") + 1] == backends["target"]
-    assert [sup.role(slot) for slot in range(3)] == ["step", "step", "target"]
+    assert [sup.launcher.role(slot) for slot in range(3)] == ["step", "step", "target"]
 
 
 def test_a_sandboxed_farm_refuses_gpus_that_are_not_there(tmp_path):

@@ -21,8 +21,8 @@ import pytest
 import zmq
 from derender import Client
 from derender.farm.config import FarmConfig
+from derender.farm.launcher import worker_limits
 from derender.farm.local import LocalFarm
-from derender.farm.supervisor import worker_limits
 from derender.protocol import codec
 from derender.protocol.messages import Step, StepItem, TargetRef
 from derender.protocol.results import StepResult
