@@ -21,7 +21,8 @@ Finish = Callable[[dict[str, Any] | None, ProtocolError | None], None]
 
 # Worker roles. Step workers run agent scripts (untrusted); target workers render targets
 # and client scenes (trusted) and never receive a script; SVG workers render agent SVG
-# (untrusted; no Blender: derender.farm.svg_worker). SVG targets render in the broker.
+# (untrusted; no Blender: derender.farm.svg_worker), SVG targets too (a client's document
+# is as untrusted as an agent's).
 STEP, TARGET, SVG = "step", "target", "svg"
 ROLES: tuple[str, ...] = (STEP, TARGET, SVG)
 
