@@ -53,7 +53,7 @@ from ..protocol.transport import drain, split_envelope
 from ..scenes import Scene, scene_to_clevr
 from .broker_sockets import BrokerSockets
 from .config import FarmConfig
-from .core import ItemResult, NeedsRender, Passes, RequestCore, decode_request, error_reply
+from .core import ItemResult, NeedsRender, RequestCore, decode_request, error_reply
 from .jobs import STEP, SVG, TARGET, Finish, Job, Pending
 from .metrics import Metrics, log_line
 from .pool import WorkerPool
@@ -87,8 +87,10 @@ class Broker:
             default_preset=config.preset,
             envs=config.envs(),
             canvas=config.canvas(),
+            svg_preset=config.svg_preset,
         )
-        self.rewards = RewardStage(self.frame, config.preset)
+        # warm the first env's default preset (an SVG-only farm's is seed-svg)
+        self.rewards = RewardStage(self.frame, self.core.default_presets[config.envs()[0]])
         self.metrics = Metrics()
         self.sockets = BrokerSockets(
             config, Path(run_dir), self.limits.max_frame_bytes, context or zmq.Context.instance()
@@ -175,7 +177,9 @@ class Broker:
             raise Overloaded(
                 f"{self.pool.queued} jobs are queued (limit {self.config.max_pending}); retry later"
             )
-        passes = self.core.passes(req) if isinstance(req, Step | StepBatch) else None
+        if isinstance(req, Step | StepBatch) and (req.preset or req.env):
+            # decidable now: refuse the whole request (else each item learns its target's)
+            self.core.passes(req, req.preset or self.core.default_presets[str(req.env)])
         expires = time.monotonic() + self.config.request_timeout
         p = Pending(envelope, req.id, req.type, encoding, expires, [None] * needed, needed)
         if p.key in self.pending:  # the same request again while it runs: answer once
@@ -193,10 +197,9 @@ class Broker:
             job = {"kind": "render", "masks": req.masks, "scene": scene_to_clevr(req.scene)}
             self._submit(job, self._render_finish(p, req.masks), owner=p)
         else:
-            assert isinstance(req, Step | StepBatch) and passes is not None
-            preset = req.preset or self.config.preset
+            assert isinstance(req, Step | StepBatch)
             for i, item in enumerate(items):
-                self._step(p, i, item, preset, req.masks, passes, req.env)
+                self._step(p, i, item, req)
 
     def _render_finish(self, p: Pending, masks: bool) -> Finish:
         def finish(result: dict[str, Any] | None, error: ProtocolError | None) -> None:
@@ -207,22 +210,15 @@ class Broker:
 
         return finish
 
-    def _step(
-        self,
-        p: Pending,
-        index: int,
-        item: StepItem,
-        preset: str,
-        send_masks: bool,
-        passes: Passes,
-        env: str | None,
-    ) -> None:
-        """Queue one script once its target exists; ``send_masks``: the client gets the
-        masks. The target's env picks the workers."""
+    def _step(self, p: Pending, index: int, item: StepItem, req: Step | StepBatch) -> None:
+        """Queue one script once its target exists. The target's env picks the workers
+        and, where the request names none, the preset."""
 
         def run(target: Target) -> None:
             try:
-                job = self.core.step_job(item, target, passes, env)
+                preset = self.core.step_preset(req, target)
+                passes = self.core.passes(req, preset)
+                job = self.core.step_job(item, target, passes, req.env)
             except ProtocolError as exc:
                 self._done(p, index, exc)
                 return
@@ -237,15 +233,13 @@ class Broker:
                     self._done(p, index, InternalError(f"unreadable step result: {exc}"))
                     return
                 done = lambda body: self._done(p, index, body)  # noqa: E731
-                self.rewards.add(
-                    Finished(item.script, target, preset, send_masks, script_run, done)
-                )
+                self.rewards.add(Finished(item.script, target, preset, req.masks, script_run, done))
 
             self._submit(job, finish, owner=p)
 
         # items parsed from the wire always carry a TargetSpec (a str is client-side only)
         self._with_target(
-            cast(TargetSpec, item.target), env, run, lambda e: self._done(p, index, e)
+            cast(TargetSpec, item.target), req.env, run, lambda e: self._done(p, index, e)
         )
 
     def _with_target(self, spec: TargetSpec, env: str | None, then: Made, fail: Failed) -> None:

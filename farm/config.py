@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..reward.spec import DEFAULT_PRESET
+from ..reward.spec import DEFAULT_PRESET, SVG_DEFAULT_PRESET
 from ..scenes import FrameSpec
 from ..scenes.frame import ENGINES, default_engine
 from .jobs import SVG
@@ -84,7 +84,8 @@ class FarmConfig:
     rlimit_fsize_mb: int = 512
     rlimit_nofile: int = 1024
     # reward and metrics
-    preset: str = DEFAULT_PRESET  # the default reward preset
+    preset: str = DEFAULT_PRESET  # the default reward preset of clevr steps
+    svg_preset: str = SVG_DEFAULT_PRESET  # ... and of svg steps
     metrics_interval: float = 5.0  # seconds between metrics log lines; 0: off
     # Where the workers' stderr goes (Blender's own start-up messages, such as EGL's, and
     # a worker's crash output): appended to this file, not the terminal. None: the

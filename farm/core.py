@@ -46,7 +46,7 @@ from ..protocol.messages import (
 )
 from ..protocol.results import ScriptRun
 from ..protocol.targets import Target, TargetCache, target_id
-from ..reward.spec import DEFAULT_PRESET
+from ..reward.spec import DEFAULT_PRESET, SVG_DEFAULT_PRESET
 from ..scenes import (
     FrameSpec,
     GenerationError,
@@ -156,9 +156,12 @@ class RequestCore:
         default_preset: str = DEFAULT_PRESET,
         envs: Sequence[str] = ("clevr",),
         canvas: Any = None,
+        svg_preset: str = SVG_DEFAULT_PRESET,
     ) -> None:
         """``envs``: the environment kinds served (their steps have workers); ``canvas``:
-        the SVG environment's frame (:class:`derender.svg.SvgCanvas`), default 64 px."""
+        the SVG environment's frame (:class:`derender.svg.SvgCanvas`), default 64 px;
+        ``default_preset`` / ``svg_preset``: the presets of clevr / svg steps that name
+        none."""
         from .. import reward
 
         self.frame = frame
@@ -167,9 +170,11 @@ class RequestCore:
         self.targets = TargetCache(self.limits.max_targets)
         self._reward = reward
         self.presets = tuple(reward.PRESETS)
-        if default_preset not in self.presets:
-            raise ValueError(f"default_preset {default_preset!r} is not one of {self.presets}")
+        for name in (default_preset, svg_preset):
+            if name not in self.presets:
+                raise ValueError(f"default preset {name!r} is not one of {self.presets}")
         self.default_preset = default_preset
+        self.default_presets = {"clevr": default_preset, "svg": svg_preset}
         self.frame_hash: str = frame.hash()
         self._generator = GeneratorConfig(frame=frame)
         self.envs = tuple(envs)
@@ -180,10 +185,14 @@ class RequestCore:
         body = {"time": time.time()} if isinstance(req, Ping) else self.info()
         return {"v": PROTOCOL_VERSION, "id": req.id, "type": req.type, "ok": True, **body}
 
-    def passes(self, req: Step | StepBatch) -> Passes:
+    def step_preset(self, req: Step | StepBatch, target: Target) -> str:
+        """The preset a step against ``target`` is scored with: the request's, else the
+        default of the target's env (SPEC.md 4, 0.4)."""
+        return req.preset or self.default_presets[target.env]
+
+    def passes(self, req: Step | StepBatch, preset: str) -> Passes:
         """What a step's worker runs (:meth:`Passes.of`); BadRequest for an unknown preset."""
-        spec = self.reward_spec(req.preset or self.default_preset)
-        return Passes.of(spec, req.render, req.masks)
+        return Passes.of(self.reward_spec(preset), req.render, req.masks)
 
     def info(self) -> dict[str, Any]:
         frame = self.frame
@@ -201,6 +210,8 @@ class RequestCore:
             "universe": universe_mod.describe(),
             "reward_presets": list(self.presets),
             "default_preset": self.default_preset,
+            # added in 0.4 (SPEC.md 4): the default preset of each env's steps
+            "default_presets": {env: self.default_presets[env] for env in self.envs},
             "datasets": {k: len(v) for k, v in self.datasets.items()},
             "cheatsheet": sheets["clevr"],
             # added in 0.3 (SPEC.md 4): the kinds served, each one's cheat sheet, the canvas

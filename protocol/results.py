@@ -108,6 +108,8 @@ class ServerInfo:
     envs: tuple[str, ...] = ("clevr",)
     cheatsheets: dict[str, str] = field(default_factory=dict)
     canvas: dict[str, Any] | None = None  # the SVG canvas (width, height, background), if served
+    # added in 0.4: the preset of each env's steps that name none (before: default_preset)
+    default_presets: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ServerInfo:
@@ -125,6 +127,10 @@ class ServerInfo:
             envs=tuple(d.get("envs", ("clevr",))),
             cheatsheets=dict(d.get("cheatsheets") or {"clevr": d["cheatsheet"]}),
             canvas=dict(d["canvas"]) if d.get("canvas") else None,
+            default_presets=dict(
+                d.get("default_presets")
+                or {env: d["default_preset"] for env in d.get("envs", ("clevr",))}
+            ),
         )
 
 

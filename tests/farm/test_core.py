@@ -130,7 +130,7 @@ def test_a_step_job_carries_the_script_and_its_passes_but_no_target():
     needs = core.resolve(SeedTarget(4))
     target = core.made(needs, {"image": np.zeros((16, 16, 3), np.uint8), "masks": None})
     item = StepItem("cube()", TargetRef(target.target_id), seed=9)
-    passes = core.passes(Step("s", item, preset="scene", render=False))
+    passes = core.passes(Step("s", item, preset="scene", render=False), "scene")
     job = core.step_job(item, target, passes, None)
     assert job == {"kind": "step", "script": "cube()", "seed": 9, "masks": False, "render": False}
     assert target.target_id not in repr(job)
@@ -145,3 +145,18 @@ def test_a_batch_reply_carries_every_items_body_or_error():
     assert reply["results"][1]["error"]["code"] == "unknown_target"
     single = core.reply("s", "step", [UnknownTarget("t-x is gone")])
     assert single["ok"] is False and single["error"]["code"] == "unknown_target"
+
+
+def test_a_step_that_names_no_preset_gets_its_targets_env_default():
+    core = _core()
+    clevr = core.made(core.resolve(SeedTarget(5)), {"image": np.zeros((16, 16, 3), np.uint8)})
+    doc = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"/>'
+    svg = core.made(
+        core.resolve(SvgTarget(doc)),
+        {"outcome": "ok", "image": np.zeros((64, 64, 3), np.uint8), "masks": None},
+    )
+    unnamed = Step("s", StepItem("x", TargetRef(clevr.target_id)))
+    assert core.step_preset(unnamed, clevr) == "graph_image"
+    assert core.step_preset(unnamed, svg) == "seed-svg"
+    assert core.step_preset(Step("s", StepItem("x", "t"), preset="rlrf"), svg) == "rlrf"
+    assert core.info()["default_presets"] == {"clevr": "graph_image", "svg": "seed-svg"}

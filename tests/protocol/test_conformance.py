@@ -85,10 +85,12 @@ def test_info_members(dealer):
         "universe",
         "reward_presets",
         "default_preset",
+        "default_presets",
         "datasets",
         "cheatsheet",
     ):
         assert member in reply, member
+    assert reply["default_presets"]["clevr"] == reply["default_preset"]
     assert reply["frame"]["width"] == 64 and reply["engine"] == "workbench"
     assert 1 in reply["protocol"]["versions"]
     limits = reply["protocol"]["limits"]

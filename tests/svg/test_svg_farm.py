@@ -44,6 +44,13 @@ def test_an_svg_only_farm_runs_sandboxed_and_says_what_it_serves(farm, client):
         client.reset(0)  # a clevr target: this farm has no Blender workers
 
 
+def test_an_svg_step_that_names_no_preset_is_scored_with_the_svg_default(client):
+    target = client.reset(3, env="svg")
+    result = client.step(target.svg, target)
+    assert result.preset == "seed-svg" and result.reward == pytest.approx(1.0, abs=1e-6)
+    assert client.info().default_presets == {"svg": "seed-svg"}
+
+
 def test_attacks_through_the_sandboxed_worker(client):
     """Every attack gets its outcome from the worker; the canary files on the host are
     never read (the sandbox does not even show them), the farm keeps serving."""
