@@ -27,7 +27,8 @@ from PIL import Image
 from ..scenes.frame import FrameSpec
 from ..scenes.generator import enough_pixels
 from ..scenes.model import Scene
-from . import build, frame, render_settings
+from . import build, render_settings
+from .frame import BuiltFrame
 
 _LEVELS = 16
 MAX_MASK_IDS = _LEVELS**3 - 1
@@ -190,7 +191,7 @@ def render_masks(objects: Sequence[bpy.types.Object], spec: FrameSpec) -> np.nda
     return masks.astype(np.int32)
 
 
-def visibility_check(spec: FrameSpec) -> Callable[[Scene], bool]:
+def visibility_check(built_frame: BuiltFrame, spec: FrameSpec) -> Callable[[Scene], bool]:
     """The generator's hook (``generate_scene(..., visible=...)``): CLEVR's visibility rule,
     :func:`scenes.generator.enough_pixels`, on the instance masks of the scene in its own
     frame (``spec.posed(scene.extra)``: a jittered scene's camera). One flat Workbench pass
@@ -200,13 +201,13 @@ def visibility_check(spec: FrameSpec) -> Callable[[Scene], bool]:
 
     def visible(scene: Scene) -> bool:
         posed = spec.posed(scene.extra)
-        frame.reset(posed)
+        built_frame.reset(posed)
         objects = build.build(scene)
         try:
             masks = render_masks(objects, posed)
         finally:
             bpy.data.batch_remove(objects)
-            frame.move(spec)
+            built_frame.move(spec)
         return enough_pixels(masks, len(scene), posed)
 
     return visible

@@ -18,7 +18,7 @@ from ..protocol.results import ScriptRun
 from ..scenes.frame import FrameSpec
 from ..scenes.model import Scene
 from . import build, render
-from .frame import FrameBroken, build_frame, reset
+from .frame import BuiltFrame, FrameBroken
 from .readback import read_back
 from .sandbox import errors, integrity
 from .sandbox.limits import ScriptLimits
@@ -59,12 +59,17 @@ class _Clock:
 
 
 class Service:
-    """A worker's Blender: the locked frame plus the operations on it."""
+    """A worker's Blender: the locked frame plus the operations on it.
+
+    ``frame`` is the spec it serves; ``built_frame`` is that frame built in this
+    process's Blender, which the service owns. Making a service takes the built frame
+    over from any earlier one in the process: that one raises
+    :class:`.frame.FrameTakenOver` from then on."""
 
     def __init__(self, frame: FrameSpec, limits: ScriptLimits | None = None) -> None:
         self.frame = frame
         self.limits = limits or ScriptLimits()
-        build_frame(frame)
+        self.built_frame = BuiltFrame(frame)
         # Everything alive now (Blender's Python side, the modules, the frame) lives as
         # long as the worker: out of the cyclic collector's reach, its full collections
         # stop walking it (~30 ms each, every few steps, in whichever stage they hit).
@@ -72,6 +77,7 @@ class Service:
 
     def render_scene(self, scene: Scene, masks: bool = True) -> SceneRender:
         """Trusted build of ``scene`` in the frame, rendered; the frame is reset after."""
+        self.built_frame.ensure_held()
         clock = _Clock()
         try:
             objects = build.build(scene)
@@ -81,7 +87,7 @@ class Service:
             mask = render.render_masks(objects, self.frame) if masks else None
             clock.lap("masks")
         finally:
-            reset(self.frame)
+            self.built_frame.reset(self.frame)
             clock.lap("reset")
         return SceneRender(image, mask, clock.timings)
 
@@ -92,7 +98,9 @@ class Service:
         step, for scene-graph rewards: no image and no masks, the read-back scene only).
         Never raises for anything the script does; a non-ok outcome has no image. A frame
         that even a rebuild cannot restore makes the step ``frame_tampered`` and asks for
-        the worker's replacement."""
+        the worker's replacement. Raises :class:`.frame.FrameTakenOver` (before running
+        anything) if a newer service in this process took the frame over."""
+        self.built_frame.ensure_held()
         clock = _Clock()
         before = integrity.snapshot()
         verified = False  # the frame and assets checked intact after the script
@@ -101,7 +109,7 @@ class Service:
         finally:
             try:
                 integrity.restore(before)
-                reset(self.frame, verified=verified)
+                self.built_frame.reset(self.frame, verified=verified)
                 broken = None
             except FrameBroken as exc:
                 broken = exc
@@ -130,7 +138,7 @@ class Service:
     ) -> tuple[ScriptRun, bool]:
         """The step's result, and whether the frame and the assets were found intact after
         the script with only trusted code run since (the render, the read-back)."""
-        run, session = run_script(script, self.limits, seed)
+        run, session = run_script(script, self.built_frame, self.limits, seed)
         clock.lap("script")
         clock.split("script", "compile", run.compile_s)
 
@@ -140,7 +148,7 @@ class Service:
             return ScriptRun(outcome, message, line, run.stdout, timings=clock.timings,
                              recycle=recycle)  # fmt: skip
 
-        tampered = integrity.tampering(self.frame, before, session.data)
+        tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
         clock.lap("verify")
         if tampered:
             return fail(errors.FRAME_TAMPERED, "; ".join(tampered)), False

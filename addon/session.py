@@ -12,7 +12,7 @@ Two paths, kept apart on purpose:
 
 The frame lives in its own scene, ``derender``, in the current file: the user's scenes are
 left alone, and only that scene's frame is reset between requests: before each the
-session adopts whatever the person made since (``frame.adopt_user_data``), so a reset
+session adopts whatever the person made since (``BuiltFrame.adopt_user_data``), so a reset
 never deletes their own work.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import bpy
 
@@ -30,8 +30,11 @@ from ..protocol.messages import Reset, SceneTarget, SeedTarget, Step, StepItem
 from ..protocol.results import StepResult, target_from_wire
 from ..protocol.targets import Target
 from ..scenes import FrameSpec, Scene
-from .frame import adopt_user_data, reset
 from .preferences import Settings
+
+if TYPE_CHECKING:
+    from .frame import BuiltFrame
+    from .service import Service
 
 SCENE_NAME = "derender"
 SERVER_INTERVAL_S = 0.25  # how often the panel looks for what the server answered
@@ -54,6 +57,10 @@ class PanelSession:
     @property
     def frame(self) -> FrameSpec | None:
         return None if self.handler is None else self.handler.service.frame
+
+    def _built_frame(self, handler: Handler) -> BuiltFrame:
+        """The frame built by ``handler``'s service (always an :class:`.service.Service`)."""
+        return cast("Service", handler.service).built_frame
 
     def build(self, spec: FrameSpec, preset: str) -> Handler:
         """The handler for ``spec``, building the frame into the ``derender`` scene."""
@@ -83,7 +90,7 @@ class PanelSession:
     ) -> Target:
         """Render and cache a target: a scene, or a generator (seed, index)."""
         handler = self.build(spec, settings.preset)
-        adopt_user_data()
+        self._built_frame(handler).adopt_user_data()
         t = SceneTarget(target) if isinstance(target, Scene) else SeedTarget(*target)
         self.target = target_from_wire(handler.handle(Reset(self._id(), t, masks=True)))
         self.result = None
@@ -95,7 +102,7 @@ class PanelSession:
             raise SessionError("load a target first: there is nothing to compare with")
         if self.handler.frame_hash != spec.hash():
             raise SessionError("the frame settings changed since the target was loaded")
-        adopt_user_data()
+        self._built_frame(self.handler).adopt_user_data()
         # by scene, not id: a target the server made is not in this handler's cache
         item = StepItem(script, SceneTarget(self.target.scene), seed)
         reply = self.handler.handle(Step(self._id(), item, settings.preset, masks=False))
@@ -146,8 +153,9 @@ class PanelSession:
                 from .gui_server import show_read_back
 
                 self.result = answer
-                adopt_user_data()
-                reset(self.handler.service.frame)
+                built_frame = self._built_frame(self.handler)
+                built_frame.adopt_user_data()
+                built_frame.reset(self.handler.service.frame)
                 show_read_back(answer)
         return len(served)
 

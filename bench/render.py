@@ -29,7 +29,8 @@ from typing import Any, cast
 
 import bpy
 import numpy as np
-from derender.addon import build, compat, frame, render
+from derender.addon import build, compat, render
+from derender.addon.frame import BuiltFrame
 from derender.scenes.frame import FrameSpec
 from derender.scenes.generator import generate_scene
 from PIL import Image
@@ -50,7 +51,7 @@ def _ms(fn: Callable[[], object]) -> float:
 
 def bench_config(spec: FrameSpec, scenes: int, seed: int) -> dict[str, float]:
     """Median milliseconds per stage for ``scenes`` scenes in ``spec``'s frame."""
-    frame.reset(spec)
+    built_frame = BuiltFrame(spec)
     render.render_image(spec)  # warm-up: first render compiles shaders / builds kernels
     stages: dict[str, list[float]] = {}
 
@@ -63,7 +64,7 @@ def bench_config(spec: FrameSpec, scenes: int, seed: int) -> dict[str, float]:
 
     for i in range(scenes):
         scene = generate_scene(seed, i)
-        lap("reset", frame.reset, spec)
+        lap("reset", built_frame.reset, spec)
         objects = lap("build", build.build, scene)
         image = lap("render_image", render.render_image, spec)
         png = io.BytesIO()  # the same pixels as an uncompressed PNG, as Blender writes it
@@ -71,7 +72,7 @@ def bench_config(spec: FrameSpec, scenes: int, seed: int) -> dict[str, float]:
         lap("decode", lambda data=png: np.asarray(Image.open(data).convert("RGB")))
         lap("render_only", bpy.ops.render.render)
         lap("masks", render.render_masks, objects, spec)
-    frame.reset(spec)
+    built_frame.reset(spec)
     out = {k: statistics.median(v) for k, v in stages.items()}
     # readback = what render_image costs beyond Blender's own render (PNG write + decode)
     out["readback"] = out["render_image"] - out["render_only"]
@@ -83,7 +84,7 @@ def bench_config(spec: FrameSpec, scenes: int, seed: int) -> dict[str, float]:
 
 def bench_readback(spec: FrameSpec, repeats: int) -> dict[str, float]:
     """Median ms of render + write + decode per file format (Workbench, one scene)."""
-    frame.reset(spec)
+    built_frame = BuiltFrame(spec)
     build.build(generate_scene(0, 0))
     scene = cast(bpy.types.Scene, bpy.context.scene)
     settings = scene.render.image_settings
@@ -112,7 +113,7 @@ def bench_readback(spec: FrameSpec, repeats: int) -> dict[str, float]:
         if not np.array_equal(pixels, reference):
             raise AssertionError(f"{label} read back different pixels than png_c0")
         os.remove(f"{base}.{ext}")
-    frame.reset(spec)  # re-applies the frame's own output settings
+    built_frame.reset(spec)  # re-applies the frame's own output settings
     return results
 
 

@@ -33,9 +33,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..scenes.frame import ENGINES, FrameSpec
+
+if TYPE_CHECKING:
+    from ..addon.frame import BuiltFrame
 
 _RENDER_STAGES = frozenset({"render", "masks"})
 _SAMPLES = {"eevee": 4, "workbench": 8, "cycles": 16}
@@ -115,11 +118,10 @@ def _masks(service: Any, script: Callable[[int], str], steps: int, start: int) -
     return _ms(times)["median"]
 
 
-def _check_split(spec: FrameSpec, repeat: int = 20) -> dict[str, float]:
+def _check_split(built_frame: BuiltFrame, spec: FrameSpec, repeat: int = 20) -> dict[str, float]:
     """Median CPU ms of the two generic comparisons inside the check, on an idle frame
     with whatever the run cached: every frame datablock, every cached asset."""
     from ..addon import assets
-    from ..addon.frame import frame_differences
 
     def cpu_ms(fn: Callable[[], object]) -> float:
         times = []
@@ -130,7 +132,7 @@ def _check_split(spec: FrameSpec, repeat: int = 20) -> dict[str, float]:
         return 1000 * statistics.median(times)
 
     return {
-        "frame_ms": cpu_ms(lambda: frame_differences(spec)),
+        "frame_ms": cpu_ms(lambda: built_frame.differences(spec)),
         "assets_ms": cpu_ms(assets.drop_modified),
         "assets": len(assets.cached()),
     }
@@ -168,7 +170,7 @@ def measure(
         report["render_free_steps_per_cpu_s"][dialect] = rate["steps_per_cpu_s"]
     if masks_steps > 0:
         report["masks_ms"] = _masks(service, scripts["dsl"], masks_steps, start)
-    report["check_split_cpu"] = _check_split(spec)
+    report["check_split_cpu"] = _check_split(service.built_frame, spec)
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     return report
 

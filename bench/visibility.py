@@ -2,8 +2,8 @@
 
 For ``--targets`` seeded targets in each frame it times (wall and process CPU) making the
 target as a trusted worker does without the rule (generate + render image + masks) and
-with it (``generate_scene(..., visible=render.visibility_check(frame))``, then the same
-render), and counts the candidates the rule rejected. The ratio of the two is the
+with it (``generate_scene(..., visible=render.visibility_check(built_frame, spec))``, then
+the same render), and counts the candidates the rule rejected. The ratio of the two is the
 throughput cost; it is within one run, so the machine's load affects both alike.
 
     .venv/bin/python bench/visibility.py [--targets 200] [--frames clevr-rl 480x320]
@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from derender.addon import build, frame, render
+from derender.addon import build, render
+from derender.addon.frame import BuiltFrame
 from derender.scenes import GeneratorConfig, generate_scene
 from derender.scenes.frame import FrameSpec, preset
 
@@ -34,7 +35,8 @@ def _frame(name: str) -> FrameSpec:
 
 def run(spec: FrameSpec, targets: int, seed: int) -> dict[str, float]:
     config = GeneratorConfig(frame=spec)
-    check = render.visibility_check(spec)
+    built_frame = BuiltFrame(spec)
+    check = render.visibility_check(built_frame, spec)
     calls = 0
 
     def counted(scene):  # type: ignore[no-untyped-def]
@@ -45,13 +47,12 @@ def run(spec: FrameSpec, targets: int, seed: int) -> dict[str, float]:
     def target(visible) -> None:  # type: ignore[no-untyped-def]
         for i in range(targets):
             scene = generate_scene(seed, i, config, visible=visible)
-            frame.reset(spec)
+            built_frame.reset(spec)
             objects = build.build(scene)
             render.render_image(spec)
             render.render_masks(objects, spec)
-        frame.reset(spec)
+        built_frame.reset(spec)
 
-    frame.reset(spec)
     render.render_image(spec)  # warm-up
     out: dict[str, float] = {}
     for label, visible in (("without", None), ("with", counted)):

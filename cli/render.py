@@ -75,10 +75,11 @@ def _render_one(spec: FrameSpec, scene: Scene, args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from ..addon import build, frame, render
+    from ..addon import build, render
+    from ..addon.frame import BuiltFrame
 
     posed = spec.posed(scene.extra)
-    frame.reset(posed)
+    built_frame = BuiltFrame(posed)
     objects = build.build(scene)
     image = render.render_image(posed)
     _save(Image.fromarray(image), args.out)
@@ -91,7 +92,7 @@ def _render_one(spec: FrameSpec, scene: Scene, args: argparse.Namespace) -> int:
         step = max(1, 255 // max(1, len(objects)))
         _save(Image.fromarray((masks * step).astype(np.uint8)), path)
         print(f"wrote {path} (object i has value {step} * i, background 0)")
-    frame.reset(spec)
+    built_frame.reset(spec)
     return 0
 
 
@@ -100,11 +101,13 @@ def _sheet(spec: FrameSpec, args: argparse.Namespace) -> int:
 
     from PIL import Image
 
-    from ..addon import build, frame, render
+    from ..addon import build, render
+    from ..addon.frame import BuiltFrame
     from ..scenes.generator import GeneratorConfig, generate_scene
 
     config = GeneratorConfig(frame=spec, jitter=args.jitter)
-    check = render.visibility_check(config.frame)
+    built_frame = BuiltFrame(spec)
+    check = render.visibility_check(built_frame, config.frame)
     cols = math.ceil(math.sqrt(args.sheet))
     rows = math.ceil(args.sheet / cols)
     sheet = Image.new("RGB", (cols * spec.width, rows * spec.height))
@@ -112,12 +115,12 @@ def _sheet(spec: FrameSpec, args: argparse.Namespace) -> int:
     for i in range(args.sheet):
         scene = generate_scene(args.seed, i, config, visible=check)
         posed = spec.posed(scene.extra)
-        frame.reset(posed)
+        built_frame.reset(posed)
         build.build(scene)
         tile = Image.fromarray(render.render_image(posed))
         sheet.paste(tile, ((i % cols) * spec.width, (i // cols) * spec.height))
         poses.append(posed.pose())
-    frame.reset(spec)
+    built_frame.reset(spec)
     _save(sheet, args.out)
     _write_frame(spec, args.out, poses if args.jitter else None)
     print(

@@ -4,8 +4,8 @@ Scene ``i`` is ``generate_scene(seed, i, visible=...)`` in the farm's frame: CLE
 visibility rule (every object at least ``frame.min_pixels_per_object()`` pixels) is checked
 on the farm's own masks of each candidate, and a rejected candidate is resampled exactly as
 the generator does, so the dataset holds the scenes a trusted worker running
-``generate_scene(seed, i, config, visible=render.visibility_check(frame))`` makes (a
-rejected candidate costs one full render). Per scene the output
+``generate_scene(seed, i, config, visible=render.visibility_check(built_frame, frame))``
+makes (a rejected candidate costs one full render). Per scene the output
 directory gets ``NNNNN.png`` (image), ``NNNNN_masks.png`` (instance ids, 8-bit),
 ``NNNNN.json`` (CLEVR scene JSON) and both ground-truth programs, ``NNNNN_dsl.py`` and
 ``NNNNN_bpy.py``; plus ``frame.json`` and ``contact_sheet.png``. Every file is written to

@@ -3,7 +3,7 @@
 The proxy already keeps a script away from all of these; this is the second look that
 catches an escape (and a bug in the proxy). ``snapshot()`` is taken before the script and
 ``tampering()`` after it; any entry means ``frame_tampered`` and a recycled worker.
-``restore()`` then undoes what ``addon.frame.reset`` does not own: handlers, the driver
+``restore()`` then undoes what ``BuiltFrame.reset`` does not own: handlers, the driver
 namespace, the sequencer, Freestyle line sets, the auto-exec preference, so that even in a
 process that is not replaced (the GUI panel) nothing reaches a later request.
 
@@ -22,7 +22,7 @@ import bpy
 
 from ...scenes.frame import FrameSpec
 from .. import assets
-from ..frame import frame_differences, is_frame_datablock
+from ..frame import BuiltFrame
 from .session import AgentData
 
 # Datablock collections whose members can carry drivers or shader nodes.
@@ -97,21 +97,20 @@ def _drivers_and_scripts() -> list[str]:
     return out
 
 
-def tampering(spec: FrameSpec, before: Snapshot, agent: AgentData) -> list[str]:
-    """Everything that differs from the frame, the shared assets or ``before``, and every
-    object on the stage the script did not make through the sandbox; [] if intact.
+def tampering(frame: BuiltFrame, spec: FrameSpec, before: Snapshot, agent: AgentData) -> list[str]:
+    """Everything that differs from ``frame`` (built for ``spec``), the shared assets or
+    ``before``, and every object on the stage the script did not make through the
+    sandbox; [] if intact.
 
     Edited shared assets are dropped here (rebuilt on their next use), so the render that
     would follow can never use one."""
-    out = list(frame_differences(spec))
+    out = frame.differences(spec)
     out += [f"the shared asset {name!r} was changed" for name in assets.drop_modified()]
     scene = _scene()
     out += [
         f"object {obj.name!r} on the stage was not made by the script"
         for obj in scene.objects
-        if obj.session_uid not in before.stage
-        and not is_frame_datablock(obj)
-        and not agent.owns(obj)
+        if obj.session_uid not in before.stage and not frame.owns(obj) and not agent.owns(obj)
     ]
     after = snapshot()
     for (name, was), (_, now) in zip(before.handlers, after.handlers, strict=True):
@@ -133,7 +132,7 @@ def tampering(spec: FrameSpec, before: Snapshot, agent: AgentData) -> list[str]:
 
 
 def restore(before: Snapshot) -> None:
-    """Undo what ``frame.reset`` does not: hooks, namespace, sequencer, line sets."""
+    """Undo what ``BuiltFrame.reset`` does not: hooks, namespace, sequencer, line sets."""
     kept = dict(before.handlers)
     for name, entries in _handler_lists():
         for entry in [e for e in entries if e not in kept.get(name, ())]:

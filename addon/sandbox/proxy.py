@@ -16,7 +16,6 @@ from typing import Any, cast
 
 import bpy
 
-from ..frame import is_frame_datablock
 from . import primitives
 from .base import Namespace, Proxy, lazy
 from .errors import FrameLocked, ResourceLimit
@@ -282,7 +281,7 @@ class _AgentCollection(Proxy):
             if self.item_name(idb) == key:
                 return self.wrap(idb)
         other = self.real_collection().get(key)
-        if other is not None and is_frame_datablock(other):
+        if other is not None and self._s.frame.owns(other):
             self._s.violation(f"{self.kind} {key!r} belongs to the locked frame", FrameLocked)
         raise KeyError(f"{self._label}[{key!r}]: no {self.kind} of yours has that name")
 

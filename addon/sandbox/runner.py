@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
+from ..frame import BuiltFrame
 from . import errors
 from .dsl import dsl_namespace
 from .errors import SandboxAbort
@@ -61,10 +62,12 @@ def _failure(outcome: str, exc: BaseException) -> tuple[str, str, int | None]:
 _Result = tuple[RunOutcome, ScriptSession]
 
 
-def run_script(script: str, limits: ScriptLimits | None = None, seed: int = 0) -> _Result:
-    """Compile and run ``script``; never raises for anything the script does."""
+def run_script(
+    script: str, frame: BuiltFrame, limits: ScriptLimits | None = None, seed: int = 0
+) -> _Result:
+    """Compile and run ``script`` in ``frame``; never raises for anything the script does."""
     limits = limits or ScriptLimits()
-    session = ScriptSession(limits, seed)
+    session = ScriptSession(frame, limits, seed)
     wall, cpu = time.perf_counter(), time.process_time()
     compile_failure: tuple[str, str, int | None] | None = None
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import bpy
 
+from ..frame import BuiltFrame
 from .errors import SandboxViolation
 from .limits import Budget, ScriptLimits
 
@@ -92,7 +93,8 @@ class Output:
 class ScriptSession:
     """Everything one script run may touch, shared by guards, proxies and the DSL."""
 
-    def __init__(self, limits: ScriptLimits, seed: int) -> None:
+    def __init__(self, frame: BuiltFrame, limits: ScriptLimits, seed: int) -> None:
+        self.frame = frame  # the frame the script runs in: what the proxies refuse
         self.limits = limits
         self.budget = Budget(limits)
         self.data = AgentData()

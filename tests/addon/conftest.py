@@ -23,13 +23,19 @@ def spec_for():
 
 
 @pytest.fixture
-def wb_frame():
-    """The Workbench test frame, reset before and after the test (built on first use)."""
-    from derender.addon import frame
+def built_frame():
+    """This process's built frame, made for the test at the Workbench test spec (it takes
+    the frame over from any earlier BuiltFrame or Service of this pytest process)."""
+    from derender.addon.frame import BuiltFrame
 
-    frame.reset(SPECS["workbench"])
+    return BuiltFrame(SPECS["workbench"])
+
+
+@pytest.fixture
+def wb_frame(built_frame):
+    """The Workbench test spec; ``built_frame`` is built for it and reset after the test."""
     yield SPECS["workbench"]
-    frame.reset(SPECS["workbench"])
+    built_frame.reset(SPECS["workbench"])
 
 
 @pytest.fixture

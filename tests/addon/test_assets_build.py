@@ -8,7 +8,7 @@ import math
 import bpy
 import numpy as np
 import pytest
-from derender.addon import assets, build, frame, render
+from derender.addon import assets, build, render
 from derender.scenes import universe
 from derender.scenes.generator import generate_scene
 from derender.scenes.model import Scene
@@ -133,7 +133,9 @@ def test_build_returns_objects_in_scene_order(wb_frame):
     assert len(build.build(Scene(()))) == 0
 
 
-def _render_three_ways(scene: Scene, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _render_three_ways(
+    built_frame, scene: Scene, spec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """build(scene), the DSL program and the bpy program, in trusted mode (plain exec)."""
     out = []
     for run in (
@@ -141,22 +143,22 @@ def _render_three_ways(scene: Scene, spec) -> tuple[np.ndarray, np.ndarray, np.n
         lambda: exec(dsl_program(scene), {"add_object": build.add_object}),
         lambda: exec(bpy_program(scene), {"bpy": bpy, "clevr_material": assets.material}),
     ):
-        frame.reset(spec)
+        built_frame.reset(spec)
         run()
         out.append(render.render_image(spec))
-    frame.reset(spec)
+    built_frame.reset(spec)
     return out[0], out[1], out[2]
 
 
 @pytest.mark.parametrize("engine", ["workbench", "cycles"])
-def test_ground_truth_programs_render_identically_to_build(engine, spec_for):
+def test_ground_truth_programs_render_identically_to_build(built_frame, engine, spec_for):
     """Acceptance: 20 random scenes, DSL and bpy programs == build, pixel for pixel."""
     spec = spec_for(engine)
-    frame.reset(spec)
+    built_frame.reset(spec)
     empty = render.render_image(spec)
     for index in range(20):
         scene = generate_scene(2024, index)
-        built, dsl, program = _render_three_ways(scene, spec)
+        built, dsl, program = _render_three_ways(built_frame, scene, spec)
         assert not np.array_equal(built, empty)  # the objects are really there
         assert np.array_equal(built, dsl), f"DSL differs for scene {index}"
         assert np.array_equal(built, program), f"bpy program differs for scene {index}"

@@ -7,7 +7,7 @@ from dataclasses import replace
 import bpy
 import numpy as np
 import pytest
-from derender.addon import assets, build, compat, frame, render
+from derender.addon import assets, build, compat, frame_check, render
 from derender.scenes import universe
 from derender.scenes.generator import generate_scene
 from derender.scenes.model import Scene, SceneObject
@@ -15,10 +15,10 @@ from derender.scenes.programs import bpy_program
 
 
 @pytest.mark.parametrize("engine", ["workbench", "cycles", "eevee"])
-def test_built_frame_matches_its_spec(engine, spec_for):
+def test_built_frame_matches_its_spec(built_frame, engine, spec_for):
     spec = spec_for(engine)
-    frame.reset(spec)
-    assert frame.frame_differences(spec) == []
+    built_frame.reset(spec)
+    assert built_frame.differences(spec) == []
     scene = bpy.context.scene
     assert (
         scene.render.engine
@@ -32,7 +32,7 @@ def test_built_frame_matches_its_spec(engine, spec_for):
     assert names == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     # another spec is a different frame
     other = replace(spec, width=32)
-    assert frame.frame_differences(other) == [
+    assert built_frame.differences(other) == [
         f"the frame was built for spec {spec.hash()}, not {other.hash()}"
     ]
 
@@ -49,11 +49,11 @@ def test_engine_ids_for_this_blender():
     assert compat.cycles_device() in {"CPU", "GPU"}
 
 
-def test_camera_matches_framespec_projection(wb_frame):
+def test_camera_matches_framespec_projection(built_frame, wb_frame):
     """Blender draws each object where FrameSpec.project (used for CLEVR's pixel_coords)
     says: the mask centroid of an isolated object is within 1.5 px of pixel_coords."""
     spec = wb_frame.with_size(160, 120)
-    frame.reset(spec)
+    built_frame.reset(spec)
     placements = [(-2.0, -2.0), (2.5, 0.5), (0.0, 2.5), (-2.5, 1.5)]
     scene = Scene(
         tuple(SceneObject("sphere", "small", "rubber", "red", x, y) for x, y in placements)
@@ -63,7 +63,7 @@ def test_camera_matches_framespec_projection(wb_frame):
         ys, xs = np.nonzero(masks == i)
         px, py, _ = spec.pixel_coords(obj.position)
         assert abs(xs.mean() + 0.5 - px) < 1.5 and abs(ys.mean() + 0.5 - py) < 1.5
-    frame.reset(wb_frame)
+    built_frame.reset(wb_frame)
 
 
 def _tamper_camera_location():
@@ -161,35 +161,35 @@ def _tamper_bounces():
         (_tamper_light_type, "AreaLight('Key').type changed from 'AREA' to 'POINT'"),
     ],
 )
-def test_tampering_is_reported_and_reset_repairs_it(tamper, needle, wb_frame):
+def test_tampering_is_reported_and_reset_repairs_it(built_frame, tamper, needle, wb_frame):
     empty = render.render_image(wb_frame)
     tamper()
-    diffs = frame.frame_differences(wb_frame)
+    diffs = built_frame.differences(wb_frame)
     assert any(needle in d for d in diffs), diffs
-    frame.reset(wb_frame)
-    assert frame.frame_differences(wb_frame) == []
+    built_frame.reset(wb_frame)
+    assert built_frame.differences(wb_frame) == []
     assert np.array_equal(render.render_image(wb_frame), empty)
 
 
-def test_first_build_clears_the_startup_scene(spec_for):
+def test_first_build_clears_the_startup_scene(built_frame, spec_for):
     """Headless ``import bpy`` starts with a cube, a light and a camera: not in the frame."""
     bpy.ops.wm.read_factory_settings(use_empty=False)
     assert "Cube" in bpy.data.objects
     spec = spec_for("workbench")
-    frame.reset(spec)
+    built_frame.reset(spec)
     assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     assert "Cube" not in bpy.data.meshes and "Material" not in bpy.data.materials
     assert not bpy.context.scene.collection.children
-    assert frame.frame_differences(spec) == []
+    assert built_frame.differences(spec) == []
 
 
-def test_tampering_does_not_survive_a_change_of_spec(wb_frame, spec_for):
+def test_tampering_does_not_survive_a_change_of_spec(built_frame, wb_frame, spec_for):
     bpy.context.scene.cycles.max_bounces = 0
     bpy.context.scene.render.use_stamp = True
-    frame.reset(spec_for("cycles"))  # a new frame: its snapshot must not take the tamper
+    built_frame.reset(spec_for("cycles"))  # a new frame: its snapshot must not take the tamper
     assert bpy.context.scene.cycles.max_bounces != 0
     assert not bpy.context.scene.render.use_stamp
-    assert frame.frame_differences(spec_for("cycles")) == []
+    assert built_frame.differences(spec_for("cycles")) == []
 
 
 def _agent_litter() -> None:
@@ -211,7 +211,7 @@ def _agent_litter() -> None:
     bpy.data.worlds["World"].name = "agent world"  # renamed frame data counts as foreign
 
 
-def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
+def test_reset_removes_everything_foreign_and_keeps_assets(built_frame, wb_frame):
     build.add_object("cube", "large", "metal", "red", 0.0, 0.0)
     mesh, mat = assets.shape_mesh("cube"), assets.material("metal", "red")
     _agent_litter()
@@ -230,13 +230,13 @@ def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
             "lights",
         )
         for idb in getattr(bpy.data, name)
-        if not frame.is_frame_datablock(idb)
+        if not built_frame.owns(idb)
     ]
     assert len(foreign) >= 12
-    assert frame.is_frame_datablock(mesh) and frame.is_frame_datablock(mat)
-    assert frame.is_frame_datablock(bpy.data.objects["Camera"])
-    frame.reset(wb_frame)
-    assert frame.frame_differences(wb_frame) == []
+    assert built_frame.owns(mesh) and built_frame.owns(mat)
+    assert built_frame.owns(bpy.data.objects["Camera"])
+    built_frame.reset(wb_frame)
+    assert built_frame.differences(wb_frame) == []
     assert {o.name for o in bpy.data.objects} == {"Camera", "Key", "Fill", "Back", "Sun", "Ground"}
     assert len(bpy.data.images) <= 1 and not bpy.data.texts and not bpy.data.node_groups
     assert not bpy.data.collections and not bpy.data.curves and len(bpy.data.scenes) == 1
@@ -249,22 +249,22 @@ def test_reset_removes_everything_foreign_and_keeps_assets(wb_frame):
     assert assets.shape_mesh("cube") == mesh and assets.material("metal", "red") == mat
 
 
-def test_edited_cached_material_does_not_leak(wb_frame):
+def test_edited_cached_material_does_not_leak(built_frame, wb_frame):
     spec = wb_frame
     obj = build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
     before = render.render_image(spec)
     obj.active_material.diffuse_color = (1.0, 0.0, 0.0, 1.0)
     assert not np.array_equal(render.render_image(spec), before)
-    frame.reset(spec)
+    built_frame.reset(spec)
     build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
     assert np.array_equal(render.render_image(spec), before)
 
 
 def _datablock_counts() -> dict[str, int]:
-    return {name: len(getattr(bpy.data, name)) for name in frame._ID_COLLECTIONS}
+    return {name: len(getattr(bpy.data, name)) for name in frame_check._ID_COLLECTIONS}
 
 
-def test_no_leak_after_100_scenes(wb_frame):
+def test_no_leak_after_100_scenes(built_frame, wb_frame):
     """The empty frame after 100 different scenes (trusted builds and bpy programs) is
     pixel-identical to the first one, with the same datablock counts."""
     spec = wb_frame
@@ -284,7 +284,54 @@ def test_no_leak_after_100_scenes(wb_frame):
             build.build(scene)
         if i % 10 == 0:
             render.render_image(spec)
-        frame.reset(spec)
+        built_frame.reset(spec)
     assert _datablock_counts() == counts
     assert sorted(a.as_pointer() for a in assets.cached()) == cached  # reused, not rebuilt
     assert np.array_equal(render.render_image(spec), empty)
+
+
+def test_a_new_built_frame_takes_over_and_the_old_one_refuses(built_frame, spec_for):
+    """One bpy.data, one built frame: a second BuiltFrame (or Service) takes the frame over
+    and removes the first one's build; the first one raises on every use from then on."""
+    from derender.addon.frame import BuiltFrame, FrameTakenOver
+
+    spec = spec_for("workbench")
+
+    old_camera = bpy.data.objects["Camera"]
+    old_uid = old_camera.session_uid
+    newer = BuiltFrame(spec)
+    assert newer.differences(spec) == []
+    assert bpy.data.objects["Camera"].session_uid != old_uid  # rebuilt, not shared
+    assert [o.name for o in bpy.data.objects].count("Camera") == 1
+    for use in (
+        lambda: built_frame.reset(spec),
+        lambda: built_frame.differences(spec),
+        lambda: built_frame.move(spec),
+        lambda: built_frame.build(spec),
+        lambda: built_frame.adopt_user_data(),
+        lambda: built_frame.owns(bpy.data.objects["Camera"]),
+    ):
+        with pytest.raises(FrameTakenOver):
+            use()
+    assert newer.differences(spec) == []  # the refused calls changed nothing
+    assert newer.owns(bpy.data.objects["Camera"])
+
+
+def test_a_second_service_takes_the_frame_over(spec_for):
+    """A Service owns its built frame; a newer Service in the process takes it over, and
+    the older one refuses every request before touching Blender."""
+    from derender.addon.frame import FrameTakenOver
+    from derender.addon.service import Service
+
+    spec = spec_for("workbench")
+    first = Service(spec)
+    assert first.step("x = 1").outcome == "ok"
+    second = Service(spec)
+    objects_before = {o.session_uid for o in bpy.data.objects}
+    with pytest.raises(FrameTakenOver):
+        first.step("x = 1")
+    with pytest.raises(FrameTakenOver):
+        first.render_scene(Scene((SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),)))
+    assert {o.session_uid for o in bpy.data.objects} == objects_before
+    assert second.step("x = 1").outcome == "ok"
+    assert second.built_frame.differences(spec) == []

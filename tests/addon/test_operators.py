@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from derender.addon import frame as frame_mod
+from derender.addon import frame_build
 from derender.addon.operators import COMPARE_IMAGE, TARGET_IMAGE
 from derender.addon.session import SCENE_NAME, SESSION
 from derender.reward.spec import DEFAULT_PRESET
@@ -59,7 +59,7 @@ def test_build_frame_makes_the_locked_frame_in_its_own_scene(derender_addon):
     assert (spec.engine, spec.width, spec.height) == ("workbench", 64, 64)
     assert bpy.context.scene.name == SCENE_NAME
     assert bpy.context.scene.derender.frame_spec() == spec  # the panel shows what was built
-    assert frame_mod.frame_differences(spec) == []
+    assert SESSION.handler.service.built_frame.differences(spec) == []
     assert "UserThing" in user_scene.objects and "UserThing" not in bpy.context.scene.objects
 
 
@@ -69,7 +69,7 @@ def test_failed_build_leaves_no_half_built_frame(derender_addon, monkeypatch):
     def broken(scene, spec):
         raise RuntimeError("injected render-settings failure")
 
-    monkeypatch.setattr(frame_mod, "apply_render_settings", broken)
+    monkeypatch.setattr(frame_build, "apply_render_settings", broken)
     before = {(type(i).__name__, i.name) for i in bpy.data.objects} | {
         ("Scene", s.name) for s in bpy.data.scenes
     }
@@ -204,7 +204,7 @@ def test_the_persons_own_work_survives_runs_and_served_requests(derender_addon):
     assert bpy.data.texts.get("notes.txt") is not None
     assert bpy.data.materials.get("made_while_serving") is not None
     assert staged_name not in bpy.data.objects
-    assert frame_mod.frame_differences(SESSION.frame) == []
+    assert SESSION.handler.service.built_frame.differences(SESSION.frame) == []
     del mine, notes, later
 
 

@@ -14,11 +14,11 @@ SPEC = FrameSpec(width=64, height=64, engine="workbench", samples=8)
 
 @pytest.fixture
 def frame():
-    from derender.addon.frame import reset
+    from derender.addon.frame import BuiltFrame
 
-    reset(SPEC)
+    built_frame = BuiltFrame(SPEC)
     yield SPEC
-    reset(SPEC)
+    built_frame.reset(SPEC)
 
 
 def _material(metallic: float, rgba: tuple[float, float, float, float]) -> bpy.types.Material:

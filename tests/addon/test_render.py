@@ -17,7 +17,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from derender.addon import build, frame, render
+from derender.addon import build, render
+from derender.addon.frame import BuiltFrame
 from derender.cli import main as cli_main
 from derender.scenes.clevr_json import scene_to_json
 from derender.scenes.frame import FrameSpec
@@ -43,11 +44,11 @@ GOLDEN_MEAN_ABS = 1.0
 GOLDEN_BAD_FRACTION = 0.005  # pixels off by more than 16 levels in any channel
 
 
-def _render_scene(scene: Scene, spec: FrameSpec) -> np.ndarray:
-    frame.reset(spec)
+def _render_scene(built_frame: BuiltFrame, scene: Scene, spec: FrameSpec) -> np.ndarray:
+    built_frame.reset(spec)
     build.build(scene)
     image = render.render_image(spec)
-    frame.reset(spec)
+    built_frame.reset(spec)
     return image
 
 
@@ -67,9 +68,9 @@ def test_render_image_rejects_a_frame_that_does_not_match_the_spec(wb_frame):
         render.render_image(wb_frame)
 
 
-def test_masks_number_objects_in_order_and_restore_everything(wb_frame):
+def test_masks_number_objects_in_order_and_restore_everything(built_frame, wb_frame):
     spec = wb_frame.with_size(128, 96)
-    frame.reset(spec)
+    built_frame.reset(spec)
     scene = generate_scene(11, 3)
     objects = build.build(scene)
     stray = build.add_object("sphere", "large", "metal", "red", -2.5, -2.5)  # not listed
@@ -86,14 +87,14 @@ def test_masks_number_objects_in_order_and_restore_everything(wb_frame):
             assert abs(np.median(xs) - px) < 12 and abs(np.median(ys) - py) < 12
     stray_only = render.render_masks([stray], spec)
     assert (stray_only == 1).sum() > 50 and set(np.unique(stray_only)) == {0, 1}
-    assert frame.frame_differences(spec) == []
+    assert built_frame.differences(spec) == []
     assert [tuple(o.color) for o in bpy.context.scene.objects] == colors
     assert np.array_equal(render.render_image(spec), before)
-    frame.reset(wb_frame)
+    built_frame.reset(wb_frame)
 
 
-def test_visibility_check_rejects_hidden_objects(wb_frame):
-    check = render.visibility_check(wb_frame.with_size(160, 120))
+def test_visibility_check_rejects_hidden_objects(built_frame, wb_frame):
+    check = render.visibility_check(built_frame, wb_frame.with_size(160, 120))
     apart = Scene(
         (
             SceneObject("cube", "large", "rubber", "red", 0.0, 0.0),
@@ -111,22 +112,22 @@ def test_visibility_check_rejects_hidden_objects(wb_frame):
     assert check(hidden) is False
     config = GeneratorConfig(frame=wb_frame.with_size(160, 120))
     assert len(generate_scene(3, 0, config, visible=check)) >= 3
-    assert frame.frame_differences(wb_frame.with_size(160, 120)) == []
-    frame.reset(wb_frame)
+    assert built_frame.differences(wb_frame.with_size(160, 120)) == []
+    built_frame.reset(wb_frame)
 
 
 @pytest.mark.parametrize("engine", ["workbench", "cycles"])
-def test_same_scene_twice_is_identical(engine, spec_for):
+def test_same_scene_twice_is_identical(built_frame, engine, spec_for):
     spec = spec_for(engine)
     scene = generate_scene(9, 2)
-    first = _render_scene(scene, spec)
-    _render_scene(generate_scene(9, 3), spec)  # something else in between
-    assert np.array_equal(_render_scene(scene, spec), first)
+    first = _render_scene(built_frame, scene, spec)
+    _render_scene(built_frame, generate_scene(9, 3), spec)  # something else in between
+    assert np.array_equal(_render_scene(built_frame, scene, spec), first)
     if engine == "cycles":  # the seed really is the spec's
-        assert not np.array_equal(_render_scene(scene, replace(spec, seed=8)), first)
+        assert not np.array_equal(_render_scene(built_frame, scene, replace(spec, seed=8)), first)
 
 
-def test_render_dirs_of_dead_processes_are_swept(tmp_path):
+def test_render_dirs_of_dead_processes_are_swept(built_frame, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / f"derender-render-{dead.pid}-abc").mkdir()
@@ -142,17 +143,21 @@ def test_render_dirs_of_dead_processes_are_swept(tmp_path):
 
 _OTHER_PROCESS = """
 import sys, numpy as np
-from derender.addon import build, frame, render
+from derender.addon import build, render
+from derender.addon.frame import BuiltFrame
 from derender.scenes.frame import FrameSpec
 from derender.scenes.generator import generate_scene
+built_frame = None
 for i, spec in enumerate(FrameSpec.from_dict(d) for d in {specs!r}):
-    frame.reset(spec)
+    if built_frame is None:
+        built_frame = BuiltFrame(spec)
+    built_frame.reset(spec)
     build.build(generate_scene(9, 2))
     np.save(sys.argv[1] + f"/{{i}}.npy", render.render_image(spec))
 """
 
 
-def test_two_processes_render_identically(tmp_path, spec_for):
+def test_two_processes_render_identically(built_frame, tmp_path, spec_for):
     specs = [spec_for("workbench"), spec_for("cycles")]
     code = _OTHER_PROCESS.format(specs=[s.to_dict() for s in specs])
     subprocess.run(
@@ -160,22 +165,22 @@ def test_two_processes_render_identically(tmp_path, spec_for):
     )
     for i, spec in enumerate(specs):
         assert np.array_equal(
-            np.load(tmp_path / f"{i}.npy"), _render_scene(generate_scene(9, 2), spec)
+            np.load(tmp_path / f"{i}.npy"), _render_scene(built_frame, generate_scene(9, 2), spec)
         ), spec.engine
 
 
 @pytest.mark.eevee
-def test_eevee_is_deterministic_within_tolerance(spec_for):
+def test_eevee_is_deterministic_within_tolerance(built_frame, spec_for):
     """EEVEE (software GL here): two renders differ by at most 2 levels per channel."""
     spec = spec_for("eevee")
     scene = generate_scene(9, 2)
-    a, b = _render_scene(scene, spec), _render_scene(scene, spec)
+    a, b = _render_scene(built_frame, scene, spec), _render_scene(built_frame, scene, spec)
     assert np.abs(a.astype(int) - b).max() <= 2
 
 
-def _check_golden(engine: str) -> None:
+def _check_golden(built_frame: BuiltFrame, engine: str) -> None:
     spec = GOLDEN_SPECS[engine]
-    image = _render_scene(GOLDEN_SCENE, spec)
+    image = _render_scene(built_frame, GOLDEN_SCENE, spec)
     golden = np.asarray(Image.open(GOLDEN_DIR / f"{engine}.png").convert("RGB"))
     diff = np.abs(image.astype(int) - golden)
     assert diff.mean() <= GOLDEN_MEAN_ABS, f"{engine}: mean abs diff {diff.mean():.3f}"
@@ -184,13 +189,13 @@ def _check_golden(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ["workbench", "cycles"])
-def test_golden_image(engine):
-    _check_golden(engine)
+def test_golden_image(built_frame, engine):
+    _check_golden(built_frame, engine)
 
 
 @pytest.mark.eevee
-def test_golden_image_eevee():
-    _check_golden("eevee")
+def test_golden_image_eevee(built_frame):
+    _check_golden(built_frame, "eevee")
 
 
 def test_cli_renders_a_scene_file_with_masks(tmp_path, capsys):
@@ -212,7 +217,9 @@ def test_cli_renders_a_scene_file_with_masks(tmp_path, capsys):
     assert cli_main(argv) == 0
     image = np.asarray(Image.open(out))
     assert image.shape == (64, 64, 3)
-    assert np.array_equal(image, _render_scene(scene, FrameSpec(64, 64, "workbench")))
+    spec = FrameSpec(64, 64, "workbench")
+    # the command built its own frame in this process: take it over to compare
+    assert np.array_equal(image, _render_scene(BuiltFrame(spec), scene, spec))
     masks = np.asarray(Image.open(tmp_path / "out.masks.png"))
     assert masks.shape == (64, 64) and len(np.unique(masks)) > 2
     assert "wrote" in capsys.readouterr().out
@@ -235,7 +242,7 @@ def test_cli_renders_non_square_sizes_and_writes_the_exact_frame(tmp_path):
         != FrameSpec(96, 64, "workbench", 5)
     )  # rendered from the scene's jittered camera and lights
     assert written["frame_hash"] == spec.hash()
-    assert np.array_equal(np.asarray(Image.open(out)), _render_scene(scene, spec))
+    assert np.array_equal(np.asarray(Image.open(out)), _render_scene(BuiltFrame(spec), scene, spec))
 
 
 def test_cli_frame_presets_and_a_clevr_scene_in_its_own_camera(tmp_path):
@@ -295,8 +302,10 @@ def test_cli_bad_input_exits_2_with_a_message(tmp_path, capsys, content, message
 
 def _regenerate_goldens() -> None:
     GOLDEN_DIR.mkdir(exist_ok=True)
+    built_frame = BuiltFrame(GOLDEN_SPECS["workbench"])
     for engine, spec in GOLDEN_SPECS.items():
-        Image.fromarray(_render_scene(GOLDEN_SCENE, spec)).save(GOLDEN_DIR / f"{engine}.png")
+        image = _render_scene(built_frame, GOLDEN_SCENE, spec)
+        Image.fromarray(image).save(GOLDEN_DIR / f"{engine}.png")
         print(f"wrote {GOLDEN_DIR / engine}.png")
 
 

@@ -46,13 +46,12 @@ def test_ground_truth_programs_match_the_trusted_build(service, index: int) -> N
 
 
 def test_step_leaves_exactly_the_frame(service) -> None:
-    from derender.addon.frame import frame_differences
 
     empty = service.render_scene(Scene(()), masks=False).image
     result = service.step("add_object('cube', 'large', 'metal', 'red', 0, 0)\nprint('hi')")
     assert result.outcome == "ok" and result.stdout == "hi\n"
     assert not np.array_equal(result.image, empty)
-    assert frame_differences(SPEC) == []
+    assert service.built_frame.differences(SPEC) == []
     again = service.step("x = 1", masks=False)
     assert again.outcome == "ok" and np.array_equal(again.image, empty)
     assert again.scene == Scene(()) and again.masks is None
@@ -84,13 +83,12 @@ def test_an_escape_that_tampers_is_caught_and_undone(service, monkeypatch) -> No
     """Simulate a sandbox escape: the 'script' moves the camera through raw bpy."""
     import bpy
     from derender.addon import service as service_module
-    from derender.addon.frame import frame_differences
 
     real_run = service_module.run_script
 
-    def escaping_run(script, limits, seed):
+    def escaping_run(script, frame, limits, seed):
         bpy.context.scene.camera.location.x += 2.0
-        return real_run(script, limits, seed)
+        return real_run(script, frame, limits, seed)
 
     empty = service.render_scene(Scene(()), masks=False).image
     monkeypatch.setattr(service_module, "run_script", escaping_run)
@@ -98,7 +96,7 @@ def test_an_escape_that_tampers_is_caught_and_undone(service, monkeypatch) -> No
     monkeypatch.undo()
     assert (result.outcome, result.recycle, result.image) == ("frame_tampered", True, None)
     assert "Camera" in result.message
-    assert frame_differences(SPEC) == []
+    assert service.built_frame.differences(SPEC) == []
     assert np.array_equal(service.render_scene(Scene(()), masks=False).image, empty)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from derender.addon import build, frame, render
+from derender.addon import build, render
 from derender.scenes import GeneratorConfig, enough_pixels, generate_scene
 from derender.scenes.frame import FrameSpec
 
@@ -26,7 +26,7 @@ def test_the_threshold_scales_with_the_frame():
 
 
 @pytest.mark.slow
-def test_no_seeded_target_has_an_object_under_the_threshold(monkeypatch):
+def test_no_seeded_target_has_an_object_under_the_threshold(built_frame, monkeypatch):
     """1,000 seeded targets made as a trusted target worker makes them. Every mask the
     hook judged is recorded: each returned scene is the last candidate it accepted, and in
     that candidate's masks every object has at least the threshold (counted here)."""
@@ -38,7 +38,7 @@ def test_no_seeded_target_has_an_object_under_the_threshold(monkeypatch):
         return judged[-1]
 
     monkeypatch.setattr(render, "render_masks", recording)
-    check, config = render.visibility_check(SPEC), GeneratorConfig(frame=SPEC)
+    check, config = render.visibility_check(built_frame, SPEC), GeneratorConfig(frame=SPEC)
     threshold, rejected, candidates = SPEC.min_pixels_per_object(), 0, 0
     for index in range(1000):
         start = len(judged)
@@ -51,18 +51,18 @@ def test_no_seeded_target_has_an_object_under_the_threshold(monkeypatch):
             rejected += 1
             assert np.bincount(earlier.ravel(), minlength=len(scene) + 1)[1:].min() < threshold
     assert rejected > 0 and candidates == 1000 + rejected  # the rule did fire
-    frame.reset(SPEC)
+    built_frame.reset(SPEC)
 
 
-def test_accepted_targets_pass_an_independent_render_also_jittered():
+def test_accepted_targets_pass_an_independent_render_also_jittered(built_frame):
     """A fresh mask render of generated targets (plain and jittered) holds the rule."""
-    check = render.visibility_check(SPEC)
+    check = render.visibility_check(built_frame, SPEC)
     for jitter in (False, True):
         config = GeneratorConfig(frame=SPEC, jitter=jitter)
         for index in range(0, 400, 20):
             scene = generate_scene(5, index, config, visible=check)
             posed = SPEC.posed(scene.extra)
-            frame.reset(posed)
+            built_frame.reset(posed)
             masks = render.render_masks(build.build(scene), posed)
             assert enough_pixels(masks, len(scene), posed), (jitter, index)
-    frame.reset(SPEC)
+    built_frame.reset(SPEC)

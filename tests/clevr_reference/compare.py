@@ -88,16 +88,17 @@ def reference(scene: dict, samples: int, seed: int, workdir: Path) -> tuple[np.n
 
 def derender(scene: dict, engine: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """derender's render and masks of ``scene`` in the unjittered CLEVR frame."""
-    from derender.addon import build, frame, render
+    from derender.addon import build, render
+    from derender.addon.frame import BuiltFrame
     from derender.scenes import FrameSpec, scene_from_clevr
 
     spec = replace(FrameSpec(), width=WIDTH, height=HEIGHT, engine=engine, samples=samples,
                    seed=seed)  # fmt: skip
-    frame.reset(spec)
+    built_frame = BuiltFrame(spec)
     objects = build.build(scene_from_clevr(scene))
     image = render.render_image(spec)
     masks = render.render_masks(objects, spec)
-    frame.reset(spec)
+    built_frame.reset(spec)
     return image, masks
 
 

@@ -106,10 +106,11 @@ def _surface_distance(points: np.ndarray, mesh) -> float:
 def test_shapes_lie_on_clevrs_meshes(clevr, shape, name, tolerance):
     """Every vertex of CLEVR's unit mesh lies within ``tolerance`` of derender's surface
     (for a large object 0.7 x that: at most ~0.25 px at 480x320), and the extents agree."""
-    from derender.addon import assets, frame
+    from derender.addon import assets
+    from derender.addon.frame import BuiltFrame
     from derender.scenes import FrameSpec
 
-    frame.reset(FrameSpec(width=32, height=32, engine="workbench", samples=1))
+    BuiltFrame(FrameSpec(width=32, height=32, engine="workbench", samples=1))
     mesh = assets.shape_mesh(shape)
     points = np.asarray(clevr["shapes"][name])
     assert _surface_distance(points, mesh) <= tolerance

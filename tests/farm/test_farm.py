@@ -225,6 +225,7 @@ def test_dataset_renders_resumes_and_makes_a_contact_sheet(farm, tmp_path):
     import json
 
     from derender.addon import render
+    from derender.addon.frame import BuiltFrame
     from derender.jobs.dataset import make_dataset
     from derender.scenes import FrameSpec, GeneratorConfig, enough_pixels, scene_from_json
     from PIL import Image
@@ -233,7 +234,7 @@ def test_dataset_renders_resumes_and_makes_a_contact_sheet(farm, tmp_path):
     report = make_dataset(out, 5, seed=3, address=farm.address)
     assert (report["rendered"], report["skipped"], report["failed"]) == (5, 0, [])
     frame = FrameSpec.from_dict(json.loads((out / "frame.json").read_text()))
-    trusted = GeneratorConfig(frame=frame), render.visibility_check(frame)
+    trusted = GeneratorConfig(frame=frame), render.visibility_check(BuiltFrame(frame), frame)
     for i in range(5):
         scene = scene_from_json((out / f"{i:05d}.json").read_text())
         # the scene a trusted worker makes with CLEVR's visibility rule, and it holds

@@ -22,22 +22,23 @@ render = pytest.importorskip("derender.addon.render")
 SPEC = FrameSpec(width=128, height=128, engine="workbench", samples=8)
 
 
-def _render(scene) -> tuple[np.ndarray, np.ndarray]:
-    frame.reset(SPEC)
+def _render(built_frame, scene) -> tuple[np.ndarray, np.ndarray]:
+    built_frame.reset(SPEC)
     objects = build.build(scene)
     img, masks = render.render_image(SPEC), render.render_masks(objects, SPEC)
-    frame.reset(SPEC)
+    built_frame.reset(SPEC)
     return img, masks
 
 
 @pytest.fixture(scope="module")
 def rendered(synth):
     scenes = [generate_scene(seed=11, index=i) for i in range(10)]
+    built_frame = frame.BuiltFrame(SPEC)
     rows = []
     for i, scene in enumerate(scenes):
         for cand in (scene, synth.near_miss(scene), scenes[(i + 3) % len(scenes)]):
-            rows.append((scene, cand, *_render(scene), *_render(cand)))
-    frame.reset(SPEC)
+            rows.append((scene, cand, *_render(built_frame, scene), *_render(built_frame, cand)))
+    built_frame.reset(SPEC)
     empty = render.render_image(SPEC)
     return rows, empty
 

@@ -153,13 +153,14 @@ def empty_image(service) -> np.ndarray:
 @pytest.fixture
 def run(service):
     """Run a script in the sandbox on the frame (no render); the frame is reset after."""
-    from derender.addon.frame import reset
     from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.sandbox.runner import run_script
 
+    built_frame = service.built_frame
+
     def go(script: str, seed: int = 0, **limits):
-        reset(SPEC)
-        return run_script(script, ScriptLimits(deadline_s=DEADLINE_S, **limits), seed)
+        built_frame.reset(SPEC)
+        return run_script(script, built_frame, ScriptLimits(deadline_s=DEADLINE_S, **limits), seed)
 
     yield go
-    reset(SPEC)
+    built_frame.reset(SPEC)

@@ -111,17 +111,16 @@ def _drop_cached_assets() -> None:
     assets.drop_modified()  # forgets the entries that are gone
 
 
-def _restore(spec: Any, factory: bool) -> None:
+def _restore(service: Any, spec: Any, factory: bool) -> None:
     """Containment between scripts: a fresh frame and no cached assets. After a script
     that passed its checks that is all it can have left; after one that did not (a hole:
     it may have changed what even a rebuilt frame keeps), Blender is reset to its factory
     state first, so that the hole shows in its own test only."""
     import bpy
-    from derender.addon import frame
 
     if factory:
         bpy.ops.wm.read_factory_settings(use_empty=True)
-    frame.build_frame(spec)
+    service.built_frame.build(spec)
     _drop_cached_assets()
 
 
@@ -139,7 +138,7 @@ def _asset_dumps(dumps: Any) -> dict[Any, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def reference(service, frame_spec, dumps) -> dict[str, Any]:
     """Freshly built assets and the reference scene's renders, before any attack."""
-    _restore(frame_spec, factory=True)
+    _restore(service, frame_spec, factory=True)
     ref = {
         "empty": service.render_scene(Scene(()), masks=False).image,
         "target": service.render_scene(REFERENCE, masks=False).image,
@@ -147,7 +146,7 @@ def reference(service, frame_spec, dumps) -> dict[str, Any]:
         "assets": _asset_dumps(dumps),
     }
     assert ref["step"] is not None and np.array_equal(ref["step"], ref["target"])
-    _restore(frame_spec, factory=False)
+    _restore(service, frame_spec, factory=False)
     return ref
 
 
@@ -161,9 +160,7 @@ def attack_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _check_later_requests(service: Any, reference: dict[str, Any], spec: Any) -> None:
-    from derender.addon.frame import frame_differences
-
-    assert frame_differences(spec) == []
+    assert service.built_frame.differences(spec) == []
     after = service.render_scene(Scene(()), masks=False).image
     assert np.array_equal(after, reference["empty"]), "the next request sees a changed frame"
 
@@ -201,10 +198,10 @@ def test_attack(service, reference, frame_spec, attack_cwd: Path, attack, dumps)
         assert {t for t in TARGETS if os.path.exists(t)} == existing
         passed = True
     finally:
-        _restore(frame_spec, factory=not passed)
+        _restore(service, frame_spec, factory=not passed)
 
 
-def _raw_runner(script: str, limits: Any = None, seed: int = 0) -> Any:
+def _raw_runner(script: str, frame: Any, limits: Any = None, seed: int = 0) -> Any:
     """``run_script`` for code that escaped: runs ``script`` as plain Python and reports ok."""
     import bpy
     from derender.addon import assets
@@ -213,7 +210,7 @@ def _raw_runner(script: str, limits: Any = None, seed: int = 0) -> Any:
     from derender.addon.sandbox.session import ScriptSession
 
     exec(compile(script, "<escaped>", "exec"), {"bpy": bpy, "assets": assets})
-    return RunOutcome("ok", "", None, ""), ScriptSession(limits or ScriptLimits(), seed)
+    return RunOutcome("ok", "", None, ""), ScriptSession(frame, limits or ScriptLimits(), seed)
 
 
 def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_attack) -> None:
@@ -233,7 +230,7 @@ def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_att
         _check_later_requests(service, reference, frame_spec)
         passed = True
     finally:
-        _restore(frame_spec, factory=not passed)
+        _restore(service, frame_spec, factory=not passed)
 
 
 def test_corpus_covers_every_class(attack_corpus, attack_holes) -> None:

@@ -71,7 +71,6 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES)
 def test_tampering_is_reported(service, case: str) -> None:
-    from derender.addon.frame import reset
     from derender.addon.sandbox import integrity
 
     tamper, needle = CASES[case]
@@ -79,23 +78,22 @@ def test_tampering_is_reported(service, case: str) -> None:
     from derender.addon.sandbox.session import AgentData
 
     before = integrity.snapshot()
-    assert integrity.tampering(spec, before, AgentData()) == []
+    assert integrity.tampering(service.built_frame, spec, before, AgentData()) == []
     auto_exec = bpy.context.preferences.filepaths.use_scripts_auto_execute
     try:
         tamper()
-        found = integrity.tampering(spec, before, AgentData())
+        found = integrity.tampering(service.built_frame, spec, before, AgentData())
     finally:
         _undo()
         bpy.context.preferences.filepaths.use_scripts_auto_execute = auto_exec
-        reset(spec)
+        service.built_frame.reset(spec)
     assert any(needle in entry for entry in found), found
-    assert integrity.tampering(spec, integrity.snapshot(), AgentData()) == []
+    assert integrity.tampering(service.built_frame, spec, integrity.snapshot(), AgentData()) == []
 
 
 def test_what_reset_does_not_own_is_restored(service) -> None:
     """Hooks, namespace entries, the sequencer and line sets an escape leaves behind do not
     reach the next request, even in a process that is not replaced."""
-    from derender.addon.frame import reset
     from derender.addon.sandbox import integrity
     from derender.addon.sandbox.session import AgentData
 
@@ -107,17 +105,16 @@ def test_what_reset_does_not_own_is_restored(service) -> None:
     editor = scene.sequence_editor_create()
     editor.strips.new_effect("evil", "COLOR", 1, frame_start=1, length=10)
     scene.view_layers[0].freestyle_settings.linesets.new("evil")
-    found = integrity.tampering(spec, before, AgentData())
+    found = integrity.tampering(service.built_frame, spec, before, AgentData())
     kinds = {f.split()[0] for f in found}
     assert kinds >= {"handlers", "driver_namespace", "sequencer_strips", "linesets"}, found
     integrity.restore(before)
-    reset(spec)
-    assert integrity.tampering(spec, before, AgentData()) == []
+    service.built_frame.reset(spec)
+    assert integrity.tampering(service.built_frame, spec, before, AgentData()) == []
     assert _handler not in bpy.app.handlers.render_pre and "evil" not in bpy.app.driver_namespace
 
 
 def test_objects_on_the_stage_the_script_did_not_make_are_reported(service) -> None:
-    from derender.addon.frame import reset
     from derender.addon.sandbox import integrity
     from derender.addon.sandbox.session import AgentData
 
@@ -125,22 +122,21 @@ def test_objects_on_the_stage_the_script_did_not_make_are_reported(service) -> N
     light = bpy.data.objects.new("spy", bpy.data.lights.new("spy", "POINT"))
     bpy.context.scene.collection.objects.link(light)
     try:
-        found = integrity.tampering(service.frame, before, AgentData())
+        found = integrity.tampering(service.built_frame, service.frame, before, AgentData())
     finally:
-        reset(service.frame)
+        service.built_frame.reset(service.frame)
     assert "object 'spy' on the stage was not made by the script" in found
 
 
 def test_an_edited_shared_asset_is_reported_and_dropped(service) -> None:
     from derender.addon import assets
-    from derender.addon.frame import reset
     from derender.addon.sandbox import integrity
     from derender.addon.sandbox.session import AgentData
 
     mat = assets.material("metal", "red")
     before = integrity.snapshot()
     mat.diffuse_color = (0.0, 1.0, 0.0, 1.0)
-    found = integrity.tampering(service.frame, before, AgentData())
-    reset(service.frame)
+    found = integrity.tampering(service.built_frame, service.frame, before, AgentData())
+    service.built_frame.reset(service.frame)
     assert f"the shared asset {'derender_red_metal'!r} was changed" in found
     assert tuple(assets.material("metal", "red").diffuse_color)[:3] != (0.0, 1.0, 0.0)

@@ -55,15 +55,14 @@ def _object_state(obj: Any) -> tuple:
 @pytest.mark.parametrize(
     ("op", "kwargs"), CASES, ids=[f"{o}-{i}" for i, (o, _) in enumerate(CASES)]
 )
-def test_a_primitive_matches_the_operator(op, kwargs, run, frame_spec, dumps) -> None:
+def test_a_primitive_matches_the_operator(op, kwargs, service, run, frame_spec, dumps) -> None:
     import bpy
-    from derender.addon import frame
 
-    frame.reset(frame_spec)
+    service.built_frame.reset(frame_spec)
     getattr(bpy.ops.mesh, op)(**kwargs)
     real = bpy.context.view_layer.objects.active
     want_mesh, want = dumps.mesh(real.data), _object_state(real)
-    frame.reset(frame_spec)
+    service.built_frame.reset(frame_spec)
     result, session = run(f"import bpy\nbpy.ops.mesh.{op}({_kwargs(kwargs)})\n")
     assert result.outcome == "ok", result.message
     [(obj, _)] = session.data.live_objects()
@@ -127,13 +126,13 @@ def _scripts() -> list[str]:
     return [bpy_program(generate_scene(77, i, config)) for i in range(4)] + EXTRA_SCRIPTS
 
 
-def _unguarded(script: str, spec: Any) -> tuple[np.ndarray, Any, str]:
+def _unguarded(built_frame: Any, script: str, spec: Any) -> tuple[np.ndarray, Any, str]:
     """The script with the real bpy (the operators): its image, read-back and output."""
     import bpy
-    from derender.addon import assets, frame, render
+    from derender.addon import assets, render
     from derender.addon.readback import read_back
 
-    frame.reset(spec)
+    built_frame.reset(spec)
     before = set(bpy.context.scene.objects)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -146,7 +145,7 @@ def _unguarded(script: str, spec: Any) -> tuple[np.ndarray, Any, str]:
     shapes = {"Cube": "cube", "Sphere": "sphere", "Icosphere": "sphere", "Cylinder": "cylinder"}
     pairs = [(o, shapes.get(o.data.name.split(".")[0])) for o in made]
     back = read_back(pairs)
-    frame.reset(spec)
+    built_frame.reset(spec)
     return image, back, out.getvalue()
 
 
@@ -155,7 +154,7 @@ def test_scripts_render_and_read_back_as_with_the_operators(index, service, fram
     from derender.addon import assets
 
     script = _scripts()[index]
-    image, back, printed = _unguarded(script, frame_spec)
+    image, back, printed = _unguarded(service.built_frame, script, frame_spec)
     result = service.step(script, masks=False)
     assert result.outcome == "ok", (result.message, result.line)
     assert np.array_equal(result.image, image)
