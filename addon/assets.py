@@ -36,6 +36,9 @@ import bpy
 from ..scenes import universe
 from .rna_snapshot import Snapshot, matches, snapshot
 
+# Module state, for now: these are datablocks of the process's one bpy.data, kept (fake
+# users) across rebuilds and across a BuiltFrame takeover, which must inherit them; a
+# stale frame's service refuses before it can reach them (``BuiltFrame.ensure_held``).
 _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
 # Meshes built by other modules, by their key, least recently used first.
