@@ -17,7 +17,8 @@ reward reaches ``reward_threshold`` (terminated) or k programs were tried (trunc
 timings stay out of it so that steps are reproducible.
 
 ``derender/SVG-v0`` is the same class with ``env="svg"``: the target is a seeded 2D
-composition (:func:`derender.svg.generate` with the ``svg_curriculum`` knobs, made here and
+composition or, with ``svg_curriculum={"kind": "icons"}`` (or ``"mixed"``), a bundled icon
+(:func:`derender.svg.generate` with the ``svg_curriculum`` knobs, made here and
 sent as the target document, so it never depends on the server's generator), the action is
 an SVG document, the ``frame`` text describes the canvas, and the images are the canvas
 size (64² by default), and ``preset=None`` scores with ``seed-svg``.

@@ -8,8 +8,11 @@ from the palette and an optional stroke; its SVG is the ground truth an oracle s
 
 Curriculum knobs (:class:`SvgGeneratorConfig`): the shape count, the shape kinds, the
 palette, how much a shape may overlap the ones before it, and how often shapes get a
-stroke. The perturbations (:func:`moved`, :func:`recoloured`, :func:`without`) are what the
-reward ladder and the search baseline use.
+stroke; and the kind of target: ``shapes`` (the default), ``icons`` (one plain icon of the
+bundled Tabler set, :mod:`.icons`, stroked in a palette colour at a seeded place and scale)
+or ``mixed`` (a seeded choice between the two per target). The perturbations
+(:func:`moved`, :func:`recoloured`, :func:`without`) are what the reward ladder and the
+search baseline use.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from . import icons
 from .canvas import SvgCanvas
 
 # The kinds of shape the generator draws (the policy also allows <polyline>).
 SHAPES: tuple[str, ...] = ("circle", "rect", "ellipse", "polygon", "line", "path")
+KINDS: tuple[str, ...] = ("shapes", "icons", "mixed")
+ICON_STEP = 12  # icon sides are multiples of this (px), so Tabler's width 2 scales to whole px
 
 PALETTES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -51,8 +57,24 @@ class SvgGeneratorConfig:
     overlap: float = 0.3  # the most of a new shape's box earlier boxes may cover, 0..1
     stroke_probability: float = 0.3
     max_tries: int = 200  # placements tried per shape before giving up
+    kind: str = "shapes"  # one of KINDS
+    icons: tuple[str, ...] = ()  # the bundled icons an icon target draws from; () is all
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SvgGenerationError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "icons", tuple(self.icons))
+        unknown_icons = sorted(set(self.icons) - set(icons.names()))
+        if unknown_icons:
+            raise SvgGenerationError(
+                f"icons must be some of the bundled ones (derender.svg.icons.names()), "
+                f"got unknown {unknown_icons!r}"
+            )
+        if self.kind != "shapes" and not icon_sizes(self.canvas):
+            raise SvgGenerationError(
+                f"icon targets need a canvas side of at least {ICON_STEP} px, got "
+                f"{self.canvas.width}x{self.canvas.height}"
+            )
         if not 1 <= self.min_shapes <= self.max_shapes <= 64:
             raise SvgGenerationError(
                 f"need 1 <= min_shapes <= max_shapes <= 64, got {self.min_shapes}, "
@@ -72,17 +94,30 @@ class SvgGeneratorConfig:
 
 @dataclass(frozen=True)
 class Shape:
-    """One element: its tag, integer geometry (per tag, see :func:`attributes`), paint."""
+    """One element: its tag, integer geometry (per tag, see :func:`attributes`), paint.
+
+    Tag ``icon`` is a bundled icon (``icon`` names it) in the box ``geometry = (x, y,
+    side)``, stroked ``stroke`` at ``stroke_width`` px; it writes one path per icon element."""
 
     tag: str
     geometry: tuple[int, ...]
     fill: str | None
     stroke: str | None = None
     stroke_width: int = 0
+    icon: str | None = None  # tag "icon": the bundled icon, drawn in the box (x, y, side)
+
+    def __post_init__(self) -> None:
+        if (self.tag == "icon") != (self.icon is not None) or (self.icon and not self.stroke):
+            raise SvgGenerationError(
+                f"a shape of tag 'icon' needs an icon name and a stroke (and only it an "
+                f"icon): got tag {self.tag!r}, icon {self.icon!r}, stroke {self.stroke!r}"
+            )
 
     def box(self) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1) of the geometry (strokes not included)."""
         g = self.geometry
+        if self.tag == "icon":
+            return (g[0], g[1], g[0] + g[2], g[1] + g[2])
         if self.tag == "circle":
             return (g[0] - g[2], g[1] - g[2], g[0] + g[2], g[1] + g[2])
         if self.tag == "ellipse":
@@ -114,6 +149,10 @@ class Shape:
         return geometry + paint
 
     def to_svg(self) -> str:
+        if self.icon is not None:
+            x, y, side = self.geometry
+            drawn = icons.place(self.icon, x, y, side, self.stroke or "", self.stroke_width)
+            return "\n  ".join(drawn)
         return f"<{self.tag} " + " ".join(f'{k}="{v}"' for k, v in self.attributes()) + "/>"
 
 
@@ -169,10 +208,32 @@ def _geometry(tag: str, rng: random.Random, w: int, h: int) -> tuple[int, ...]:
     return tuple(points)
 
 
+def icon_sizes(canvas: SvgCanvas) -> tuple[int, ...]:
+    """The sides an icon target may have on ``canvas``: multiples of ICON_STEP from a
+    third of the shorter canvas side up to all of it (none on a canvas under ICON_STEP)."""
+    side = min(canvas.width, canvas.height)
+    low = max(1, -(-side // (3 * ICON_STEP)))
+    return tuple(k * ICON_STEP for k in range(low, side // ICON_STEP + 1))
+
+
+def _icon(rng: random.Random, config: SvgGeneratorConfig) -> Shape:
+    """One icon of the config's set at a seeded side, place and palette colour; Tabler's
+    stroke width (2 of its 24 units) scaled to the side."""
+    name = rng.choice(config.icons or icons.names())
+    side = rng.choice(icon_sizes(config.canvas))
+    x = rng.randint(0, config.canvas.width - side)
+    y = rng.randint(0, config.canvas.height - side)
+    colour = rng.choice(PALETTES[config.palette])
+    width = side * icons.STROKE_WIDTH // icons.VIEWBOX
+    return Shape("icon", (x, y, side), None, colour, width, icon=name)
+
+
 def generate(seed: int, index: int = 0, config: SvgGeneratorConfig | None = None) -> Composition:
     """Composition ``index`` of the stream ``seed`` (see the module docstring)."""
     config = config or SvgGeneratorConfig()
     rng = random.Random(f"derender-svg:{seed}:{index}")
+    if config.kind == "icons" or (config.kind == "mixed" and rng.random() < 0.5):
+        return Composition((_icon(rng, config),), config.canvas)
     w, h = config.canvas.width, config.canvas.height
     palette = PALETTES[config.palette]
     shapes: list[Shape] = []
@@ -200,7 +261,8 @@ def generate(seed: int, index: int = 0, config: SvgGeneratorConfig | None = None
 
 def _shifted(shape: Shape, dx: int, dy: int) -> Shape:
     g = list(shape.geometry)
-    pairs = range(0, 2, 2) if shape.tag in ("circle", "ellipse", "rect") else range(0, len(g), 2)
+    boxed = shape.tag in ("circle", "ellipse", "rect", "icon")  # one anchor point
+    pairs = range(0, 2, 2) if boxed else range(0, len(g), 2)
     for i in pairs:
         g[i], g[i + 1] = g[i] + dx, g[i + 1] + dy
     return replace(shape, geometry=tuple(g))

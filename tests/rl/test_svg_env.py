@@ -98,6 +98,23 @@ def test_svg_curriculum_knobs_shape_the_targets(address):
         env.close()
     with pytest.raises(ValueError, match="shapes"):
         DerenderEnv(address, env="svg", svg_curriculum={"shapes": ("star",)})
+    with pytest.raises(ValueError, match="'glyphs'"):
+        DerenderEnv(address, env="svg", svg_curriculum={"kind": "glyphs"})
+
+
+def test_icon_curriculum_targets_are_icons_and_the_oracle_scores_the_maximum(address):
+    knobs = {"kind": "icons", "icons": ["star", "heart"], "palette": "grey"}
+    env = DerenderEnv(address, env="svg", svg_curriculum=knobs)
+    try:
+        for seed in range(3):
+            obs, _ = env.reset(seed=seed)
+            document = env.oracle_program()
+            assert obs["target"].std() > 0 and 'stroke-linecap="round"' in document
+            assert "<circle" not in document and "<rect" not in document
+            _, reward, *_ = env.step(document)
+            assert reward == pytest.approx(1.0, abs=1e-6)
+    finally:
+        env.close()
     with pytest.raises(ValueError, match="env"):
         DerenderEnv(address, env="vector")
 
