@@ -173,12 +173,23 @@ class RequestCore:
         for name in (default_preset, svg_preset):
             if name not in self.presets:
                 raise ValueError(f"default preset {name!r} is not one of {self.presets}")
-        self.default_preset = default_preset
         self.default_presets = {"clevr": default_preset, "svg": svg_preset}
         self.frame_hash: str = frame.hash()
         self._generator = GeneratorConfig(frame=frame)
         self.envs = tuple(envs)
         self._canvas = canvas
+
+    @property
+    def default_preset(self) -> str:
+        """The preset of CLEVR steps that name none (``info.default_preset``)."""
+        return self.default_presets["clevr"]
+
+    @default_preset.setter
+    def default_preset(self, name: str) -> None:
+        """The panel changes it between runs; ValueError names an unknown preset."""
+        if name not in self.presets:
+            raise ValueError(f"default preset {name!r} is not one of {self.presets}")
+        self.default_presets["clevr"] = name
 
     def answer(self, req: Ping | Info) -> dict[str, Any]:
         """The reply to a request the core answers by itself."""
