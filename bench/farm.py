@@ -3,7 +3,8 @@
 For each engine, at one resolution, with the ground-truth DSL program of one scene:
 
 - **bare**: one process runs ``Service.step`` in a loop (the exact work a worker does per
-  job, no sockets, no reward); ``bare steps/s × workers`` is the ideal farm. The same loop
+  job, in a worker's render environment, no sockets, no reward); ``bare steps/s × workers``
+  is the ideal farm. The same loop
   in ``workers`` concurrent processes shows what the machine's cores allow (Cycles on a
   CPU already uses every core in one process, so ``× workers`` overstates the ideal).
 - **farm**: a :class:`LocalFarm` with ``workers`` workers answers ``steps`` pipelined
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -91,8 +93,10 @@ def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
         json.dumps(config.to_dict()),
         str(steps),
     ]
+    # the render environment a farm worker gets (software GL threads)
+    env = {**os.environ, **config.render_env()}
     procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         for _ in range(processes)
     ]
     runs = []
@@ -113,6 +117,7 @@ def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **config.render_env()},
         )
         times.append(time.perf_counter() - t0)
         if out.stdout.strip().splitlines()[-1] != "ok":

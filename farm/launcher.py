@@ -163,6 +163,7 @@ class WorkerLauncher:
                     runtime,
                     (share_socket_dir(socket_path(backends[role])),),
                     tmpfs_mb=config.os_sandbox_tmpfs_mb,
+                    env=config.render_env() if role != SVG else {},
                 )
                 for role in backends
             }
@@ -228,6 +229,7 @@ class WorkerLauncher:
             "HOME": str(tmpdir),
             "TMPDIR": str(tmpdir),
             "BLENDER_USER_RESOURCES": str(tmpdir / "blender"),
+            **(self.config.render_env() if self.role(slot) != SVG else {}),
         }
         gpu = self.gpu(slot)
         if gpu is not None:

@@ -14,6 +14,10 @@ two soft edge maps. We normalise the L2 by the maps' energies so that the value 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
 import numpy as np
 
 from .filters import dilate3, gaussian_blur, sobel
@@ -74,6 +78,42 @@ def soft_edges(luma: np.ndarray) -> np.ndarray:
     """RLRF's edge map: Canny, 3×3 dilation, Gaussian blur; float (..., H, W) in 0..1."""
     thick = dilate3(canny(luma)).astype(np.float64)
     return gaussian_blur(thick, EDGE_BLUR_SIGMA, EDGE_BLUR_TAPS)
+
+
+class SoftEdgeCache:
+    """Soft edge maps of targets, by a key naming the target's content and size.
+
+    In RL one target is scored against a whole group of candidates, batch after batch:
+    its edge map (two thirds of the edge reward's cost when computed per call) is
+    computed once. Bounded (least recently used out); the maps are read-only.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._maps: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the in-process server scores from several threads
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+    def get(self, keys: Sequence[Hashable], luma: np.ndarray) -> np.ndarray:
+        """``soft_edges(luma)`` for a (N, H, W) stack whose image i has key ``keys[i]``."""
+        if len(keys) != len(luma):
+            raise ValueError(f"{len(keys)} keys for {len(luma)} images")
+        with self._lock:
+            found = {k: self._maps[k] for k in keys if k in self._maps}
+            for k in found:
+                self._maps.move_to_end(k)
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo:
+            made = soft_edges(luma[todo])
+            made.setflags(write=False)
+            with self._lock:
+                for row, i in zip(made, todo, strict=True):
+                    found[keys[i]] = self._maps[keys[i]] = row
+                while len(self._maps) > self.capacity:
+                    self._maps.popitem(last=False)
+        return np.stack([found[k] for k in keys]) if keys else soft_edges(luma)
 
 
 def soft_edge_l2(ea: np.ndarray, eb: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 from ..protocol.errors import outcome_code
 from ..scenes.model import Scene
 from . import image, program
-from .edges import soft_edge_l2, soft_edges
+from .edges import SoftEdgeCache, soft_edge_l2, soft_edges
 from .scene_graph import SceneGraphScore, scene_graph_score
 from .spec import DEFAULT_PRESET, RewardSpec, preset, term
 from .ssim import ssim
@@ -127,10 +127,21 @@ def _content_key(img: np.ndarray) -> tuple[Any, ...]:
     return (arr.shape, arr.dtype.str, hashlib.blake2b(arr.data, digest_size=16).digest())
 
 
+# Targets' soft edge maps, by (content, size): a pure memo of soft_edges, shared by every
+# caller in the process (the broker's reward stage, the in-process server, direct calls).
+_TARGET_EDGES = SoftEdgeCache()
+
+
 def _image_metrics(
-    spec: RewardSpec, renders: np.ndarray, targets: np.ndarray, index: np.ndarray, model: Any
+    spec: RewardSpec,
+    renders: np.ndarray,
+    targets: np.ndarray,
+    target_keys: list[tuple[Any, ...]],
+    index: np.ndarray,
+    model: Any,
 ) -> dict[str, np.ndarray]:
-    """The weighted image metrics of renders[i] against targets[index[i]] (0..1 floats)."""
+    """The weighted image metrics of renders[i] against targets[index[i]] (0..1 floats);
+    ``target_keys[j]`` names targets[j]'s content and size."""
     a, b = renders, targets[index]
     out: dict[str, np.ndarray] = {}
     wanted = set(spec.weights)
@@ -140,8 +151,8 @@ def _image_metrics(
         la, lb = image.luminance(a), image.luminance(targets)
         if "ssim" in wanted:
             out["ssim"] = ssim(la, lb[index])
-        if "edge_l2" in wanted:  # Canny once per distinct target
-            out["edge_l2"] = soft_edge_l2(soft_edges(la), soft_edges(lb)[index])
+        if "edge_l2" in wanted:  # Canny once per distinct target, and then cached
+            out["edge_l2"] = soft_edge_l2(soft_edges(la), _TARGET_EDGES.get(target_keys, lb)[index])
     if "lpips" in wanted and model is not None:
         from .lpips import distance
 
@@ -203,6 +214,7 @@ def score_batch(
     target_of: dict[int, int] = {}
     distinct: dict[tuple[Any, ...], int] = {}
     uniq: list[np.ndarray] = []
+    uniq_keys: list[tuple[Any, ...]] = []
     for i, (r, t) in enumerate(zip(renders, targets, strict=True)):
         if r is None:
             continue
@@ -210,6 +222,7 @@ def score_batch(
         if key not in distinct:
             distinct[key] = len(uniq)
             uniq.append(image.prepare(t, spec.size))
+            uniq_keys.append((key, spec.size))
         fr, j = image.prepare(r, spec.size), distinct[key]
         if fr.shape != uniq[j].shape:
             raise ValueError(
@@ -225,6 +238,7 @@ def score_batch(
                 spec,
                 np.stack([prepared[i] for i in idx]),
                 np.stack([uniq[j] for j in used]),
+                [uniq_keys[j] for j in used],
                 np.array([local[target_of[i]] for i in idx]),
                 model,
             )

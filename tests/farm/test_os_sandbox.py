@@ -116,7 +116,8 @@ def test_a_blender_binary_worker_runs_in_the_sandbox_with_its_install_dir(tmp_pa
     fake.chmod(0o755)
     socket_dir = _socket_dir(tmp_path)
     backend = f"ipc://{socket_dir / 'backend.sock'}"
-    sup = Supervisor(FarmConfig(blender=str(fake)), tmp_path, {"step": backend, "target": backend})
+    config = FarmConfig(blender=str(fake), render_threads=3)
+    sup = Supervisor(config, tmp_path, {"step": backend, "target": backend})
     assert sup.os_sandboxed and install in sup.launcher.sandbox(0).readable
     command = sup.launcher.worker_command("s0-1", "step")
     assert command[:4] == [str(fake), "-b", "--factory-startup", "--python-expr"]
@@ -127,7 +128,8 @@ def test_a_blender_binary_worker_runs_in_the_sandbox_with_its_install_dir(tmp_pa
     lines = out.decode().splitlines()
     assert lines[0] == f"{fake}|-b|--factory-startup|--python-expr|--"
     assert lines[1] == str(NOBODY)
-    assert dict(line.split("=", 1) for line in lines[2:]) == {**BASE_ENV, "PWD": "/tmp"}
+    env = dict(line.split("=", 1) for line in lines[2:])
+    assert env == {**BASE_ENV, "PWD": "/tmp", "LP_NUM_THREADS": "3"}
 
 
 def test_a_socket_dir_is_shared_only_if_it_holds_nothing_but_sockets(tmp_path):

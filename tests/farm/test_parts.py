@@ -61,6 +61,20 @@ def test_an_unsandboxed_worker_gets_its_gpu_a_fresh_temp_dir_and_no_parent_env(
     assert target[target.index("--role") + 1] == "target"
     assert target[target.index("--connect") + 1] == backends["target"]
     assert [sup.launcher.role(slot) for slot in range(3)] == ["step", "step", "target"]
+    assert all(e["LP_NUM_THREADS"] == sup.config.render_env()["LP_NUM_THREADS"] for e, _ in envs)
+
+
+def test_render_threads_share_the_cpus_out_among_step_workers(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    threads = {w: FarmConfig(workers=w).render_env()["LP_NUM_THREADS"] for w in (1, 4, 8, 16, 32)}
+    # one or no CPU each: llvmpipe renders in the worker's own thread (0)
+    assert threads == {1: "16", 4: "4", 8: "2", 16: "0", 32: "0"}
+    assert FarmConfig(workers=1, render_threads=0).render_env() == {"LP_NUM_THREADS": "0"}
+    for bad in (-1, 257, 1.5, True, "4"):
+        with pytest.raises(ValueError, match=f"render_threads must be .* got {bad!r}"):
+            FarmConfig(render_threads=bad)
 
 
 def test_a_sandboxed_farm_refuses_gpus_that_are_not_there(tmp_path):

@@ -91,6 +91,22 @@ def test_dilate3_grows_a_pixel_to_a_3x3_block() -> None:
     assert filters.dilate3(m).sum() == 9 and filters.dilate3(m)[1:4, 1:4].all()
 
 
+@pytest.mark.parametrize("shape", [(64, 64), (3, 17, 9), (1, 1), (2, 1, 5), (6, 1)])
+def test_dilate3_equals_the_or_of_all_nine_shifts(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    for density in (0.02, 0.2, 0.6):
+        m = rng.random(shape) < density
+        padded = np.pad(m, [(0, 0)] * (m.ndim - 2) + [(1, 1), (1, 1)])
+        h, w = shape[-2:]
+        want = np.zeros(shape, bool)
+        for dy in range(3):
+            for dx in range(3):
+                want |= padded[..., dy : dy + h, dx : dx + w]
+        got = filters.dilate3(m.astype(np.uint8))  # any truthy dtype
+        assert got.dtype == bool and np.array_equal(got, want)
+        assert not np.shares_memory(got, m)
+
+
 # -- SSIM -------------------------------------------------------------------------------
 def _ssim_at(a: np.ndarray, b: np.ndarray, y: int, x: int) -> float:
     """One SSIM-map value computed the slow, obvious way (an independent reference)."""
@@ -148,6 +164,24 @@ def test_edge_l2_is_zero_for_equal_small_for_a_nudge_and_large_for_disjoint() ->
     assert 0.0 < edges.edge_l2(a, nudged) < edges.edge_l2(a, far) <= 1.0
     assert edges.edge_l2(a, far) > 0.9
     assert edges.edge_l2(np.zeros((32, 32)), np.zeros((32, 32))) == 0.0
+
+
+def test_soft_edge_cache_returns_what_soft_edges_computes_and_stays_bounded() -> None:
+    cache = edges.SoftEdgeCache(capacity=2)
+    a, b, c = square(), square(lo=2, hi=12), np.roll(square(), 3, axis=0)
+    got = cache.get(["a", "b"], np.stack([a, b]))
+    assert np.array_equal(got, edges.soft_edges(np.stack([a, b])))
+    # a key already cached is not recomputed: a different image under it is ignored
+    again = cache.get(["b", "a"], np.stack([c, c]))
+    assert np.array_equal(again, got[::-1])
+    assert len(cache) == 2
+    cache.get(["c"], c[None])  # least recently used ("b") goes
+    assert len(cache) == 2
+    assert np.array_equal(cache.get(["b"], c[None])[0], edges.soft_edges(c))
+    cache.get(["c"], c[None])[0][:] = 1.0  # the caller's copy: the cached map is kept
+    assert np.array_equal(cache.get(["c"], c[None])[0], edges.soft_edges(c))
+    with pytest.raises(ValueError, match="2 keys for 1 images"):
+        cache.get(["a", "b"], a[None])
 
 
 def test_prepare_resamples_like_resize_to_float32_precision() -> None:

@@ -111,6 +111,30 @@ def test_batch_and_single_agree(scenes20, synth) -> None:
             assert v == pytest.approx(batch[i].components[k], abs=1e-6)
 
 
+def test_edge_l2_of_cached_targets_equals_a_fresh_computation(scenes20, synth) -> None:
+    """The target edge cache is keyed by content and size: a target seen before, a new
+    target of the same shape, and the same target at another size all score as computed
+    from scratch."""
+    from derender.reward import edges, image
+
+    spec = preset("rlrf")
+    targets = [synth.draw(s)[0] for s in scenes20[:3]]
+    renders = [synth.draw(synth.near_miss(s))[0] for s in scenes20[:3]]
+
+    def fresh(render, target, size):
+        lr = image.luminance(image.prepare(render, size))
+        lt = image.luminance(image.prepare(target, size))
+        return float(edges.edge_l2(lr[None], lt[None])[0])
+
+    for size in (spec.size, 64):
+        sized = preset("rlrf", size=size)
+        for _ in range(2):  # the second round reads every target's map from the cache
+            got = score_batch(renders, targets, sized)
+            for r, t, g in zip(renders, targets, got, strict=True):
+                assert g.components["edge_l2"] == pytest.approx(fresh(r, t, size), abs=1e-12)
+    assert len({g.components["edge_l2"] for g in got}) == 3
+
+
 def test_failed_step_scores_the_validity_floor(synth, scenes20) -> None:
     target = synth.draw(scenes20[0])[0]
     spec = preset("seed", lpips_trunk="random:0")
