@@ -58,7 +58,7 @@ class FarmConfig:
     # Software GL (Mesa llvmpipe, no GPU) threads per worker; None: this host's CPUs shared
     # out among the step workers, 0 when that leaves one or none each (llvmpipe then
     # rasterises in the render's own thread; its helper threads only add switching when
-    # every core already has a worker: bench farm's bare loop, 2 CPUs, 64 px: 16% less
+    # every core already has a worker: bench farm's bare loop, 2 CPUs, 64 px: 17% less
     # CPU per step). The pixels are the same. GPU renders ignore it.
     render_threads: int | None = None
     # deadlines (seconds)
