@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..farm import worker_loop
+from ..farm import shader_cache, worker_loop
 from ..farm.config import FarmConfig
 from ..farm.os_sandbox import confinement_gaps
 from ..farm.worker_loop import WrongRole
@@ -49,6 +49,7 @@ class Worker:
     """Runs jobs against one Service; ``handle`` maps a job dict to a reply dict."""
 
     def __init__(self, config: FarmConfig, role: str) -> None:
+        shader_cache.seed()  # before Blender starts its GL (a no-op outside the sandbox)
         from .sandbox.limits import ScriptLimits
         from .service import Service
 

@@ -49,6 +49,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
+from . import shader_cache
 from .config import FarmConfig
 from .gpu_devices import gpu_mounts
 from .jobs import STEP, SVG, TARGET
@@ -158,15 +159,16 @@ class WorkerLauncher:
         if config.os_sandbox:
             self._gpu_mounts = {g: gpu_mounts(g) for g in config.gpus}
             runtime = runtime_tree(config.blender)
-            self._specs = {
-                role: SandboxSpec(
+            cache_dir = shader_cache.make_dir(self.run_dir)
+            for role in backends:
+                mounts, cache_env = shader_cache.sandbox_parts(role, cache_dir)
+                self._specs[role] = SandboxSpec(
                     runtime,
                     (share_socket_dir(socket_path(backends[role])),),
                     tmpfs_mb=config.os_sandbox_tmpfs_mb,
-                    env=config.render_env() if role != SVG else {},
+                    env={**(config.render_env() if role != SVG else {}), **cache_env},
+                    mounts=mounts,
                 )
-                for role in backends
-            }
             self.os_sandbox_problem = unavailable_reason(self._specs[STEP])
             self.os_sandboxed = self.os_sandbox_problem is None
             if not self.os_sandboxed:

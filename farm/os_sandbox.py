@@ -150,6 +150,7 @@ class SandboxSpec:
     socket_dirs: tuple[Path, ...] = ()  # directories of broker sockets it must reach
     env: Mapping[str, str] = field(default_factory=dict)  # added to BASE_ENV
     devices: tuple[Mount, ...] = ()  # e.g. :func:`.gpu_devices.gpu_mounts`
+    mounts: tuple[Mount, ...] = ()  # the role's own binds (:mod:`.shader_cache`)
     tmpfs_mb: int = 512  # size of each private tmpfs (/tmp, /dev/shm)
 
 
@@ -282,6 +283,7 @@ def bwrap_argv(
         Mount("--tmpfs", "/dev/shm", perms="1777", size_mb=spec.tmpfs_mb),
         Mount("--proc", "/proc"),
         *spec.devices,
+        *spec.mounts,
     ]
     argv = [shutil.which("bwrap") or "bwrap", *_with_parents(mounts)]
     argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from derender.farm import shader_cache
 from derender.farm.config import FarmConfig
 from derender.farm.launcher import worker_limits
 from derender.farm.os_sandbox import BASE_ENV, NOBODY, privileged, sandboxed_pid
@@ -150,6 +151,8 @@ def escape(host: Host, farm) -> Iterator[dict]:
         str(REPO / "farm" / token),
         str(host.run_dir / token),
         str(host.run_dir / "step" / token),
+        str(host.run_dir / "gl-cache" / token),  # the shader cache target workers fill
+        f"{shader_cache.SEED}/{token}",  # ... as this step worker sees it
         f"/etc/{token}",
     ]
     reads = [
@@ -217,6 +220,9 @@ def test_it_cannot_write_outside_its_own_tmp(escape):
             path = name.removeprefix("write ")
             assert result["succeeded"] == (path in private), (name, result)
     assert escape["host files"] == []  # not even its private tmp reached the host
+    # the shared shader cache is there, and read-only: no worker can plant code for the next
+    seeded = escape[f"write {shader_cache.SEED}/{token}"]
+    assert "Errno 30" in seeded["detail"], seeded  # EROFS
 
 
 def test_it_cannot_read_what_is_not_blender_or_python(escape, host):
@@ -279,7 +285,9 @@ def test_it_holds_no_privilege_inside_or_on_the_host(escape):
 def test_its_environment_holds_nothing_of_the_parent(escape, host):
     assert SECRET in os.environ.values()
     # bwrap's --chdir sets PWD; the farm adds the software GL threads (render_threads)
-    assert escape["environ"] == {**BASE_ENV, "PWD": "/tmp", **host.config.render_env()}
+    # and where its shader cache is (shader_cache.py)
+    cache_env = shader_cache.sandbox_parts("step", host.run_dir / "gl-cache")[1]
+    assert escape["environ"] == {**BASE_ENV, "PWD": "/tmp", **host.config.render_env(), **cache_env}
     assert SECRET not in json.dumps(escape["environ"])
     init = escape["environ of the sandbox's init"]  # bwrap's own: root's, unreadable
     assert not init["succeeded"] and init["detail"].startswith("PermissionError"), init

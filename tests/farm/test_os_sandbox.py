@@ -129,7 +129,13 @@ def test_a_blender_binary_worker_runs_in_the_sandbox_with_its_install_dir(tmp_pa
     assert lines[0] == f"{fake}|-b|--factory-startup|--python-expr|--"
     assert lines[1] == str(NOBODY)
     env = dict(line.split("=", 1) for line in lines[2:])
-    assert env == {**BASE_ENV, "PWD": "/tmp", "LP_NUM_THREADS": "3"}
+    assert env == {
+        **BASE_ENV,
+        "PWD": "/tmp",
+        "LP_NUM_THREADS": "3",
+        "MESA_SHADER_CACHE_DIR": "/tmp/gl-cache",
+        "DERENDER_GL_CACHE_SEED": "/gl-seed",
+    }
 
 
 def test_a_socket_dir_is_shared_only_if_it_holds_nothing_but_sockets(tmp_path):
@@ -319,3 +325,44 @@ def test_the_workers_own_output_goes_to_the_worker_log_not_the_terminal(tmp_path
     err = capfd.readouterr().err
     assert worker_log.is_file()
     assert "EGL" not in err  # headless Blender's OpenGL start-up complains here
+
+
+def test_target_workers_fill_the_shader_cache_and_step_workers_get_a_private_copy(tmp_path):
+    """Real bwrap: a target-role process writes the farm's cache; a step-role process sees
+    it read-only and ``shader_cache.seed`` copies it where Mesa will look; an SVG worker
+    sees none of it."""
+    from derender.farm import shader_cache
+
+    socket_dir = _socket_dir(tmp_path)
+    backend = f"ipc://{socket_dir / 'backend.sock'}"
+    config = FarmConfig(workers=1, svg_workers=1)
+    sup = Supervisor(config, tmp_path, dict.fromkeys(("step", "target", "svg"), backend))
+    assert [sup.launcher.role(s) for s in range(3)] == ["step", "target", "svg"]
+    write = (
+        "import os; d = os.environ['MESA_SHADER_CACHE_DIR']; "
+        "os.makedirs(d + '/mesa_shader_cache', exist_ok=True); "
+        "open(d + '/mesa_shader_cache/entry', 'w').write('compiled'); print(d)"
+    )
+    proc, _ = sup.launcher.launch([sys.executable, "-I", "-c", write], 1, stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.decode().strip() == shader_cache.SHARED
+    cache = tmp_path / "gl-cache"
+    assert (cache / "mesa_shader_cache" / "entry").read_text() == "compiled"
+    copy = (
+        "import os\n"
+        "from derender.farm import shader_cache\n"
+        "try:\n"
+        "    open(shader_cache.SEED + '/planted', 'w')\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+        "shader_cache.seed()\n"
+        "own = os.environ['MESA_SHADER_CACHE_DIR']\n"
+        "print(own, open(own + '/mesa_shader_cache/entry').read())\n"
+    )
+    proc, _ = sup.launcher.launch([sys.executable, "-I", "-c", copy], 0, stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert out.decode().split("\n")[:2] == ["refused 30", f"{shader_cache.OWN} compiled"]
+    assert sorted(p.name for p in cache.rglob("*")) == ["entry", "mesa_shader_cache"]
+    argv = " ".join(bwrap_argv(["true"], sup.launcher.sandbox(2)))
+    assert "gl-cache" not in argv and "gl-seed" not in argv  # SVG workers render no GL

@@ -96,8 +96,9 @@ def test_actors_spread_over_the_nodes_in_the_os_sandbox(cluster, farm):
         uids = next(x for x in (proc / "status").read_text().splitlines() if x.startswith("Uid"))
         assert uids.split()[1:] == [str(NOBODY)] * 4
         names = {e.split(b"=")[0].decode() for e in (proc / "environ").read_bytes().split(b"\0")}
-        # nothing of Ray's, no keys: the sandbox's, the import path, the GL threads
-        assert names - {""} <= {*BASE_ENV, "PYTHONPATH", "PWD", "LP_NUM_THREADS"}
+        # nothing of Ray's, no keys: the sandbox's, the import path, GL threads and cache
+        gl = {"LP_NUM_THREADS", "MESA_SHADER_CACHE_DIR", "DERENDER_GL_CACHE_SEED"}
+        assert names - {""} <= {*BASE_ENV, "PYTHONPATH", "PWD", *gl}
         assert (proc / "net/dev").read_text().count(":") == 1  # lo only
 
 

@@ -59,9 +59,10 @@ def _soak(steps: int) -> None:
             assert max(rss) < 1500, rss
             assert status["restarts"] >= steps // len(MIX)
             # sandboxed workers keep nothing on the host: their /tmp and /dev/shm are
-            # private tmpfs that die with them; the run dir holds the socket dir only
+            # private tmpfs that die with them; the run dir holds the socket dirs and the
+            # shader cache that only target workers write (farm/shader_cache.py)
             names = sorted(p.name for p in run_dir.iterdir())
-            assert names == ["address", "control.sock", "step", "svg", "target"]
+            assert names == ["address", "control.sock", "gl-cache", "step", "svg", "target"]
             for role in ("step", "target"):
                 assert [p.name for p in (run_dir / role).iterdir()] == ["backend.sock"]
             # (a worker still starting has not told its pid yet: pid 0)
