@@ -4,9 +4,9 @@ For each engine, at one resolution, with the ground-truth DSL program of one sce
 
 - **bare**: one process runs ``Service.step`` in a loop (the exact work a worker does per
   job, in a worker's render environment, no sockets, no reward); ``bare steps/s × workers``
-  is the ideal farm. The same loop
-  in ``workers`` concurrent processes shows what the machine's cores allow (Cycles on a
-  CPU already uses every core in one process, so ``× workers`` overstates the ideal).
+  is the ideal farm. The same loop in ``workers`` concurrent processes shows what the
+  machine's cores allow (Cycles on a CPU already uses every core in one process, so
+  ``× workers`` overstates the ideal).
 - **farm**: a :class:`LocalFarm` with ``workers`` workers answers ``steps`` pipelined
   steps from one client (with rewards). Efficiency (a) = farm / (bare × workers).
 - **naive**: one fresh ``python -c 'import bpy …'`` process per episode (import bpy, build

@@ -166,7 +166,7 @@ class WorkerLauncher:
                     runtime,
                     (share_socket_dir(socket_path(backends[role])),),
                     tmpfs_mb=config.os_sandbox_tmpfs_mb,
-                    env={**(config.render_env() if role != SVG else {}), **cache_env},
+                    env={**self.render_env(role), **cache_env},
                     mounts=mounts,
                 )
             self.os_sandbox_problem = unavailable_reason(self._specs[STEP])
@@ -231,7 +231,7 @@ class WorkerLauncher:
             "HOME": str(tmpdir),
             "TMPDIR": str(tmpdir),
             "BLENDER_USER_RESOURCES": str(tmpdir / "blender"),
-            **(self.config.render_env() if self.role(slot) != SVG else {}),
+            **self.render_env(self.role(slot)),
         }
         gpu = self.gpu(slot)
         if gpu is not None:
@@ -252,6 +252,11 @@ class WorkerLauncher:
 
     def close(self) -> None:
         self._log.close()
+
+    def render_env(self, role: str) -> dict[str, str]:
+        """What a worker of ``role`` adds for rendering: Blender workers' GL threads (an
+        SVG worker renders no GL)."""
+        return {} if role == SVG else self.config.render_env()
 
     def gpu(self, slot: int) -> int | None:
         """The GPU the worker in ``slot`` is pinned to (round-robin), None if unpinned."""

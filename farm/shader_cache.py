@@ -31,6 +31,10 @@ SHARED = "/gl-cache"  # a target worker's read-write mount of the farm's cache
 SEED = "/gl-seed"  # a step worker's read-only mount of it
 OWN = "/tmp/gl-cache"  # a step worker's private copy, in its tmpfs
 SEED_ENV = "DERENDER_GL_CACHE_SEED"
+# Mesa's own default is 1 GB; a Workbench farm's cache is ~5 MB. The bound keeps the host's
+# run dir, and each step worker's copy of it in a 512 MiB tmpfs, small whatever scenes
+# clients send to the target workers.
+MAX_SIZE = "256M"
 
 
 def make_dir(run_dir: Path) -> Path:
@@ -45,7 +49,8 @@ def make_dir(run_dir: Path) -> Path:
 def sandbox_parts(role: str, cache_dir: Path) -> tuple[tuple[Mount, ...], dict[str, str]]:
     """The mounts and environment a worker of ``role`` gets for the cache."""
     if role == TARGET:
-        return (Mount("--bind", SHARED, str(cache_dir)),), {"MESA_SHADER_CACHE_DIR": SHARED}
+        env = {"MESA_SHADER_CACHE_DIR": SHARED, "MESA_SHADER_CACHE_MAX_SIZE": MAX_SIZE}
+        return (Mount("--bind", SHARED, str(cache_dir)),), env
     if role == STEP:
         mounts = (Mount("--ro-bind", SEED, str(cache_dir)),)
         return mounts, {"MESA_SHADER_CACHE_DIR": OWN, SEED_ENV: SEED}
