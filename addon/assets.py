@@ -17,10 +17,14 @@ primitive operators), at most :data:`SHARED_CAPACITY` of them kept once no objec
 them.
 
 Cached datablocks belong to the frame: agents can read them but never write them (the
-sandbox's proxies check ownership by ``session_uid``, which Blender never reuses), and
-every step's integrity check calls :func:`drop_modified`, which compares each with the
-generic snapshot (:mod:`.rna_snapshot`) taken when it was made, so that an edit that got
-through anyway cannot reach a later request or target render.
+sandbox's proxies check ownership by ``session_uid``, which Blender never reuses). An
+edit that got through anyway (a hole in the proxies) must never reach a render, so before
+every render :func:`verify_in_use` compares each cached datablock the render can use (any
+datablock points at it) with the generic snapshot (:mod:`.rna_snapshot`) taken when it was
+made, and rebuilds an edited one in place of it in every user. Only those: an asset that
+nothing uses cannot change a render, and comparing all of them after every step cost more
+than the rest of the step. An edit to an unused asset is found when a later render uses it
+(the worker then asks to be replaced).
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
+# isort: off
+import bpy  # first: importing bpy is what makes bmesh importable
 import bmesh
-import bpy
+# isort: on
 
 from ..scenes import universe
 from .rna_snapshot import Snapshot, matches, snapshot
@@ -43,10 +50,19 @@ _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
 # Meshes built by other modules, by their key, least recently used first.
 _SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
-SHARED_CAPACITY = 8  # each one costs ~0.1 ms a step to verify
-# Snapshots taken when an asset was made, by session_uid; compared in drop_modified().
-# Its keys are the session_uid of every cached datablock.
-_SNAPSHOTS: dict[int, Snapshot] = {}
+SHARED_CAPACITY = 8  # kept with no users, for the next script that makes the same one
+
+
+@dataclass(frozen=True)
+class _Made:
+    """How a cached datablock was made: its snapshot then, and how to make it again."""
+
+    snapshot: Snapshot
+    remake: Callable[[], bpy.types.ID]  # a new one, cached in place of a dropped entry
+
+
+# Every cached datablock, by session_uid.
+_MADE: dict[int, _Made] = {}
 
 
 def alive(idb: bpy.types.ID) -> bool:
@@ -58,13 +74,14 @@ def alive(idb: bpy.types.ID) -> bool:
     return True
 
 
-def _remember(idb: bpy.types.ID) -> None:
-    """Register a finished cached datablock: kept between requests, verified each reset.
+def _remember(idb: bpy.types.ID, remake: Callable[[], bpy.types.ID]) -> None:
+    """Register a finished cached datablock: kept between requests, verified before each
+    render that uses it, remade by ``remake`` (once its cache entry is gone) if edited.
 
     Every cached datablock (meshes, materials, and any node group they use) goes through
     here once it is complete."""
     idb.use_fake_user = True  # survives with no users between requests
-    _SNAPSHOTS[idb.session_uid] = snapshot(idb)
+    _MADE[idb.session_uid] = _Made(snapshot(idb), remake)
 
 
 def _primitive_bmesh(shape: str) -> bmesh.types.BMesh:
@@ -135,7 +152,7 @@ def shape_mesh(shape: str) -> bpy.types.Mesh:
     mesh = bake(base, universe.MODIFIERS[shape], f"derender_{shape}")
     mesh.materials.append(None)
     _MESHES[shape] = mesh
-    _remember(mesh)
+    _remember(mesh, lambda: shape_mesh(shape))
     return mesh
 
 
@@ -249,21 +266,21 @@ def setup_material(mat: bpy.types.Material, material: str, color: str) -> None:
     nodes.link(surface(nodes, rgba), output, "Surface")
 
 
-def material(material: str, color: str) -> bpy.types.Material:
-    """The CLEVR material for (material, color), built once and reused."""
-    key = (material, color)
+def material(kind: str, color: str) -> bpy.types.Material:
+    """The CLEVR material of ``kind`` (rubber, metal) in ``color``, built once and reused."""
+    key = (kind, color)
     mat = _MATERIALS.get(key)
     if mat is not None and alive(mat):
         return mat
-    if material not in universe.MATERIALS or color not in universe.COLORS:
+    if kind not in universe.MATERIALS or color not in universe.COLORS:
         raise ValueError(
             f"material must be in {universe.MATERIALS} and color in {tuple(universe.COLORS)}, "
-            f"got {material!r}, {color!r}"
+            f"got {kind!r}, {color!r}"
         )
-    mat = bpy.data.materials.new(f"derender_{color}_{material}")
-    setup_material(mat, material, color)
+    mat = bpy.data.materials.new(f"derender_{color}_{kind}")
+    setup_material(mat, kind, color)
     _MATERIALS[key] = mat
-    _remember(mat)
+    _remember(mat, lambda: material(kind, color))
     return mat
 
 
@@ -285,7 +302,7 @@ def shared_mesh(key: Hashable, build: Callable[[], bpy.types.Mesh]) -> bpy.types
         return mesh
     mesh = build()
     _SHARED[key] = mesh
-    _remember(mesh)
+    _remember(mesh, lambda: shared_mesh(key, build))
     return mesh
 
 
@@ -300,8 +317,14 @@ def shared_key(mesh: bpy.types.Mesh) -> Hashable | None:
 
 def trim() -> None:
     """Delete the least recently used shared meshes beyond :data:`SHARED_CAPACITY` that
-    no object uses (their only user is the fake one that keeps them)."""
-    unused = [key for key, mesh in _SHARED.items() if not alive(mesh) or mesh.users <= 1]
+    no object uses (their only user is the fake one that keeps them), and forget cached
+    datablocks Blender freed (a factory reset)."""
+    for cache in _caches():
+        for key in [key for key, idb in cache.items() if not alive(idb)]:
+            del cache[key]
+    for uid in _MADE.keys() - {idb.session_uid for idb in cached()}:
+        del _MADE[uid]
+    unused = [key for key, mesh in _SHARED.items() if mesh.users <= 1]
     extra = len(_SHARED) - SHARED_CAPACITY
     doomed = [_SHARED.pop(key) for key in unused[: max(extra, 0)]]
     _forget([idb for idb in doomed if alive(idb)])
@@ -318,31 +341,42 @@ def cached() -> list[bpy.types.ID]:
 
 def is_asset(idb: bpy.types.ID) -> bool:
     """True if ``idb`` is one of the cached datablocks."""
-    return idb.session_uid in _SNAPSHOTS and alive(idb)
+    return idb.session_uid in _MADE and alive(idb)
 
 
-def drop_modified() -> list[str]:
-    """Forget (and delete) cached assets that differ from their snapshot in any property.
+def in_use() -> list[bpy.types.ID]:
+    """The cached datablocks that some datablock points at: all that a render can use.
 
-    Returns their names. They are rebuilt on the next request for them.
-    """
-    dropped: list[bpy.types.ID] = []
-    for cache in _caches():
-        for key, idb in list(cache.items()):
-            if not alive(idb):
+    By Blender's own map of ID pointers (``bpy.data.user_map``), which lists every
+    pointer, also those that hold no user count."""
+    return [idb for idb, users in bpy.data.user_map(subset=cached()).items() if users]
+
+
+def edited(idbs: Iterable[bpy.types.ID]) -> list[bpy.types.ID]:
+    """The cached datablocks among ``idbs`` that differ from their snapshot in any
+    property."""
+    return [i for i in idbs if is_asset(i) and not matches(_MADE[i.session_uid].snapshot, i)]
+
+
+def verify_in_use() -> list[str]:
+    """Rebuild every cached datablock a render can use that differs from its snapshot,
+    in place of it in every user (objects, slots, nodes); returns the names of those
+    rebuilt. Called before every render: nothing rendered uses an edited asset."""
+    names = []
+    for old in edited(in_use()):
+        names.append(old.name)
+        made = _MADE.pop(old.session_uid)
+        for cache in _caches():
+            for key in [k for k, idb in cache.items() if idb.session_uid == old.session_uid]:
                 del cache[key]
-            elif not matches(_SNAPSHOTS[idb.session_uid], idb):
-                del cache[key]
-                dropped.append(idb)
-    names = [idb.name for idb in dropped]
-    _forget(dropped)
-    for uid in _SNAPSHOTS.keys() - {idb.session_uid for idb in cached()}:
-        del _SNAPSHOTS[uid]  # freed by Blender (a factory reset)
+        old.name = f"{old.name}_edited"  # frees the name for its replacement
+        old.user_remap(made.remake())
+        bpy.data.batch_remove([old])
     return names
 
 
 def _forget(doomed: list[bpy.types.ID]) -> None:
     for idb in doomed:
-        _SNAPSHOTS.pop(idb.session_uid, None)
+        _MADE.pop(idb.session_uid, None)
     if doomed:
         bpy.data.batch_remove(doomed)

@@ -115,15 +115,16 @@ class BuiltFrame:
         return len(keep)
 
     def reset(self, spec: FrameSpec, verified: bool = False) -> None:
-        """Return to exactly the frame of ``spec``: foreign datablocks and edited assets
-        go, and the frame is rebuilt from scratch if anything else differs from its
-        snapshot (a spec that differs only in the camera's and lights' pose just moves
-        them).
+        """Return to exactly the frame of ``spec``: foreign datablocks go, and the frame
+        is rebuilt from scratch if anything else differs from its snapshot (a spec that
+        differs only in the camera's and lights' pose just moves them). Cached assets are
+        not compared here: every render compares those it uses
+        (:func:`.assets.verify_in_use`).
 
-        ``verified``: the caller compared the frame and the assets with their snapshots
-        (:meth:`differences`, :func:`assets.drop_modified`) after the last untrusted code
-        ran and found them intact, and only trusted code ran since (a render, a
-        read-back), so comparing again is skipped: the reset removes what is foreign.
+        ``verified``: the caller compared the frame with its snapshot (:meth:`differences`)
+        after the last untrusted code ran and found it intact, and only trusted code ran
+        since (a render, a read-back), so comparing again is skipped: the reset removes
+        what is foreign.
 
         Raises :class:`FrameBroken` if even the rebuilt frame differs."""
         built = self._live()
@@ -137,7 +138,6 @@ class BuiltFrame:
             bpy.data.batch_remove(foreign)
         assets.trim()
         if not verified:
-            assets.drop_modified()
             # Checked at the pose the script saw, before a move retakes the snapshots.
             if self.differences(built.spec):
                 self.build(spec)

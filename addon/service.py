@@ -1,14 +1,16 @@
 """One request -> one result: the only implementation of "run one step".
 
 The add-on server and the farm worker are transports around :class:`Service`. A step is:
-snapshot → sandboxed script (compile, run) → integrity check → render (+ masks, only when
-asked; neither for a render-free step) → readback → reset, and whatever happens the worker
-ends the step at exactly the frame. Each stage is timed in wall and CPU seconds.
+snapshot → sandboxed script (compile, run) → integrity check (and, before a render, the
+cached assets it can use) → render (+ masks, only when asked; neither for a render-free
+step) → readback → reset, and whatever happens the worker ends the step at exactly the
+frame. Each stage is timed in wall and CPU seconds.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -17,7 +19,7 @@ import numpy as np
 from ..protocol.results import ScriptRun
 from ..scenes.frame import FrameSpec
 from ..scenes.model import Scene
-from . import build, render
+from . import assets, build, render
 from .frame import BuiltFrame, FrameBroken
 from .readback import read_back
 from .sandbox import errors, integrity
@@ -81,6 +83,7 @@ class Service:
         clock = _Clock()
         try:
             objects = build.build(scene)
+            _rebuilt_before_render()
             clock.lap("build")
             image = render.render_image(self.frame)
             clock.lap("render")
@@ -149,11 +152,16 @@ class Service:
                              recycle=recycle)  # fmt: skip
 
         tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
-        clock.lap("verify")
         if tampered:
+            clock.lap("verify")
             return fail(errors.FRAME_TAMPERED, "; ".join(tampered)), False
         if run.outcome != errors.OK:
+            clock.lap("verify")
             return fail(run.outcome, run.message, run.line), True
+        # An asset edited through a hole in an earlier step cannot be told from one this
+        # script edited; either way the render gets it as built, and the worker goes.
+        recycle = bool(render_image and _rebuilt_before_render())
+        clock.lap("verify")
         objects = session.data.live_objects()
         image = mask = None
         try:
@@ -170,5 +178,17 @@ class Service:
         clock.lap("readback")
         return ScriptRun(
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
-            unmapped=back.skipped,
+            unmapped=back.skipped, recycle=recycle,
         ), True  # fmt: skip
+
+
+def _rebuilt_before_render() -> list[str]:
+    """Rebuild the edited cached assets the render can use (:func:`.assets.verify_in_use`)
+    and say so on stderr: an asset is only edited through a hole in the sandbox."""
+    rebuilt = assets.verify_in_use()
+    if rebuilt:
+        print(
+            f"derender: shared assets {rebuilt} had been edited; rebuilt before the render",
+            file=sys.stderr,
+        )
+    return rebuilt

@@ -1,8 +1,10 @@
-"""Checks after a script: the frame, the shared assets, the stage, Blender's script hooks.
+"""Checks after a script: the frame, the stage, Blender's script hooks.
 
 The proxy already keeps a script away from all of these; this is the second look that
 catches an escape (and a bug in the proxy). ``snapshot()`` is taken before the script and
-``tampering()`` after it; any entry means ``frame_tampered`` and a recycled worker.
+``tampering()`` after it; any entry means ``frame_tampered`` and a recycled worker. The
+shared assets are verified apart, before each render and only those it can use
+(:func:`.assets.verify_in_use`).
 ``restore()`` then undoes what ``BuiltFrame.reset`` does not own: handlers, the driver
 namespace, the sequencer, Freestyle line sets, the auto-exec preference, so that even in a
 process that is not replaced (the GUI panel) nothing reaches a later request.
@@ -21,7 +23,6 @@ from typing import cast
 import bpy
 
 from ...scenes.frame import FrameSpec
-from .. import assets
 from ..frame import BuiltFrame
 from .session import AgentData
 
@@ -98,14 +99,10 @@ def _drivers_and_scripts() -> list[str]:
 
 
 def tampering(frame: BuiltFrame, spec: FrameSpec, before: Snapshot, agent: AgentData) -> list[str]:
-    """Everything that differs from ``frame`` (built for ``spec``), the shared assets or
-    ``before``, and every object on the stage the script did not make through the
-    sandbox; [] if intact.
-
-    Edited shared assets are dropped here (rebuilt on their next use), so the render that
-    would follow can never use one."""
+    """Everything that differs from ``frame`` (built for ``spec``) or ``before``, and
+    every object on the stage the script did not make through the sandbox; [] if
+    intact."""
     out = frame.differences(spec)
-    out += [f"the shared asset {name!r} was changed" for name in assets.drop_modified()]
     scene = _scene()
     out += [
         f"object {obj.name!r} on the stage was not made by the script"

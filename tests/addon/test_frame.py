@@ -257,6 +257,8 @@ def test_edited_cached_material_does_not_leak(built_frame, wb_frame):
     assert not np.array_equal(render.render_image(spec), before)
     built_frame.reset(spec)
     build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
+    # what the service calls before every render
+    assert assets.verify_in_use() == ["derender_blue_rubber"]
     assert np.array_equal(render.render_image(spec), before)
 
 

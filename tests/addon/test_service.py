@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from derender.scenes.frame import FrameSpec
 from derender.scenes.generator import GeneratorConfig, generate_scene
-from derender.scenes.model import Scene
+from derender.scenes.model import Scene, SceneObject
 from derender.scenes.programs import bpy_program, dsl_program
 
 SPEC = FrameSpec(width=64, height=64, engine="workbench", samples=8)
@@ -98,6 +98,33 @@ def test_an_escape_that_tampers_is_caught_and_undone(service, monkeypatch) -> No
     assert "Camera" in result.message
     assert service.built_frame.differences(SPEC) == []
     assert np.array_equal(service.render_scene(Scene(()), masks=False).image, empty)
+
+
+def test_renders_get_an_asset_edited_by_an_escape_as_built(service, monkeypatch) -> None:
+    """An escape edits a cached material that its own step does not use; the next step and
+    the next target render that use it get it as built, and that step asks for its
+    worker's replacement (the edit cannot be told from one it made itself)."""
+    from derender.addon import assets
+    from derender.addon import service as service_module
+
+    scene = Scene((SceneObject("cube", "large", "metal", "red", 0.0, 0.0),))
+    script = dsl_program(scene)
+    clean, target = service.step(script, masks=False), service.render_scene(scene, masks=False)
+    real_run = service_module.run_script
+
+    def escaping_run(script, frame, limits, seed):
+        assets.material("metal", "red").diffuse_color = (0.0, 1.0, 0.0, 1.0)
+        return real_run(script, frame, limits, seed)
+
+    monkeypatch.setattr(service_module, "run_script", escaping_run)
+    escaped = service.step("x = 1", masks=False)
+    monkeypatch.undo()
+    assert (escaped.outcome, escaped.recycle, clean.recycle) == ("ok", False, False)
+    later = service.step(script, masks=False)
+    assert (later.outcome, later.recycle) == ("ok", True)
+    assert np.array_equal(later.image, clean.image) and later.scene == clean.scene
+    assets.material("metal", "red").diffuse_color = (0.0, 1.0, 0.0, 1.0)  # trusted renders too
+    assert np.array_equal(service.render_scene(scene, masks=False).image, target.image)
 
 
 def test_render_failure_is_a_typed_outcome(service, monkeypatch) -> None:

@@ -12,6 +12,9 @@ and a DSL step and a target render of a reference scene are pixel-identical to b
 ``test_escaped_attack``: a simulated escape. The runner substitutes raw, unrestricted
 Python for the sandboxed script inside ``Service.step``, as code past the language layer
 would run; the frame check must report ``frame_tampered`` and reset must undo the change.
+An edit to a cached asset that its own step does not render (expected ``ok``) is found by
+the next render that uses the asset: that later step renders it as built and asks for its
+worker's replacement.
 
 Scripts that kill or hang a process run in ``test_attacks_farm.py``. Known holes are
 strict xfails listed in ``attacks/HOLES.txt``.
@@ -108,7 +111,7 @@ def _drop_cached_assets() -> None:
     from derender.addon import assets
 
     bpy.data.batch_remove(assets.cached())
-    assets.drop_modified()  # forgets the entries that are gone
+    assets.trim()  # forgets the entries that are gone
 
 
 def _restore(service: Any, spec: Any, factory: bool) -> None:
@@ -223,9 +226,12 @@ def test_escaped_attack(service, reference, frame_spec, monkeypatch, escaped_att
             patch.setattr(service_module, "run_script", _raw_runner)
             result = service.step(escaped_attack.script, masks=False)
         assert result.outcome == escaped_attack.expected, (result.outcome, result.message)
-        assert result.recycle and result.image is None
-        later = service.step("x = 1\n", masks=False)  # a later, sandboxed request
-        assert later.outcome == "ok"
+        asset_edit = escaped_attack.expected == "ok"
+        assert result.recycle != asset_edit and (result.image is None) != asset_edit
+        # A later, sandboxed request that renders every shape and several materials.
+        later = service.step(dsl_program(REFERENCE), masks=False)
+        assert later.outcome == "ok" and np.array_equal(later.image, reference["step"])
+        assert later.recycle == asset_edit, "a later render used an edited asset unnoticed"
         assert _probe(escaped_attack.probe) == before, f"{escaped_attack.probe} survived reset"
         _check_later_requests(service, reference, frame_spec)
         passed = True

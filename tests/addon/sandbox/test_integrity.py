@@ -126,17 +126,3 @@ def test_objects_on_the_stage_the_script_did_not_make_are_reported(service) -> N
     finally:
         service.built_frame.reset(service.frame)
     assert "object 'spy' on the stage was not made by the script" in found
-
-
-def test_an_edited_shared_asset_is_reported_and_dropped(service) -> None:
-    from derender.addon import assets
-    from derender.addon.sandbox import integrity
-    from derender.addon.sandbox.session import AgentData
-
-    mat = assets.material("metal", "red")
-    before = integrity.snapshot()
-    mat.diffuse_color = (0.0, 1.0, 0.0, 1.0)
-    found = integrity.tampering(service.built_frame, service.frame, before, AgentData())
-    service.built_frame.reset(service.frame)
-    assert f"the shared asset {'derender_red_metal'!r} was changed" in found
-    assert tuple(assets.material("metal", "red").diffuse_color)[:3] != (0.0, 1.0, 0.0)

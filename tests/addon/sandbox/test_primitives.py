@@ -160,7 +160,7 @@ def test_scripts_render_and_read_back_as_with_the_operators(index, service, fram
     assert np.array_equal(result.image, image)
     assert result.scene == back.scene and result.unmapped == back.skipped
     assert result.stdout == printed
-    assert assets.drop_modified() == [], "a shared mesh was written"
+    assert assets.edited(assets.cached()) == [], "a shared mesh was written"
 
 
 def test_writes_go_to_private_copies_and_shared_meshes_stay(run) -> None:
@@ -184,7 +184,7 @@ bpy.context.object.data.name = "renamed"
     assert all(session.data.owns(o.data) for o in objects), "each written mesh is private"
     assert len({o.data.session_uid for o in objects}) == 3
     assert [o.data.name for o in objects] == ["Cube", "Cube.001", "renamed"]
-    assert assets.drop_modified() == []
+    assert assets.edited(assets.cached()) == []
     shared = [m for m in assets.cached() if m.name.startswith("derender_primitive_cube")]
     assert shared and all(len(m.materials) == 0 for m in shared)
 

@@ -1,0 +1,67 @@
+"""assets.verify_in_use: before a render, the cached assets it can use are compared with
+their snapshots, and an edited one is rebuilt in place of it in every user; an edited
+asset that nothing uses waits for the render that uses it."""
+
+from __future__ import annotations
+
+import bpy
+import pytest
+from derender.addon import assets
+
+GREEN = (0.0, 1.0, 0.0, 1.0)
+
+
+@pytest.fixture
+def clean_assets(wb_frame):
+    """No cached asset before the test, none edited after it."""
+    bpy.data.batch_remove(assets.cached())
+    assets.trim()
+    yield
+    bpy.data.batch_remove(assets.cached())
+    assets.trim()
+
+
+def _user(name: str, mesh: bpy.types.Mesh, mat: bpy.types.Material) -> bpy.types.Object:
+    obj = bpy.data.objects.new(name, mesh)
+    obj.material_slots[0].link = "OBJECT"
+    obj.material_slots[0].material = mat
+    return obj
+
+
+def test_an_edited_asset_in_use_is_rebuilt_in_place_in_every_user(clean_assets) -> None:
+    mesh, mat = assets.shape_mesh("cube"), assets.material("metal", "red")
+    users = [_user("a", mesh, mat), _user("b", mesh, mat)]
+    mat.diffuse_color = GREEN
+    mesh.vertices[0].co.z += 0.5
+    assert assets.in_use() == [mesh, mat]
+    assert sorted(assets.verify_in_use()) == ["derender_cube", "derender_red_metal"]
+    new_mesh, new_mat = assets.shape_mesh("cube"), assets.material("metal", "red")
+    assert not assets.alive(mesh) and not assets.alive(mat)
+    assert all(o.data == new_mesh and o.material_slots[0].material == new_mat for o in users)
+    assert (new_mesh.name, new_mat.name) == ("derender_cube", "derender_red_metal")
+    assert tuple(new_mat.diffuse_color) != GREEN
+    assert assets.is_asset(new_mat) and assets.material_key(new_mat) == ("metal", "red")
+    assert assets.edited(assets.cached()) == [] and assets.verify_in_use() == []
+    bpy.data.batch_remove(users)
+
+
+def test_an_edited_asset_nothing_uses_waits_for_the_render_that_uses_it(clean_assets) -> None:
+    used, unused = assets.material("metal", "red"), assets.material("rubber", "blue")
+    obj = _user("a", assets.shape_mesh("sphere"), used)
+    unused.roughness = 0.0
+    assert assets.verify_in_use() == [] and assets.edited(assets.cached()) == [unused]
+    obj.material_slots[0].material = unused
+    assert assets.verify_in_use() == ["derender_blue_rubber"]
+    assert obj.material_slots[0].material.roughness != 0.0
+    assert assets.edited(assets.cached()) == []
+    bpy.data.objects.remove(obj)
+
+
+def test_a_pointer_from_any_datablock_counts_as_a_use(clean_assets) -> None:
+    """A geometry-nodes socket is a use too: Blender's ID map lists every pointer."""
+    mat = assets.material("metal", "red")
+    tree = bpy.data.node_groups.new("g", "GeometryNodeTree")
+    tree.nodes.new("GeometryNodeSetMaterial").inputs["Material"].default_value = mat
+    mat.roughness = 0.0
+    assert assets.in_use() == [mat] and assets.verify_in_use() == ["derender_red_metal"]
+    bpy.data.node_groups.remove(tree)
