@@ -106,7 +106,7 @@ class Service:
         self.built_frame.ensure_held()
         clock = _Clock()
         before = integrity.snapshot()
-        verified = False  # the frame and assets checked intact after the script
+        verified = False  # the frame checked intact after the script
         try:
             result, verified = self._step(script, seed, masks and render, render, clock, before)
         finally:
@@ -139,8 +139,8 @@ class Service:
         clock: _Clock,
         before: integrity.Snapshot,
     ) -> tuple[ScriptRun, bool]:
-        """The step's result, and whether the frame and the assets were found intact after
-        the script with only trusted code run since (the render, the read-back)."""
+        """The step's result, and whether the frame was found intact after the script
+        with only trusted code run since (the render, the read-back)."""
         run, session = run_script(script, self.built_frame, self.limits, seed)
         clock.lap("script")
         clock.split("script", "compile", run.compile_s)
@@ -152,16 +152,20 @@ class Service:
                              recycle=recycle)  # fmt: skip
 
         tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
+        recycle = False
+        try:
+            if not tampered and run.outcome == errors.OK and render_image:
+                # An asset edited through a hole in an earlier step cannot be told from one
+                # this script edited: either way the render gets it as built, and the
+                # worker is replaced.
+                recycle = bool(_rebuilt_before_render())
+        except (RuntimeError, ReferenceError) as exc:
+            tampered = [f"an edited shared asset could not be rebuilt: {exc}"]
+        clock.lap("verify")
         if tampered:
-            clock.lap("verify")
             return fail(errors.FRAME_TAMPERED, "; ".join(tampered)), False
         if run.outcome != errors.OK:
-            clock.lap("verify")
             return fail(run.outcome, run.message, run.line), True
-        # An asset edited through a hole in an earlier step cannot be told from one this
-        # script edited; either way the render gets it as built, and the worker goes.
-        recycle = bool(render_image and _rebuilt_before_render())
-        clock.lap("verify")
         objects = session.data.live_objects()
         image = mask = None
         try:
