@@ -24,7 +24,8 @@ datablock points at it) with the generic snapshot (:mod:`.rna_snapshot`) taken w
 made, and rebuilds an edited one in place of it in every user. Only those: an asset that
 nothing uses cannot change a render, and comparing all of them after every step cost more
 than the rest of the step. An edit to an unused asset is found when a later render uses it
-(the worker then asks to be replaced).
+(the worker then asks to be replaced). Each is compared once after agent code ran
+(:func:`distrust`): renders after literal DSL programs, which run none, compare nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .rna_snapshot import Snapshot, matches, snapshot
 # stale frame's service refuses before it can reach them (``BuiltFrame.ensure_held``).
 _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
+_MATERIAL_KEYS: dict[int, tuple[str, str]] = {}  # by session_uid: _MATERIALS reversed
 # Meshes built by other modules, by their key, least recently used first.
 _SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
 SHARED_CAPACITY = 8  # kept with no users, for the next script that makes the same one
@@ -63,6 +65,7 @@ class _Made:
 
 # Every cached datablock, by session_uid.
 _MADE: dict[int, _Made] = {}
+_TRUSTED: set[int] = set()  # made, or found as made, since the last distrust()
 
 
 def alive(idb: bpy.types.ID) -> bool:
@@ -75,13 +78,22 @@ def alive(idb: bpy.types.ID) -> bool:
 
 
 def _remember(idb: bpy.types.ID, remake: Callable[[], bpy.types.ID]) -> None:
-    """Register a finished cached datablock: kept between requests, verified before each
-    render that uses it, remade by ``remake`` (once its cache entry is gone) if edited.
+    """Register a finished cached datablock: kept between requests, verified before a
+    render that uses it (once after each :func:`distrust`; as made until then), remade by
+    ``remake`` (once its cache entry is gone) if edited.
 
     Every cached datablock (meshes, materials, and any node group they use) goes through
     here once it is complete."""
     idb.use_fake_user = True  # survives with no users between requests
     _MADE[idb.session_uid] = _Made(snapshot(idb), remake)
+    _TRUSTED.add(idb.session_uid)
+
+
+def distrust() -> None:
+    """Code other than derender's may have edited any cached datablock (an agent script
+    ran, or a person in the GUI): from now on each render compares those it uses again
+    (:func:`verify_in_use`), once each until the next call."""
+    _TRUSTED.clear()
 
 
 def _primitive_bmesh(shape: str) -> bmesh.types.BMesh:
@@ -280,17 +292,16 @@ def material(kind: str, color: str) -> bpy.types.Material:
     mat = bpy.data.materials.new(f"derender_{color}_{kind}")
     setup_material(mat, kind, color)
     _MATERIALS[key] = mat
+    _MATERIAL_KEYS[mat.session_uid] = key
     _remember(mat, lambda: material(kind, color))
     return mat
 
 
 def material_key(mat: bpy.types.Material) -> tuple[str, str] | None:
     """(material, color) if ``mat`` is one of the cached CLEVR materials, else None."""
-    uid = mat.session_uid  # an identity Blender never reuses (an address can be)
-    for key, cached_mat in _MATERIALS.items():
-        if alive(cached_mat) and cached_mat.session_uid == uid:
-            return key
-    return None
+    key = _MATERIAL_KEYS.get(mat.session_uid)  # an identity Blender never reuses
+    cached_mat = _MATERIALS.get(key) if key else None
+    return key if cached_mat and alive(cached_mat) and cached_mat == mat else None
 
 
 def shared_mesh(key: Hashable, build: Callable[[], bpy.types.Mesh]) -> bpy.types.Mesh:
@@ -324,6 +335,9 @@ def trim() -> None:
             del cache[key]
     for uid in _MADE.keys() - {idb.session_uid for idb in cached()}:
         del _MADE[uid]
+    _TRUSTED.intersection_update(_MADE)
+    for uid in _MATERIAL_KEYS.keys() - _MADE.keys():
+        del _MATERIAL_KEYS[uid]
     unused = [key for key, mesh in _SHARED.items() if mesh.users <= 1]
     extra = len(_SHARED) - SHARED_CAPACITY
     doomed = [_SHARED.pop(key) for key in unused[: max(extra, 0)]]
@@ -361,9 +375,14 @@ def edited(idbs: Iterable[bpy.types.ID]) -> list[bpy.types.ID]:
 def verify_in_use() -> list[str]:
     """Rebuild every cached datablock a render can use that differs from its snapshot,
     in place of it in every user (objects, slots, nodes); returns the names of those
-    rebuilt. Called before every render: nothing rendered uses an edited asset."""
-    names = []
-    for old in edited(in_use()):
+    rebuilt. Called before every render: nothing rendered uses an edited asset. Those
+    made or compared since the last :func:`distrust` are not compared again."""
+    names: list[str] = []
+    if _TRUSTED.issuperset(_MADE):  # all made or compared since: no need to list users
+        return names
+    used = [idb for idb in in_use() if idb.session_uid not in _TRUSTED]
+    uids = [idb.session_uid for idb in used]
+    for old in edited(used):
         names.append(old.name)
         made = _MADE.pop(old.session_uid)
         for cache in _caches():
@@ -372,6 +391,7 @@ def verify_in_use() -> list[str]:
         old.name = f"{old.name}_edited"  # frees the name for its replacement
         old.user_remap(made.remake())
         bpy.data.batch_remove([old])
+    _TRUSTED.update(uids)  # as made (an edited one's uid is gone: trim forgets it)
     return names
 
 

@@ -7,6 +7,10 @@ tampered with) and resets: :meth:`BuiltFrame.reset` returns to exactly the frame
 requests: every datablock that did not exist when the frame was built (and is not a
 cached asset) is removed, and the frame is rebuilt if it differs from the spec.
 
+It also knows when no check is needed: :attr:`BuiltFrame.intact` holds from a build or a
+reset until code other than derender's may have run (an agent script, a person's edits in
+the GUI: :meth:`BuiltFrame.distrust`).
+
 One Blender process has one ``bpy.data``, so it has one built frame: making a
 :class:`BuiltFrame` takes the frame over from the one that held it (its build is
 removed), and that one raises :class:`FrameTakenOver` from then on.
@@ -48,6 +52,7 @@ class BuiltFrame:
         global _holder
         previous, _holder = _holder, self
         self._built: Built | None = None
+        self._intact = False
         if previous is not None:
             self._built, previous._built = previous._built, None
         self.build(spec)
@@ -72,7 +77,23 @@ class BuiltFrame:
         """Build the whole frame of ``spec`` afresh (see :func:`.frame_build.build`): the
         current build and everything foreign to it go first."""
         previous, self._built = self._own(), None  # a failed build leaves no frame
+        self._intact = False
         self._built = frame_build.build(spec, previous)
+        self._intact = True
+
+    @property
+    def intact(self) -> bool:
+        """True if the frame is known to be exactly its snapshot without comparing: it
+        was built or reset, and no code but derender's has run since (a literal DSL
+        program runs none). A step then skips the check after its script."""
+        return self._intact and _holder is self
+
+    def distrust(self) -> None:
+        """Code other than derender's may have changed ``bpy.data`` (an agent script ran;
+        a person worked in the GUI): the next check compares the frame, and each render
+        the cached assets it uses (:func:`.assets.distrust`)."""
+        self._intact = False
+        assets.distrust()
 
     def move(self, spec: FrameSpec) -> bool:
         """Put the camera and lights where ``spec`` has them when that is all that differs
@@ -104,7 +125,10 @@ class BuiltFrame:
 
         Inside the Blender GUI the person's own work (objects in their scenes, texts,
         images) lives beside the frame; the GUI session calls this before each request, so
-        a reset removes only what that request created. Headless workers never call it."""
+        a reset removes only what that request created. The person may have changed the
+        frame too: the frame is distrusted (:meth:`distrust`). Headless workers never
+        call it."""
+        self.distrust()
         built = self._live()
         if built is None:
             return 0
@@ -124,9 +148,10 @@ class BuiltFrame:
         ``verified``: the caller compared the frame with its snapshot (:meth:`differences`)
         after the last untrusted code ran and found it intact, and only trusted code ran
         since (a render, a read-back), so comparing again is skipped: the reset removes
-        what is foreign.
+        what is foreign (a service passes it after a step that ran no agent code too).
 
-        Raises :class:`FrameBroken` if even the rebuilt frame differs."""
+        Afterwards the frame is :attr:`intact`. Raises :class:`FrameBroken` if even the
+        rebuilt frame differs."""
         built = self._live()
         if built is None or not frame_build.pose_apart(built.spec, spec):
             self.build(spec)
@@ -143,6 +168,7 @@ class BuiltFrame:
                 self.build(spec)
                 still = self.differences(spec)
                 if still:
+                    self._intact = False
                     raise FrameBroken("; ".join(still))
                 return
-        self.move(spec)
+        self._intact = self.move(spec)  # reached with pose_apart: it moves

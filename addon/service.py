@@ -5,6 +5,10 @@ snapshot → sandboxed script (compile, run) → integrity check (and, before a 
 cached assets it can use) → render (+ masks, only when asked; neither for a render-free
 step) → readback → reset, and whatever happens the worker ends the step at exactly the
 frame. Each stage is timed in wall and CPU seconds.
+
+A literal DSL program runs no agent code (:mod:`.sandbox.literal`): the frame is still
+:attr:`~.frame.BuiltFrame.intact` after it, so the integrity check is skipped, and its
+render compares only the cached assets not yet compared since agent code last ran.
 """
 
 from __future__ import annotations
@@ -106,12 +110,13 @@ class Service:
         self.built_frame.ensure_held()
         clock = _Clock()
         before = integrity.snapshot()
-        verified = False  # the frame checked intact after the script
+        verified = False  # the frame known intact after the script
         try:
             result, verified = self._step(script, seed, masks and render, render, clock, before)
         finally:
             try:
-                integrity.restore(before)
+                if not self.built_frame.intact:  # else nothing but derender's code ran
+                    integrity.restore(before)
                 self.built_frame.reset(self.frame, verified=verified)
                 broken = None
             except FrameBroken as exc:
@@ -139,8 +144,9 @@ class Service:
         clock: _Clock,
         before: integrity.Snapshot,
     ) -> tuple[ScriptRun, bool]:
-        """The step's result, and whether the frame was found intact after the script
-        with only trusted code run since (the render, the read-back)."""
+        """The step's result, and whether the frame is known intact after the script (the
+        check found it so, or no agent code ran) with only trusted code run since (the
+        render, the read-back)."""
         run, session = run_script(script, self.built_frame, self.limits, seed)
         clock.lap("script")
         clock.split("script", "compile", run.compile_s)
@@ -151,7 +157,11 @@ class Service:
             return ScriptRun(outcome, message, line, run.stdout, timings=clock.timings,
                              recycle=recycle)  # fmt: skip
 
-        tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
+        tampered: list[str] = []
+        # Intact: no agent code ran (a literal DSL program, a script that did not compile)
+        # since the frame was last built or reset; only derender's code touched bpy.data.
+        if not self.built_frame.intact:
+            tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
         recycle = False
         try:
             if not tampered and run.outcome == errors.OK and render_image:

@@ -5,7 +5,10 @@ outside the render decides how many steps per second a GPU host delivers. In one
 (one worker's Blender) this runs ``Service.step`` on a new script every time, as in RL
 (every compile is cold), in three dialects:
 
-- ``dsl``: ``add_object`` calls, ``--objects`` objects (the ground-truth DSL program);
+- ``dsl``: ``add_object`` calls, ``--objects`` objects (the ground-truth DSL program): a
+  literal program, read as data, so no agent code runs and the frame needs no check;
+- ``dsl_code``: the same calls made by a Python loop over the objects' values: code, so
+  it is compiled, run under the guards and checked like any script;
 - ``bpy``: the LLM-style bpy program of the same scenes (primitive operators, Principled
   materials, a bevel modifier, ``shade_smooth``);
 - ``failing``: the bpy program with a runtime error at the end (no render, no read-back).
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 
 _RENDER_STAGES = frozenset({"render", "masks"})
 _SAMPLES = {"eevee": 4, "workbench": 8, "cycles": 16}
-DIALECTS = ("dsl", "bpy", "failing")
+DIALECTS = ("dsl", "dsl_code", "bpy", "failing")
 
 
 def _scripts(dialect: str, seed: int, objects: int) -> Callable[[int], str]:
@@ -57,6 +60,12 @@ def _scripts(dialect: str, seed: int, objects: int) -> Callable[[int], str]:
         scene = generate_scene(seed, i, config)
         if dialect == "dsl":
             return dsl_program(scene)
+        if dialect == "dsl_code":
+            rows = "".join(
+                f"    {(o.shape, o.size, o.material, o.color, o.x, o.y, o.rotation)!r},\n"
+                for o in scene.objects
+            )
+            return f"objects = [\n{rows}]\nfor values in objects:\n    add_object(*values)\n"
         program = bpy_program(scene)
         if dialect == "failing":
             return program + f"\nraise ValueError('step {i} gives up')\n"

@@ -47,13 +47,17 @@ class Snapshot:
     linesets: tuple[int, ...]  # Freestyle line sets per view layer
 
 
+# The handler lists Blender has (a fixed set: bpy.app.handlers takes no new attributes).
+_HANDLER_NAMES = tuple(
+    name
+    for name in dir(bpy.app.handlers)
+    if not name.startswith("_") and isinstance(getattr(bpy.app.handlers, name), list)
+)
+
+
 def _handler_lists() -> list[tuple[str, list]]:
     h = bpy.app.handlers
-    return [
-        (name, getattr(h, name))
-        for name in dir(h)
-        if not name.startswith("_") and isinstance(getattr(h, name), list)
-    ]
+    return [(name, getattr(h, name)) for name in _HANDLER_NAMES]
 
 
 def _strips(scene: bpy.types.Scene) -> tuple[str, ...]:

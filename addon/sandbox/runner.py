@@ -1,14 +1,16 @@
 """Run one agent script in the sandbox and classify what happened.
 
 The script runs in this process against the current Blender scene; the caller
-(``addon.service``) resets the frame before and after and checks it for tampering.
+(``addon.service``) resets the frame before and after and checks it for tampering. A
+literal DSL program (:mod:`.literal`) is not run as Python: its calls are made here, with
+its values, and the frame stays :attr:`~.frame.BuiltFrame.intact`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from types import TracebackType
+from types import CodeType, TracebackType
 
 from ..frame import BuiltFrame
 from . import errors
@@ -16,6 +18,7 @@ from .dsl import dsl_namespace
 from .errors import SandboxAbort
 from .guards import Guards, std_modules
 from .limits import ScriptLimits
+from .literal import LiteralProgram
 from .policy import AGENT_FILENAME, CompileFailure, compile_script
 from .proxy import make_bpy
 from .session import ScriptSession
@@ -51,15 +54,34 @@ def _agent_line(tb: TracebackType | None) -> int | None:
 MAX_MESSAGE_CHARS = 2000  # an exception's message can be as long as the script makes it
 
 
-def _failure(outcome: str, exc: BaseException) -> tuple[str, str, int | None]:
-    """(outcome, "Type: message", agent line): the agent never sees a derender traceback."""
+def _failure(
+    outcome: str, exc: BaseException, line: int | None = None
+) -> tuple[str, str, int | None]:
+    """(outcome, "Type: message", agent line): the agent never sees a derender traceback.
+    ``line``: where a literal program was (its calls run no agent frame)."""
     message = f"{type(exc).__name__}: {exc}"
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS] + f" [... {len(message) - MAX_MESSAGE_CHARS} more]"
-    return outcome, message, _agent_line(exc.__traceback__)
+    agent_line = _agent_line(exc.__traceback__)
+    return outcome, message, line if agent_line is None else agent_line
 
 
 _Result = tuple[RunOutcome, ScriptSession]
+
+
+def _exec_agent_code(code: CodeType, session: ScriptSession, frame: BuiltFrame) -> None:
+    """Run compiled agent code under the guards; the frame is no longer known intact
+    (even if the code raises)."""
+    guards = Guards(session, {"bpy": make_bpy(session), **std_modules(session)})
+    namespace = guards.globals(dsl_namespace(session))
+    try:
+        exec(code, namespace)
+    finally:
+        # Drop the script's globals now: a finalizer that runs from here on (a suspended
+        # generator's ``finally``) finds no guards and stops at its first guarded
+        # operation with a NameError instead of running during the render.
+        namespace.clear()
+        frame.distrust()
 
 
 def run_script(
@@ -84,21 +106,22 @@ def run_script(
     if compile_failure is not None:
         return done(*compile_failure)
 
-    guards = Guards(session, {"bpy": make_bpy(session), **std_modules(session)})
-    namespace = guards.globals(dsl_namespace(session))
     failure: tuple[str, str, int | None] | None = None
+    calling = None  # the line of the literal call being made
     try:
-        exec(code, namespace)
+        if isinstance(code, LiteralProgram):
+            functions = dsl_namespace(session)
+            for call in code.calls:
+                calling = call.line
+                functions[call.function](*call.args, **dict(call.keywords))
+        else:
+            _exec_agent_code(code, session, frame)
     except SandboxAbort as exc:
-        failure = _failure(exc.outcome, exc)
+        failure = _failure(exc.outcome, exc, calling)
     except MemoryError as exc:
-        failure = _failure(errors.RESOURCE_LIMIT, exc)
+        failure = _failure(errors.RESOURCE_LIMIT, exc, calling)
     except Exception as exc:
-        failure = _failure(errors.RUNTIME_ERROR, exc)
-    # Drop the script's globals now: a finalizer that runs from here on (a suspended
-    # generator's ``finally``) finds no guards and stops at its first guarded operation
-    # with a NameError instead of running during the render.
-    namespace.clear()
+        failure = _failure(errors.RUNTIME_ERROR, exc, calling)
     fatal = session.budget.fatal
     if fatal is not None and (failure is None or failure[0] == errors.RUNTIME_ERROR):
         # The abort was swallowed (``finally: return``) or replaced: it still decides.

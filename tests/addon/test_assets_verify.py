@@ -1,6 +1,8 @@
 """assets.verify_in_use: before a render, the cached assets it can use are compared with
 their snapshots, and an edited one is rebuilt in place of it in every user; an edited
-asset that nothing uses waits for the render that uses it."""
+asset that nothing uses waits for the render that uses it. Each is compared once after
+code other than derender's ran (assets.distrust, which the runner calls after agent
+code): the tests' edits stand for such code, so each is followed by a distrust."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def test_an_edited_asset_in_use_is_rebuilt_in_place_in_every_user(clean_assets) 
     users = [_user("a", mesh, mat), _user("b", mesh, mat)]
     mat.diffuse_color = GREEN
     mesh.vertices[0].co.z += 0.5
+    assets.distrust()
     assert assets.in_use() == [mesh, mat]
     assert sorted(assets.verify_in_use()) == ["derender_cube", "derender_red_metal"]
     new_mesh, new_mat = assets.shape_mesh("cube"), assets.material("metal", "red")
@@ -49,6 +52,7 @@ def test_an_edited_asset_nothing_uses_waits_for_the_render_that_uses_it(clean_as
     used, unused = assets.material("metal", "red"), assets.material("rubber", "blue")
     obj = _user("a", assets.shape_mesh("sphere"), used)
     unused.roughness = 0.0
+    assets.distrust()
     assert assets.verify_in_use() == [] and assets.edited(assets.cached()) == [unused]
     obj.material_slots[0].material = unused
     assert assets.verify_in_use() == ["derender_blue_rubber"]
@@ -63,5 +67,22 @@ def test_a_pointer_from_any_datablock_counts_as_a_use(clean_assets) -> None:
     tree = bpy.data.node_groups.new("g", "GeometryNodeTree")
     tree.nodes.new("GeometryNodeSetMaterial").inputs["Material"].default_value = mat
     mat.roughness = 0.0
+    assets.distrust()
     assert assets.in_use() == [mat] and assets.verify_in_use() == ["derender_red_metal"]
     bpy.data.node_groups.remove(tree)
+
+
+def test_each_asset_is_compared_once_after_each_distrust(clean_assets) -> None:
+    """Made, or compared before a render, an asset is known as made until code other than
+    derender's runs again: renders after literal DSL programs (no agent code) compare
+    nothing, the first render after agent code compares what it uses."""
+    mat = assets.material("metal", "red")
+    obj = _user("a", assets.shape_mesh("cube"), mat)
+    assets.distrust()
+    assert assets.verify_in_use() == []  # compared: as made
+    mat.roughness = 0.0  # no distrust: by contract only derender's code ran
+    assert assets.verify_in_use() == []
+    assets.distrust()
+    assert assets.verify_in_use() == ["derender_red_metal"]
+    assert obj.material_slots[0].material.roughness != 0.0
+    bpy.data.objects.remove(obj)

@@ -254,6 +254,7 @@ def test_edited_cached_material_does_not_leak(built_frame, wb_frame):
     obj = build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)
     before = render.render_image(spec)
     obj.active_material.diffuse_color = (1.0, 0.0, 0.0, 1.0)
+    built_frame.distrust()  # the edit stands for agent code, which the runner distrusts
     assert not np.array_equal(render.render_image(spec), before)
     built_frame.reset(spec)
     build.add_object("sphere", "large", "rubber", "blue", 0.0, 0.0)

@@ -123,8 +123,40 @@ def test_renders_get_an_asset_edited_by_an_escape_as_built(service, monkeypatch)
     later = service.step(script, masks=False)
     assert (later.outcome, later.recycle) == ("ok", True)
     assert np.array_equal(later.image, clean.image) and later.scene == clean.scene
-    assets.material("metal", "red").diffuse_color = (0.0, 1.0, 0.0, 1.0)  # trusted renders too
+    # trusted renders too (the edit stands for agent code, after which the runner distrusts)
+    assets.material("metal", "red").diffuse_color = (0.0, 1.0, 0.0, 1.0)
+    service.built_frame.distrust()
     assert np.array_equal(service.render_scene(scene, masks=False).image, target.image)
+
+
+def test_a_literal_program_renders_as_its_compiled_self(service) -> None:
+    """Read as data (no agent code, no frame check), a DSL program renders and reads back
+    exactly as the same program run as Python does."""
+    from derender.addon.sandbox.literal import literal_program
+
+    script = dsl_program(generate_scene(3, 1))
+    assert literal_program(script) is not None
+    literal = service.step(script, masks=False)
+    assert service.built_frame.intact
+    compiled = service.step(script + "nothing = 0\n", masks=False)
+    assert literal.outcome == compiled.outcome == "ok"
+    assert np.array_equal(literal.image, compiled.image) and literal.scene == compiled.scene
+
+
+def test_once_distrusted_a_literal_program_step_checks_the_frame(service) -> None:
+    """In the GUI a person may change anything between requests (the session distrusts
+    the frame before each): a literal program runs no agent code, but its step still
+    finds the moved camera, and the frame is rebuilt."""
+    import bpy
+
+    script = dsl_program(generate_scene(3, 2))
+    service.built_frame.distrust()
+    bpy.context.scene.camera.location.x += 2.0
+    result = service.step(script, masks=False)
+    assert (result.outcome, result.recycle) == ("frame_tampered", True)
+    assert "Camera" in result.message
+    assert service.built_frame.intact and service.built_frame.differences(SPEC) == []
+    assert service.step(script, masks=False).outcome == "ok"
 
 
 def test_render_failure_is_a_typed_outcome(service, monkeypatch) -> None:

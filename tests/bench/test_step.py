@@ -19,6 +19,7 @@ def test_bench_step_reports_the_json_scripts_read() -> None:
         assert r["render_ms"] > 0
         assert {"compile", "script", "verify", "readback", "reset"} <= set(r["stages_cpu_ms"])
         assert report["render_free_steps_per_s"][dialect] > 0
+    assert report["dsl_code"]["outcome"] == "ok" and "verify" in report["dsl_code"]["stages_cpu_ms"]
     assert report["failing"]["outcome"] == "runtime_error"
     assert report["failing"]["render_ms"] == 0.0 and report["masks_ms"] > 0
     assert report["check_split_cpu"]["assets"] > 0

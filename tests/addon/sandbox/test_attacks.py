@@ -205,14 +205,19 @@ def test_attack(service, reference, frame_spec, attack_cwd: Path, attack, dumps)
 
 
 def _raw_runner(script: str, frame: Any, limits: Any = None, seed: int = 0) -> Any:
-    """``run_script`` for code that escaped: runs ``script`` as plain Python and reports ok."""
+    """``run_script`` for code that escaped: runs ``script`` as plain Python and reports ok.
+    An escape happens in agent code, which the real runner follows by distrusting the
+    frame (and so the cached assets); so does this one."""
     import bpy
     from derender.addon import assets
     from derender.addon.sandbox.limits import ScriptLimits
     from derender.addon.sandbox.runner import RunOutcome
     from derender.addon.sandbox.session import ScriptSession
 
-    exec(compile(script, "<escaped>", "exec"), {"bpy": bpy, "assets": assets})
+    try:
+        exec(compile(script, "<escaped>", "exec"), {"bpy": bpy, "assets": assets})
+    finally:
+        frame.distrust()
     return RunOutcome("ok", "", None, ""), ScriptSession(frame, limits or ScriptLimits(), seed)
 
 
