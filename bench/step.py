@@ -3,7 +3,7 @@
 On a GPU an EEVEE render of a small CLEVR frame takes milliseconds, so what a step spends
 outside the render decides how many steps per second a GPU host delivers. In one process
 (one worker's Blender) this runs ``Service.step`` on a new script every time, as in RL
-(every compile is cold), in three dialects:
+(every compile is cold), in four dialects:
 
 - ``dsl``: ``add_object`` calls, ``--objects`` objects (the ground-truth DSL program): a
   literal program, read as data, so no agent code runs and the frame needs no check;
