@@ -13,19 +13,18 @@ viewport values for Workbench. Where Blender 5.0 needs a choice, it is made as i
 versioning of the 2.78 files makes it (see :func:`_rubber` and :func:`_metal`).
 
 Other modules share meshes through the same cache (:func:`shared_mesh`: the sandbox's
-primitive operators), at most :data:`SHARED_CAPACITY` of them kept once no object uses
-them.
+primitive operators, :mod:`.evaluated`'s modifier results), at most
+:data:`SHARED_CAPACITY` of them kept once no object uses them.
 
 Cached datablocks belong to the frame: agents can read them but never write them (the
 sandbox's proxies check ownership by ``session_uid``, which Blender never reuses). An
 edit that got through anyway (a hole in the proxies) must never reach a render, so before
 every render :func:`verify_in_use` compares each cached datablock the render can use (any
 datablock points at it) with the generic snapshot (:mod:`.rna_snapshot`) taken when it was
-made, and rebuilds an edited one in place of it in every user. Only those: an asset that
-nothing uses cannot change a render, and comparing all of them after every step cost more
-than the rest of the step. An edit to an unused asset is found when a later render uses it
-(the worker then asks to be replaced). Each is compared once after agent code ran
-(:func:`distrust`): renders after literal DSL programs, which run none, compare nothing.
+made, and rebuilds an edited one in place of it in every user. Only those: an asset nothing
+uses cannot change a render (comparing all after every step cost more than the rest of the
+step); an edit to an unused one is found when a render uses it (the worker then asks to be
+replaced). Each is compared once after agent code ran (:func:`distrust`).
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
 _MATERIAL_KEYS: dict[int, tuple[str, str]] = {}  # by session_uid: _MATERIALS reversed
 # Meshes built by other modules, by their key, least recently used first.
 _SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
-SHARED_CAPACITY = 8  # kept with no users, for the next script that makes the same one
+SHARED_CAPACITY = 16  # kept with no users, for the next script that makes the same one
 
 
 @dataclass(frozen=True)
@@ -306,14 +305,22 @@ def material_key(mat: bpy.types.Material) -> tuple[str, str] | None:
 
 def shared_mesh(key: Hashable, build: Callable[[], bpy.types.Mesh]) -> bpy.types.Mesh:
     """The shared mesh cached under ``key``, made by ``build`` on first use (or after it
-    was dropped) and from then on kept, verified and read-only like the CLEVR assets."""
-    mesh = _SHARED.get(key)
-    if mesh is not None and alive(mesh):
-        _SHARED.move_to_end(key)
+    was dropped, or edited) and from then on kept, verified and read-only."""
+    mesh = cached_shared_mesh(key)
+    if mesh is not None:
         return mesh
     mesh = build()
     _SHARED[key] = mesh
     _remember(mesh, lambda: shared_mesh(key, build))
+    return mesh
+
+
+def cached_shared_mesh(key: Hashable) -> bpy.types.Mesh | None:
+    """The shared mesh cached under ``key`` (now the most recently used), or None."""
+    mesh = _SHARED.get(key)
+    if mesh is None or not alive(mesh):
+        return None
+    _SHARED.move_to_end(key)
     return mesh
 
 

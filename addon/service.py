@@ -1,8 +1,9 @@
 """One request -> one result: the only implementation of "run one step".
 
 The add-on server and the farm worker are transports around :class:`Service`. A step is:
-snapshot → sandboxed script (compile, run) → integrity check (and, before a render, the
-cached assets it can use) → render (+ masks, only when asked; neither for a render-free
+snapshot → sandboxed script (compile, run) → integrity check → cached modifier results
+for the agent's objects (:mod:`.evaluated`) → before a render, the cached assets it can
+use → render (+ masks, only when asked; neither for a render-free
 step) → readback → reset, and whatever happens the worker ends the step at exactly the
 frame. Each stage is timed in wall and CPU seconds.
 
@@ -23,7 +24,7 @@ import numpy as np
 from ..protocol.results import ScriptRun
 from ..scenes.frame import FrameSpec
 from ..scenes.model import Scene
-from . import assets, build, render
+from . import assets, build, evaluated, render
 from .frame import BuiltFrame, FrameBroken
 from .readback import read_back
 from .sandbox import errors, integrity
@@ -163,7 +164,11 @@ class Service:
         if not self.built_frame.intact:
             tampered = integrity.tampering(self.built_frame, self.frame, before, session.data)
         recycle = False
+        objects = session.data.live_objects()
+        missed = []
         try:
+            if not tampered and run.outcome == errors.OK:
+                missed = evaluated.substitute([o for o, _ in objects])
             if not tampered and run.outcome == errors.OK and render_image:
                 # An asset edited through a hole in an earlier step cannot be told from one
                 # this script edited: either way the render gets it as built, and the
@@ -176,7 +181,6 @@ class Service:
             return fail(errors.FRAME_TAMPERED, "; ".join(tampered)), False
         if run.outcome != errors.OK:
             return fail(run.outcome, run.message, run.line), True
-        objects = session.data.live_objects()
         image = mask = None
         try:
             if render_image:
@@ -189,6 +193,7 @@ class Service:
             # a render that failed half-way may have left its own settings: check again
             return fail(errors.RENDER_ERROR, f"{type(exc).__name__}: {exc}"), False
         back = read_back(objects)
+        evaluated.remember(missed)
         clock.lap("readback")
         return ScriptRun(
             errors.OK, "", None, run.stdout, image, mask, back.scene, clock.timings,
