@@ -81,13 +81,17 @@ def key(obj: bpy.types.Object) -> Hashable | None:
     """What the evaluated mesh of ``obj`` depends on, or None if that is not only the
     mesh and the stack: every value of its mesh but its name and materials, the number of
     material slots, every value of each modifier but its name (all of them of
-    :data:`LOCAL_MODIFIERS`, pointing at no datablock), and no vertex groups."""
+    :data:`LOCAL_MODIFIERS`, pointing at no datablock, each on in both the viewport and
+    the render or in neither: the result is cached from the viewport's evaluation), and
+    no vertex groups or shape keys."""
     mesh = obj.data
     if obj.type != "MESH" or not obj.modifiers or obj.vertex_groups:
         return None
+    if cast(bpy.types.Mesh, mesh).shape_keys is not None:
+        return None
     stack = []
     for mod in obj.modifiers:
-        if mod.type not in LOCAL_MODIFIERS:
+        if mod.type not in LOCAL_MODIFIERS or mod.show_viewport != mod.show_render:
             return None
         if any(getattr(mod, name) is not None for name in _id_pointers(mod)):
             return None

@@ -137,6 +137,15 @@ def test_the_key_is_what_the_evaluated_mesh_depends_on(built_frame, spec_for) ->
     grouped = bevelled()
     grouped.vertex_groups.new(name="limit")
     assert evaluated.key(grouped) is None
+    keyed = bevelled()
+    keyed.shape_key_add(name="Basis")
+    assert evaluated.key(keyed) is None
+    viewport_only = bevelled()
+    viewport_only.modifiers[0].show_render = False  # the render would not bevel it
+    assert evaluated.key(viewport_only) is None
+    hidden = bevelled()
+    hidden.modifiers[0].show_render = hidden.modifiers[0].show_viewport = False
+    assert evaluated.key(hidden) not in (None, base)
     subdivided = bevelled()
     subdivided.modifiers.new(name="Subdivision", type="SUBSURF")
     assert evaluated.key(subdivided) is None
