@@ -3,7 +3,8 @@
 For each engine, at one resolution, with the ground-truth DSL program of one scene:
 
 - **bare**: one process runs ``Service.step`` in a loop (the exact work a worker does per
-  job, in a worker's render environment, no sockets, no reward); ``bare steps/s × workers``
+  job, in a worker's render environment, no sockets, no reward), as many steps as each
+  farm worker serves (``steps / workers``); ``bare steps/s × workers``
   is the ideal farm. The same loop in ``workers`` concurrent processes shows what the
   machine's cores allow (Cycles on a CPU already uses every core in one process, so
   ``× workers`` overstates the ideal).
@@ -205,8 +206,11 @@ def run(
             "ray_farm": [],
         }
         for _ in range(repeat):
-            runs["bare"].append(_bare(config, max(20, steps // 4)))
-            runs["parallel"].append(_bare(config, max(20, steps // 4), workers))
+            # as many steps per process as each farm worker serves: the best of shorter,
+            # noisier runs would overstate the bare loop
+            share = max(20, steps // max(1, workers))
+            runs["bare"].append(_bare(config, share))
+            runs["parallel"].append(_bare(config, share, workers))
             runs["farm"].append(_farm(config, steps))
             runs["naive"].append(_naive(config, episodes))
             if on_ray:

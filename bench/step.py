@@ -9,8 +9,10 @@ outside the render decides how many steps per second a GPU host delivers. In one
   literal program, read as data, so no agent code runs and the frame needs no check;
 - ``dsl_code``: the same calls made by a Python loop over the objects' values: code, so
   it is compiled, run under the guards and checked like any script;
-- ``bpy``: the LLM-style bpy program of the same scenes (primitive operators, Principled
-  materials, a bevel modifier, ``shade_smooth``);
+- ``bpy``: the LLM-style bpy program of the same scenes (primitive operators, CLEVR's
+  shared materials, a bevel modifier, ``shade_smooth``); a stack seen twice before gets its
+  cached result (:mod:`derender.addon.evaluated`), so after the warm-up its bevels are
+  not evaluated again, neither for the render nor for the read-back;
 - ``failing``: the bpy program with a runtime error at the end (no render, no read-back).
 
 Per dialect it reports the median and p99 CPU time (process time: steady on a loaded

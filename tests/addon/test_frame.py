@@ -96,6 +96,22 @@ def _tamper_world():
     bpy.context.scene.world.node_tree.nodes["Background"].inputs["Strength"].default_value = 9
 
 
+def _tamper_world_unlinked():
+    tree = bpy.context.scene.world.node_tree
+    tree.links.remove(tree.links[0])  # the world renders black
+
+
+def _tamper_ground_rewired():
+    # a socket's own ``links`` are not walked (the tree's are): a link moved from one
+    # socket to another, the same number of links, must still show
+    tree = bpy.data.materials["Ground"].node_tree
+    output = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    surface = output.inputs["Surface"].links[0]
+    source = surface.from_socket
+    tree.links.remove(surface)
+    tree.links.new(source, output.inputs["Volume"])
+
+
 def _tamper_engine():
     bpy.context.scene.render.engine = "CYCLES"
 
@@ -149,6 +165,8 @@ def _tamper_bounces():
         (_tamper_light_hidden, "Object('Back').hide_render"),
         (_tamper_ground_color, "Material('Ground').node_tree.nodes"),
         (_tamper_world, "World('World').node_tree.nodes"),
+        (_tamper_world_unlinked, "World('World').node_tree.links"),
+        (_tamper_ground_rewired, "Material('Ground').node_tree.links"),
         (_tamper_engine, "render.engine"),
         (_tamper_resolution, "render.resolution_x"),
         (_tamper_samples, "display.render_aa"),

@@ -17,7 +17,8 @@ def test_bench_step_reports_the_json_scripts_read() -> None:
         assert r["outcome"] == "ok"
         assert 0 < r["outside_render_ms"] <= r["outside_render_p99_ms"]
         assert r["render_ms"] > 0
-        assert {"compile", "script", "verify", "readback", "reset"} <= set(r["stages_cpu_ms"])
+        stages = {"compile", "script", "modifiers", "verify", "readback", "reset"}
+        assert stages <= set(r["stages_cpu_ms"])
         assert report["render_free_steps_per_s"][dialect] > 0
     assert report["dsl_code"]["outcome"] == "ok" and "verify" in report["dsl_code"]["stages_cpu_ms"]
     assert report["failing"]["outcome"] == "runtime_error"
