@@ -34,7 +34,7 @@ import bpy
 import numpy as np
 
 from . import assets
-from .rna_walk import Walk, lineage
+from .rna_walk import Walk
 
 LOCAL_MODIFIERS = frozenset({"BEVEL", "SOLIDIFY"})
 SEEN_CAPACITY = 64  # keys seen once, remembered for a second sighting
@@ -64,9 +64,17 @@ def _id_pointers(mod: bpy.types.Modifier) -> tuple[str, ...]:
         names = _ID_POINTERS[mod.type] = tuple(
             p.identifier
             for p in mod.bl_rna.properties
-            if p.type == "POINTER" and "ID" in lineage(cast(Any, p).fixed_type)
+            if p.type == "POINTER" and _is_id_type(cast(Any, p).fixed_type)
         )
     return names
+
+
+def _is_id_type(rna: bpy.types.Struct | None) -> bool:
+    while rna is not None:
+        if rna.identifier == "ID":
+            return True
+        rna = rna.base
+    return False
 
 
 def key(obj: bpy.types.Object) -> Hashable | None:

@@ -42,18 +42,14 @@ _SKIPPED = frozenset(
         "matrix_world", "matrix_local", "matrix_basis",  # derived from location/rotation/scale
     }
 )  # fmt: skip
-# Per struct type and its subtypes: a view layer's objects and a collection's
-# light-linking entries mirror the collections' own ``objects``/``children`` (walked there,
-# with the agent's left out); a socket's links are the node tree's ``links`` that end at
-# it (walked there: each link with both its sockets), and Blender finds them by scanning
-# every link of the tree at each read; the render's output path is set by each render to
-# the worker's private directory.
+# Per struct type: a view layer's objects and a collection's light-linking entries mirror
+# the collections' own ``objects``/``children`` (walked there, with the agent's left out);
+# the render's output path is set by each render to the worker's private directory.
 _SKIPPED_IN = frozenset(
     {
         ("ViewLayer", "objects"),
         ("Collection", "collection_objects"),
         ("Collection", "collection_children"),
-        ("NodeSocket", "links"),
         ("RenderSettings", "filepath"),
     }
 )
@@ -110,7 +106,6 @@ class _Plan:
 
     def __init__(self, rna: Any) -> None:
         owner = rna.identifier
-        types = lineage(rna)
         names: list[str] = []
         arrays: list[tuple[str, bool]] = []  # (identifier, nested: a matrix)
         flags: list[int] = []  # indices in names of enum flags (sets)
@@ -119,9 +114,7 @@ class _Plan:
         self.plain = True  # numeric values only: a collection of these is read by foreach
         for prop in rna.properties:
             ident = prop.identifier
-            if ident in _SKIPPED or ident in _UNREADABLE:
-                continue
-            if any((kind, ident) in _SKIPPED_IN for kind in types):
+            if ident in _SKIPPED or ident in _UNREADABLE or (owner, ident) in _SKIPPED_IN:
                 continue
             if prop.type in ("POINTER", "COLLECTION"):
                 links.append(ident)
@@ -140,16 +133,6 @@ class _Plan:
         self.names, self.arrays, self.flags = tuple(names), tuple(arrays), tuple(flags)
         self.link_names, self.link_kinds = tuple(links), tuple(kinds)
         self.values, self.links = _getter(names), _getter(links)
-
-
-def lineage(rna: Any) -> tuple[str, ...]:
-    """The identifiers of an RNA type (``bl_rna``) and of its bases, nearest first:
-    ``("NodeSocketColor", "NodeSocket")``."""
-    out = []
-    while rna is not None:
-        out.append(rna.identifier)
-        rna = rna.base
-    return tuple(out)
 
 
 def _read(struct: Any, ident: str) -> Any:

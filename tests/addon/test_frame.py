@@ -102,8 +102,7 @@ def _tamper_world_unlinked():
 
 
 def _tamper_ground_rewired():
-    # a socket's own ``links`` are not walked (the tree's are): a link moved from one
-    # socket to another, the same number of links, must still show
+    # a link moved from one socket to another (as many links as before) must show
     tree = bpy.data.materials["Ground"].node_tree
     output = next(n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial")
     surface = output.inputs["Surface"].links[0]
