@@ -1,8 +1,9 @@
 """Modifier results, cached by what they are made from: one evaluation per kind of object.
 
 Blender evaluates the modifier stack of every new object, and a bpy program makes new
-objects every step: the bevel of one CLEVR cylinder costs ~7 ms of CPU, a cube's ~0.7 ms,
-more than the rest of a step outside the render. What a stack of :data:`LOCAL_MODIFIERS`
+objects every step: the bevel of one CLEVR cylinder costs ~7 ms, a cube's ~0.7 ms, and a
+rendered step evaluates them twice (the render's depsgraph, then the read-back's): for ten
+objects more than the rest of the step outside the render. What a stack of :data:`LOCAL_MODIFIERS`
 makes depends only on the mesh, the modifiers' own values and the number of material
 slots (no object transform, no other datablock). So, after the script and before the
 check of the assets a render uses (no agent code runs in the step from then on):
