@@ -13,6 +13,10 @@ For each engine, at one resolution, with the ground-truth DSL program of one sce
 - **naive**: one fresh ``python -c 'import bpy …'`` process per episode (import bpy, build
   the frame, run the step, exit), timed wall-clock. Speed-up (b) = farm steps/s × naive
   seconds per episode.
+- **where a step goes**: the median render and other stages of a bare step and of a farm
+  worker's step (from the timings each result carries), and the broker's reward: a farm
+  slower than its bare loops with workers as fast as the bare loop lost the time outside
+  the workers (reward, transport, the cores they share).
 - **latency** (c): p50/p99 of single steps sent one at a time to an idle farm, and the
   latency the farm adds over a bare step (farm p50 − bare p50).
 - **ray farm** (``--ray``, d): the same measurement on a :class:`RayFarm` with as many
@@ -61,6 +65,24 @@ def _pct(samples: Sequence[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99))}
 
 
+# A worker's stages besides the render (addon.service); the farm adds "reward" (broker).
+_WORKER_STAGES = ("script", "compile", "modifiers", "verify", "masks", "readback", "reset")
+
+
+def _where(timings: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Median ms per step: the render, the worker's other stages, and the broker's reward
+    (0 in the bare loop): where a farm step goes, next to a bare one."""
+
+    def median(key: Any) -> float:
+        return 1000 * float(np.median([key(t) for t in timings])) if timings else 0.0
+
+    return {
+        "render_ms": median(lambda t: t.get("render", 0.0)),
+        "other_ms": median(lambda t: sum(t.get(k, 0.0) for k in _WORKER_STAGES)),
+        "reward_ms": median(lambda t: t.get("reward", 0.0)),
+    }
+
+
 def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
     """In this process (imports bpy): ``steps`` timed Service.step calls after a warm-up,
     with the passes a farm worker runs for the farm's preset (no masks pass unless the
@@ -74,14 +96,14 @@ def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
         outcome = service.step(script, masks=passes.masks, render=passes.render).outcome
         if outcome != "ok":
             raise RuntimeError(f"the ground-truth script failed in the bare loop: {outcome}")
-    lat = []
+    lat, stages = [], []
     t0 = time.perf_counter()
     for _ in range(steps):
         t = time.perf_counter()
-        service.step(script, masks=passes.masks, render=passes.render)
+        stages.append(service.step(script, masks=passes.masks, render=passes.render).timings)
         lat.append(time.perf_counter() - t)
     total = time.perf_counter() - t0
-    return {"steps_per_s": steps / total, "latency_s": _pct(lat)}
+    return {"steps_per_s": steps / total, "latency_s": _pct(lat), "step_ms": _where(stages)}
 
 
 def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
@@ -106,7 +128,11 @@ def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
         if p.returncode != 0:
             raise RuntimeError(f"bare loop failed with status {p.returncode}")
         runs.append(json.loads(out.strip().splitlines()[-1]))
-    return {"steps_per_s": sum(r["steps_per_s"] for r in runs), "latency_s": runs[0]["latency_s"]}
+    return {
+        "steps_per_s": sum(r["steps_per_s"] for r in runs),
+        "latency_s": runs[0]["latency_s"],
+        "step_ms": runs[0]["step_ms"],
+    }
 
 
 def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
@@ -166,6 +192,7 @@ def _farm(config: FarmConfig, steps: int, on_ray: bool = False) -> dict[str, Any
         "steps_per_s": steps / total,
         "latency_s": _pct(lat),
         "loaded_latency_s": status["metrics"]["latency_s"],
+        "step_ms": _where([r.timings for r in results]),
     }
 
 
@@ -250,6 +277,10 @@ def format_report(report: dict[str, Any]) -> str:
             f" (one at a time); OS sandbox {'on' if f['os_sandboxed'] else 'OFF'}",
             f"  bare x{report['workers']} at once  {r['bare_parallel']['steps_per_s']:8.2f} "
             "steps/s   (the same loop in parallel processes, summed)",
+            f"  a step, p50 ms   bare: render {b['step_ms']['render_ms']:.1f}, the rest "
+            f"{b['step_ms']['other_ms']:.1f}; farm worker: render {f['step_ms']['render_ms']:.1f},"
+            f" the rest {f['step_ms']['other_ms']:.1f}; broker reward "
+            f"{f['step_ms']['reward_ms']:.1f}",
             f"  naive process    {n['seconds_per_episode']:8.2f} s/episode",
             f"  (a) efficiency   {r['efficiency']:8.2f}   (farm / (bare x {report['workers']}),"
             " goal >= 0.85)",

@@ -25,5 +25,8 @@ def test_bench_farm_measures_an_os_sandboxed_farm_against_the_bare_loop() -> Non
     assert entry["efficiency"] == pytest.approx(
         entry["farm"]["steps_per_s"] / entry["bare"]["steps_per_s"]
     )
+    for run in ("bare", "farm"):  # where a step goes, from the results' own timings
+        assert entry[run]["step_ms"]["render_ms"] > 0 and entry[run]["step_ms"]["other_ms"] > 0
+    assert entry["bare"]["step_ms"]["reward_ms"] == 0 < entry["farm"]["step_ms"]["reward_ms"]
     text = farm_bench.format_report(report)
-    assert "OS sandbox on" in text and "(a) efficiency" in text
+    assert "OS sandbox on" in text and "(a) efficiency" in text and "broker reward" in text
