@@ -145,6 +145,8 @@ def substitute(objects: Iterable[bpy.types.Object]) -> list[tuple[bpy.types.Obje
             missed.append((obj, k))
             continue
         shown = [slot.material for slot in obj.material_slots]
+        if len(shown) != len(mesh.materials):  # the key counts the mesh's slots
+            continue
         obj.data = mesh
         for slot, material in zip(obj.material_slots, shown, strict=True):
             slot.link = "OBJECT"
