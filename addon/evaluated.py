@@ -37,11 +37,12 @@ import numpy as np
 from . import assets
 from .rna_walk import Walk
 
+# Types whose result is a function of the mesh and their own values: neither points at a
+# datablock (another object's transform, a texture), which a key could not hold.
 LOCAL_MODIFIERS = frozenset({"BEVEL", "SOLIDIFY"})
 SEEN_CAPACITY = 64  # keys seen once, remembered for a second sighting
 _SEEN: OrderedDict[Hashable, None] = OrderedDict()
 _MODIFIER_SKIP = frozenset({"name", "show_expanded", "is_active"})
-_ID_POINTERS: dict[str, tuple[str, ...]] = {}  # modifier type -> its datablock pointers
 _SELECTION = (".select_", ".uv_select_")  # edit-mode selection attributes
 # attribute data type -> (the property foreach_get reads, values per element, dtype)
 _LAYOUT: dict[str, tuple[str, int, type]] = {
@@ -59,50 +60,29 @@ class EvaluatedMeshEdited(RuntimeError):
     made again without the object it came from, so the step ends frame_tampered."""
 
 
-def _id_pointers(mod: bpy.types.Modifier) -> tuple[str, ...]:
-    names = _ID_POINTERS.get(mod.type)
-    if names is None:
-        names = _ID_POINTERS[mod.type] = tuple(
-            p.identifier
-            for p in mod.bl_rna.properties
-            if p.type == "POINTER" and _is_id_type(cast(Any, p).fixed_type)
-        )
-    return names
-
-
-def _is_id_type(rna: bpy.types.Struct | None) -> bool:
-    while rna is not None:
-        if rna.identifier == "ID":
-            return True
-        rna = rna.base
-    return False
-
-
 def key(obj: bpy.types.Object) -> Hashable | None:
     """What the evaluated mesh of ``obj`` depends on, or None if that is not only the
     mesh and the stack: every value of its mesh but its name and materials, the number of
     material slots, every value of each modifier but its name (all of them of
-    :data:`LOCAL_MODIFIERS`, pointing at no datablock, each on in both the viewport and
-    the render or in neither: the result is cached from the viewport's evaluation), and
-    no vertex groups or shape keys."""
-    mesh = obj.data
+    :data:`LOCAL_MODIFIERS`, each on in both the viewport and the render or in neither:
+    the result is cached from the viewport's evaluation), and no vertex groups or shape
+    keys."""
     if obj.type != "MESH" or not obj.modifiers or obj.vertex_groups:
         return None
-    if cast(bpy.types.Mesh, mesh).shape_keys is not None:
+    mesh = cast(bpy.types.Mesh, obj.data)
+    if mesh.shape_keys is not None:
         return None
     stack = []
     for mod in obj.modifiers:
         if mod.type not in LOCAL_MODIFIERS or mod.show_viewport != mod.show_render:
             return None
-        if any(getattr(mod, name) is not None for name in _id_pointers(mod)):
-            return None
         walk = Walk(None, paths=False)
         walk.struct(mod, None, _MODIFIER_SKIP)
         stack.append(tuple(walk.out))
-    geometry = _geometry(cast(bpy.types.Mesh, mesh))
+    geometry = _geometry(mesh)
     if geometry is None:
         return None
-    return ("evaluated", len(cast(bpy.types.Mesh, mesh).materials), geometry, tuple(stack))
+    return ("evaluated", len(mesh.materials), geometry, tuple(stack))
 
 
 def _geometry(mesh: bpy.types.Mesh) -> tuple | None:

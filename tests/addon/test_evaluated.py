@@ -191,3 +191,31 @@ def test_a_cached_result_keeps_the_texture_space_of_the_live_stack(built_frame, 
     assert bounds > max(live_space[1]) + 0.1  # its own texture space would differ
     bpy.data.batch_remove([other, baked])
     built_frame.reset(spec_for("workbench"))
+
+
+def test_a_local_modifier_points_at_no_datablock(built_frame) -> None:
+    """A key holds values, not other datablocks' state: a type added to LOCAL_MODIFIERS
+    with a datablock pointer (a mirror object, a displace texture) would cache a result
+    that depends on something the key does not see."""
+    obj = bpy.data.objects.new("probe", assets.shape_mesh("cube").copy())
+    for kind in sorted(evaluated.LOCAL_MODIFIERS):
+        rna = obj.modifiers.new(name=kind, type=kind).bl_rna
+        pointers = [p for p in rna.properties if p.type == "POINTER"]
+        to_ids = [p.identifier for p in pointers if _is_id(p.fixed_type)]
+        assert to_ids == [], (kind, to_ids)
+
+
+def _is_id(rna) -> bool:
+    """Whether the RNA type ``rna`` is a datablock type (ID or a subtype)."""
+    while rna is not None:
+        if rna.identifier == "ID":
+            return True
+        rna = rna.base
+    return False
+
+
+def test_keys_seen_once_are_remembered_up_to_a_bound() -> None:
+    keys = [("probe", i) for i in range(evaluated.SEEN_CAPACITY + 10)]
+    evaluated.remember([(None, k) for k in keys])  # first sightings only read the key
+    assert len(evaluated._SEEN) <= evaluated.SEEN_CAPACITY
+    assert keys[-1] in evaluated._SEEN and keys[0] not in evaluated._SEEN
