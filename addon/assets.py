@@ -7,10 +7,11 @@ Blender itself and baked into the cached mesh: the ground-truth ``bpy_program`` 
 same modifiers to its objects, so both render pixel-identically, and the trusted builder
 does not pay for a bevel or a subdivision on every request.
 
-Materials. CLEVR's ``Rubber`` and ``MyMetal`` node groups (``data/materials/*.blend``, as
-Blender 5.0 loads them), rebuilt node for node in each cached material, with CLEVR's
-viewport values for Workbench. Where Blender 5.0 needs a choice, it is made as its own
-versioning of the 2.78 files makes it (see :func:`_rubber` and :func:`_metal`).
+Materials. As CLEVR makes them: one node group per kind (CLEVR's ``Rubber`` and
+``MyMetal``, rebuilt node for node by :mod:`.material_nodes`), cached like the rest, and one
+material per (kind, colour) whose group node holds the colour, with CLEVR's viewport
+values for Workbench. A render that uses eight materials compares two surfaces and eight
+two-node trees, not eight surfaces.
 
 Other modules share meshes through the same cache (:func:`shared_mesh`: the sandbox's
 primitive operators, :mod:`.evaluated`'s modifier results), at most
@@ -29,10 +30,9 @@ replaced). Each is compared once after agent code ran (:func:`distrust`).
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 # isort: off
@@ -41,6 +41,7 @@ import bmesh
 # isort: on
 
 from ..scenes import universe
+from . import material_nodes
 from .rna_snapshot import Snapshot, matches, snapshot
 
 # Module state, for now: these are datablocks of the process's one bpy.data, kept (fake
@@ -49,6 +50,7 @@ from .rna_snapshot import Snapshot, matches, snapshot
 _MESHES: dict[str, bpy.types.Mesh] = {}
 _MATERIALS: dict[tuple[str, str], bpy.types.Material] = {}
 _MATERIAL_KEYS: dict[int, tuple[str, str]] = {}  # by session_uid: _MATERIALS reversed
+_GROUPS: dict[str, bpy.types.ShaderNodeTree] = {}  # CLEVR's surface per material kind
 # Meshes built by other modules, by their key, least recently used first.
 _SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
 SHARED_CAPACITY = 16  # kept with no users, for the next script that makes the same one
@@ -168,113 +170,16 @@ def shape_mesh(shape: str) -> bpy.types.Mesh:
 
 
 # -- materials ----------------------------------------------------------------------------
-class _Nodes:
-    """Shorthand for building one node tree."""
-
-    def __init__(self, tree: bpy.types.ShaderNodeTree) -> None:
-        self.tree = tree
-
-    def add(self, kind: str, **inputs: Any) -> Any:
-        node: Any = self.tree.nodes.new(kind)
-        for name, value in inputs.items():
-            if name in ("distribution", "operation", "convert_from", "convert_to", "vector_type"):
-                setattr(node, name, value)
-            else:
-                node.inputs[name.replace("_", " ")].default_value = value
-        return node
-
-    def link(self, out: Any, node: Any, socket: str | int) -> None:
-        self.tree.links.new(out, node.inputs[socket])
-
-
-def _rubber(n: _Nodes, rgba: tuple[float, ...]) -> Any:
-    """CLEVR's ``Rubber`` group with its defaults (IOR 1.2, roughness 0.35): a Fresnel(IOR +
-    0.2)-weighted mix of Lambert diffuse and Velvet (σ 0.6) under a Fresnel(IOR)-weighted
-    Beckmann glossy of colour 0.8. Blender 4.0 replaced Velvet by the Sheen BSDF's
-    ``ASHIKHMIN`` (the same model) and the Glossy node by the Anisotropic one (anisotropy 0),
-    and since 2.8 glossy roughness is squared, so the 2.78 roughness 0.35 becomes
-    sqrt(0.35): what Blender's versioning of Rubber.blend makes, node for node."""
-    ior = 1.2
-    diffuse = n.add("ShaderNodeBsdfDiffuse", Color=rgba, Roughness=0.0)
-    velvet = n.add("ShaderNodeBsdfSheen", distribution="ASHIKHMIN", Color=rgba, Roughness=0.6)
-    inner = n.add("ShaderNodeMixShader")
-    n.link(n.add("ShaderNodeFresnel", IOR=ior + 0.2).outputs["Fac"], inner, 0)
-    n.link(diffuse.outputs["BSDF"], inner, 1)
-    n.link(velvet.outputs["BSDF"], inner, 2)
-    glossy = n.add(
-        "ShaderNodeBsdfAnisotropic",
-        distribution="BECKMANN",
-        Color=(0.8, 0.8, 0.8, 1.0),
-        Roughness=math.sqrt(0.35),
-        Anisotropy=0.0,
-    )
-    outer = n.add("ShaderNodeMixShader")
-    n.link(n.add("ShaderNodeFresnel", IOR=ior).outputs["Fac"], outer, 0)
-    n.link(inner.outputs["Shader"], outer, 1)
-    n.link(glossy.outputs["BSDF"], outer, 2)
-    return outer.outputs["Shader"]
-
-
-def _metal(n: _Nodes, rgba: tuple[float, ...]) -> Any:
-    """CLEVR's ``MyMetal`` group: 0.4 x anisotropic GGX (2.78 roughness 0.2) + 0.6 x
-    anisotropic GGX (0.01), anisotropy 0.25, no Fresnel (its Fresnel node is unconnected).
-
-    Not exact: Blender 4.0 re-parameterised anisotropy (a 2.78 file keeps the number 0.25,
-    which 5.0 reads as a slightly different stretch), and with no tangent given, Cycles
-    uses the radial tangent about the object's z axis from the *generated* coordinates,
-    which depend on the mesh's texture space. The tangent here is that radial direction
-    from the object coordinates, z x p in world space: the same for CLEVR's meshes (their
-    texture space is a centred cube of side ~2) and the same whether the mesh was baked or
-    carries its modifiers, which keeps the bpy program pixel-identical to the build."""
-    coords = n.add("ShaderNodeTexCoord")
-    radial = n.add("ShaderNodeVectorMath", operation="CROSS_PRODUCT")
-    radial.inputs[0].default_value = (0.0, 0.0, 1.0)
-    n.link(coords.outputs["Object"], radial, 1)
-    world = n.add(
-        "ShaderNodeVectorTransform", vector_type="VECTOR", convert_from="OBJECT",
-        convert_to="WORLD",
-    )  # fmt: skip
-    n.link(radial.outputs["Vector"], world, "Vector")
-    lobes = []
-    for roughness in (math.sqrt(0.2), math.sqrt(0.01)):
-        lobe = n.add(
-            "ShaderNodeBsdfAnisotropic",
-            distribution="GGX",
-            Color=rgba,
-            Roughness=roughness,
-            Anisotropy=0.25,
-        )
-        n.link(world.outputs["Vector"], lobe, "Tangent")
-        lobes.append(lobe)
-    mix = n.add("ShaderNodeMixShader", Fac=0.6)
-    n.link(lobes[0].outputs["BSDF"], mix, 1)
-    n.link(lobes[1].outputs["BSDF"], mix, 2)
-    return mix.outputs["Shader"]
-
-
-_SURFACES: Mapping[str, Callable[[_Nodes, tuple[float, ...]], Any]] = {
-    "rubber": _rubber,
-    "metal": _metal,
-}
-
-
-def setup_material(mat: bpy.types.Material, material: str, color: str) -> None:
-    """Give ``mat`` CLEVR's node tree for ``material`` in ``color`` (replacing its nodes)
-    and CLEVR's viewport values (what Workbench renders)."""
-    try:
-        surface = _SURFACES[material]
-        viewport = universe.MATERIAL_VIEWPORT[material]
-        rgba = universe.color_rgba(color)
-    except KeyError as exc:
-        raise ValueError(f"unknown material/color {material!r}/{color!r}") from exc
-    mat.diffuse_color = rgba
-    mat.metallic = viewport["metallic"]
-    mat.roughness = viewport["roughness"]
-    tree = cast(bpy.types.ShaderNodeTree, mat.node_tree)  # always there since Blender 5.0
-    tree.nodes.clear()
-    nodes = _Nodes(tree)
-    output = nodes.add("ShaderNodeOutputMaterial")
-    nodes.link(surface(nodes, rgba), output, "Surface")
+def _surface_group(kind: str) -> bpy.types.ShaderNodeTree:
+    """CLEVR's node group of ``kind`` (:func:`.material_nodes.surface_group`), built once
+    and reused by every material of that kind."""
+    group = _GROUPS.get(kind)
+    if group is not None and alive(group):
+        return group
+    group = material_nodes.surface_group(kind)
+    _GROUPS[kind] = group
+    _remember(group, lambda: _surface_group(kind))
+    return group
 
 
 def material(kind: str, color: str) -> bpy.types.Material:
@@ -289,7 +194,7 @@ def material(kind: str, color: str) -> bpy.types.Material:
             f"got {kind!r}, {color!r}"
         )
     mat = bpy.data.materials.new(f"derender_{color}_{kind}")
-    setup_material(mat, kind, color)
+    material_nodes.setup_material(mat, kind, color, _surface_group(kind))
     _MATERIALS[key] = mat
     _MATERIAL_KEYS[mat.session_uid] = key
     _remember(mat, lambda: material(kind, color))
@@ -352,7 +257,7 @@ def trim() -> None:
 
 
 def _caches() -> tuple[dict[Any, Any], ...]:
-    return (_MESHES, _MATERIALS, _SHARED)
+    return (_MESHES, _MATERIALS, _GROUPS, _SHARED)
 
 
 def cached() -> list[bpy.types.ID]:
@@ -366,11 +271,17 @@ def is_asset(idb: bpy.types.ID) -> bool:
 
 
 def in_use() -> list[bpy.types.ID]:
-    """The cached datablocks that some datablock points at: all that a render can use.
+    """The cached datablocks that a datablock other than the cached ones points at, and
+    those that one of these points at (a used material's group): all a render can use.
 
     By Blender's own map of ID pointers (``bpy.data.user_map``), which lists every
     pointer, also those that hold no user count."""
-    return [idb for idb, users in bpy.data.user_map(subset=cached()).items() if users]
+    users = {idb.session_uid: (idb, {u.session_uid for u in us})
+             for idb, us in bpy.data.user_map(subset=cached()).items()}  # fmt: skip
+    used = {uid for uid, (_, by) in users.items() if not by <= users.keys()}
+    while more := {uid for uid, (_, by) in users.items() if uid not in used and by & used}:
+        used |= more
+    return [idb for uid, (idb, _) in users.items() if uid in used]
 
 
 def edited(idbs: Iterable[bpy.types.ID]) -> list[bpy.types.ID]:
@@ -383,13 +294,19 @@ def verify_in_use() -> list[str]:
     """Rebuild every cached datablock a render can use that differs from its snapshot,
     in place of it in every user (objects, slots, nodes); returns the names of those
     rebuilt. Called before every render: nothing rendered uses an edited asset. Those
-    made or compared since the last :func:`distrust` are not compared again."""
+    made or compared since the last :func:`distrust` are not compared again.
+
+    A replacement is remapped into every user, cached ones too (a material's group node),
+    whose snapshots then name a datablock that is gone. So once one is edited, all are
+    compared, the edited ones rebuilt, and every snapshot taken again."""
     names: list[str] = []
     if _TRUSTED.issuperset(_MADE):  # all made or compared since: no need to list users
         return names
     used = [idb for idb in in_use() if idb.session_uid not in _TRUSTED]
-    uids = [idb.session_uid for idb in used]
-    for old in edited(used):
+    if not edited(used):
+        _TRUSTED.update(idb.session_uid for idb in used)
+        return names
+    for old in edited(cached()):
         names.append(old.name)
         made = _MADE.pop(old.session_uid)
         for cache in _caches():
@@ -398,7 +315,9 @@ def verify_in_use() -> list[str]:
         old.name = f"{old.name}_edited"  # frees the name for its replacement
         old.user_remap(made.remake())
         bpy.data.batch_remove([old])
-    _TRUSTED.update(uids)  # as made (an edited one's uid is gone: trim forgets it)
+    for idb in cached():
+        _MADE[idb.session_uid] = replace(_MADE[idb.session_uid], snapshot=snapshot(idb))
+        _TRUSTED.add(idb.session_uid)
     return names
 
 

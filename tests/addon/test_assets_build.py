@@ -57,10 +57,18 @@ def test_shape_mesh_is_the_primitive_with_its_modifiers_applied(shape, wb_frame)
     bpy.data.meshes.remove(ref)
 
 
+def _surface(mat: bpy.types.Material) -> bpy.types.Node:
+    """The material's one group node, as CLEVR's add_material makes it: output <- group."""
+    group, output = sorted(mat.node_tree.nodes, key=lambda n: n.bl_idname)
+    assert (output.bl_idname, group.bl_idname) == ("ShaderNodeOutputMaterial", "ShaderNodeGroup")
+    assert output.inputs["Surface"].links[0].from_node == group
+    return group
+
+
 def _node(mat: bpy.types.Material, idname: str, **match: object) -> list:
     return [
         n
-        for n in mat.node_tree.nodes
+        for n in _surface(mat).node_tree.nodes
         if n.bl_idname == idname and all(getattr(n, k) == v for k, v in match.items())
     ]
 
@@ -76,7 +84,7 @@ def test_materials_are_cached_and_are_clevrs_node_trees(wb_frame):
         0.01,
         0.2,
     ]  # 2.78's roughness, squared since 2.8
-    assert all(tuple(n.inputs["Color"].default_value) == rgba for n in lobes)
+    assert all(n.inputs["Color"].links[0].from_node.type == "GROUP_INPUT" for n in lobes)
     assert all(n.inputs["Anisotropy"].default_value == 0.25 for n in lobes)
     assert all(n.inputs["Tangent"].is_linked for n in lobes)
     (mix,) = _node(metal, "ShaderNodeMixShader")
@@ -84,7 +92,11 @@ def test_materials_are_cached_and_are_clevrs_node_trees(wb_frame):
     assert mix.inputs[2].links[0].from_node.inputs["Roughness"].default_value == pytest.approx(0.1)
     (velvet,) = _node(rubber, "ShaderNodeBsdfSheen", distribution="ASHIKHMIN")
     assert velvet.inputs["Roughness"].default_value == pytest.approx(0.6)
-    assert tuple(velvet.inputs["Color"].default_value) == rgba
+    assert velvet.inputs["Color"].links[0].from_node.type == "GROUP_INPUT"
+    for mat in (metal, rubber):  # the colour is the group node's, the surface is shared
+        assert tuple(_surface(mat).inputs["Color"].default_value) == rgba
+    assert _surface(rubber).node_tree.name == "derender_Rubber"
+    assert _surface(metal).node_tree == _surface(assets.material("metal", "red")).node_tree
     (glossy,) = _node(rubber, "ShaderNodeBsdfAnisotropic", distribution="BECKMANN")
     assert glossy.inputs["Roughness"].default_value ** 2 == pytest.approx(0.35)
     fresnel = sorted(n.inputs["IOR"].default_value for n in _node(rubber, "ShaderNodeFresnel"))

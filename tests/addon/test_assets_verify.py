@@ -36,7 +36,7 @@ def test_an_edited_asset_in_use_is_rebuilt_in_place_in_every_user(clean_assets) 
     mat.diffuse_color = GREEN
     mesh.vertices[0].co.z += 0.5
     assets.distrust()
-    assert assets.in_use() == [mesh, mat]
+    assert assets.in_use() == [mesh, mat, _group(mat)]
     assert sorted(assets.verify_in_use()) == ["derender_cube", "derender_red_metal"]
     new_mesh, new_mat = assets.shape_mesh("cube"), assets.material("metal", "red")
     assert not assets.alive(mesh) and not assets.alive(mat)
@@ -68,8 +68,36 @@ def test_a_pointer_from_any_datablock_counts_as_a_use(clean_assets) -> None:
     tree.nodes.new("GeometryNodeSetMaterial").inputs["Material"].default_value = mat
     mat.roughness = 0.0
     assets.distrust()
-    assert assets.in_use() == [mat] and assets.verify_in_use() == ["derender_red_metal"]
+    assert assets.in_use() == [mat, _group(mat)]
+    assert assets.verify_in_use() == ["derender_red_metal"]
     bpy.data.node_groups.remove(tree)
+
+
+def _group(mat: bpy.types.Material) -> bpy.types.ShaderNodeTree:
+    (node,) = [n for n in mat.node_tree.nodes if n.bl_idname == "ShaderNodeGroup"]
+    return node.node_tree
+
+
+def test_an_edited_surface_group_is_rebuilt_in_every_material(clean_assets) -> None:
+    """A material's group is an asset of its own; its replacement is remapped into every
+    material of the kind, used or not, and nothing is reported again after that."""
+    red, blue = assets.material("metal", "red"), assets.material("metal", "blue")
+    group = _group(red)
+    obj = _user("a", assets.shape_mesh("cube"), red)
+    mix = next(n for n in group.nodes if n.bl_idname == "ShaderNodeMixShader")
+    mix.inputs["Fac"].default_value = 1.0
+    assets.distrust()
+    assert assets.verify_in_use() == ["derender_MyMetal"]
+    new = _group(red)
+    assert not assets.alive(group) and new.name == "derender_MyMetal" and _group(blue) == new
+    assert next(n for n in new.nodes if n.bl_idname == "ShaderNodeMixShader").inputs[
+        "Fac"
+    ].default_value == pytest.approx(0.6)
+    assert assets.edited(assets.cached()) == []
+    obj.material_slots[0].material = blue  # the other material: its snapshot follows too
+    assets.distrust()
+    assert assets.verify_in_use() == [] and assets.material("metal", "blue") == blue
+    bpy.data.objects.remove(obj)
 
 
 def test_each_asset_is_compared_once_after_each_distrust(clean_assets) -> None:
