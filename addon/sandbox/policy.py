@@ -10,7 +10,8 @@ after it, in one walk of the tree instead of four (a 170-line script compiled in
 that way, ~3 ms this way).
 
 A script that is only literal DSL calls is not compiled at all: it is read as data
-(:mod:`.literal`), and no agent code runs for it.
+(:mod:`.literal`), and no agent code runs for it. A script of one-line statements is
+compiled by the same pass a line at a time, each distinct line once (:mod:`.lines`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import functools
 from dataclasses import dataclass
 from types import CodeType
 
+from .lines import LineProgram, line_program
 from .literal import LiteralProgram, literal_program
 from .rewrite import Rewriter, Violations
 
@@ -39,9 +41,10 @@ class CompileFailure(Exception):
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
-def compile_script(source: str, max_bytes: int) -> CodeType | LiteralProgram:
-    """Compile an agent script for the sandbox, or read it as a :class:`.literal.LiteralProgram`
-    if that is all it is; raise :class:`CompileFailure` if it is neither.
+def compile_script(source: str, max_bytes: int) -> CodeType | LiteralProgram | LineProgram:
+    """Compile an agent script for the sandbox (whole, or a line at a time: a
+    :class:`.lines.LineProgram`), or read it as a :class:`.literal.LiteralProgram` if that
+    is all it is; raise :class:`CompileFailure` if it does not compile.
 
     Raises ``ValueError`` (a resource limit, mapped by the runner) when the script is
     larger than ``max_bytes``.
@@ -58,10 +61,10 @@ def compile_script(source: str, max_bytes: int) -> CodeType | LiteralProgram:
 # Code objects are immutable and every guard is looked up in the run's globals, so a
 # compiled script can be reused; RL batches resubmit identical scripts often.
 @functools.lru_cache(maxsize=256)
-def _compile(source: str) -> CodeType | LiteralProgram:
-    literal = literal_program(source)
-    if literal is not None:
-        return literal
+def _compile(source: str) -> CodeType | LiteralProgram | LineProgram:
+    program = literal_program(source) or line_program(source, AGENT_FILENAME)
+    if program is not None:
+        return program
     try:
         tree = ast.parse(source, AGENT_FILENAME, "exec")
     except SyntaxError as exc:

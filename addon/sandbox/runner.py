@@ -18,6 +18,7 @@ from .dsl import dsl_namespace
 from .errors import SandboxAbort
 from .guards import Guards, std_modules
 from .limits import ScriptLimits
+from .lines import LineProgram
 from .literal import LiteralProgram
 from .policy import AGENT_FILENAME, CompileFailure, compile_script
 from .proxy import make_bpy
@@ -69,13 +70,16 @@ def _failure(
 _Result = tuple[RunOutcome, ScriptSession]
 
 
-def _exec_agent_code(code: CodeType, session: ScriptSession, frame: BuiltFrame) -> None:
-    """Run compiled agent code under the guards; the frame is no longer known intact
-    (even if the code raises)."""
+def _exec_agent_code(
+    code: CodeType | LineProgram, session: ScriptSession, frame: BuiltFrame
+) -> None:
+    """Run compiled agent code (a line program: its lines in order, in one namespace)
+    under the guards; the frame is no longer known intact (even if the code raises)."""
     guards = Guards(session, {"bpy": make_bpy(session), **std_modules(session)})
     namespace = guards.globals(dsl_namespace(session))
     try:
-        exec(code, namespace)
+        for line in code.codes if isinstance(code, LineProgram) else (code,):
+            exec(line, namespace)
     finally:
         # Drop the script's globals now: a finalizer that runs from here on (a suspended
         # generator's ``finally``) finds no guards and stops at its first guarded

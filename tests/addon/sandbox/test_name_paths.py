@@ -11,6 +11,7 @@ from __future__ import annotations
 import dis
 
 import pytest
+from derender.addon.sandbox.lines import LineProgram
 from derender.addon.sandbox.policy import compile_script
 
 IMPORTS = (
@@ -25,6 +26,8 @@ IMPORTS = (
 
 
 def _opnames(code) -> set[str]:
+    if isinstance(code, LineProgram):  # compiled a line at a time
+        return set().union(*map(_opnames, code.codes))
     names = {i.opname for i in dis.get_instructions(code)}
     for const in code.co_consts:
         if hasattr(const, "co_code"):
