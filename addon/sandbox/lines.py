@@ -42,7 +42,9 @@ _SIMPLE = (
 )  # fmt: skip
 # An indented line that is not blank or a comment: a block's body, or a continuation.
 _INDENTED_CODE = re.compile(r"^[ \t]+[^ \t#\n]", re.MULTILINE)
-LINE_CAPACITY = 4096  # distinct lines kept (a code object of a line is ~1 KB)
+# Distinct lines kept, and the longest kept: a line's code grows with it, and a worker
+# serves many clients (at most ~16 MB of them).
+LINE_CAPACITY, LINE_CHARS = 4096, 400
 _NOTHING: tuple[()] = ()  # a blank or comment line: read, nothing to run
 
 
@@ -70,9 +72,11 @@ def line_program(source: str, filename: str) -> LineProgram | None:
             _LINES.move_to_end(key)
             code = _LINES[key]
         else:
-            code = _LINES[key] = _compile_line(text, filename)
-            if len(_LINES) > LINE_CAPACITY:
-                _LINES.popitem(last=False)
+            code = _compile_line(text, filename)
+            if len(text) <= LINE_CHARS:
+                _LINES[key] = code
+                if len(_LINES) > LINE_CAPACITY:
+                    _LINES.popitem(last=False)
         if code is None:
             return None
         if isinstance(code, CodeType):

@@ -159,6 +159,11 @@ def test_each_distinct_line_is_compiled_once_and_the_lines_kept_are_bounded(
     for i in range(20):
         line_program(f"x = {i}", AGENT_FILENAME)
     assert len(lines._LINES) == 8
+    long = f"x = {'1' * lines.LINE_CHARS}"  # compiled, not kept
+    assert (
+        line_program(long, AGENT_FILENAME) is not None
+        and (AGENT_FILENAME, long) not in lines._LINES
+    )
 
 
 def test_a_line_program_runs_as_the_whole_script_runs(service) -> None:
