@@ -40,8 +40,9 @@ _SIMPLE = (
     ast.Expr, ast.Assign, ast.AugAssign, ast.Import, ast.ImportFrom, ast.Pass, ast.Delete,
     ast.Assert, ast.Raise,
 )  # fmt: skip
-# An indented line that is not blank or a comment: a block's body, or a continuation.
-_INDENTED_CODE = re.compile(r"^[ \t]+[^ \t#\n]", re.MULTILINE)
+# An indented line that is not blank or a comment: a block's body, or a continuation
+# (checked first, before any line is compiled; an indented first line fails alone).
+_INDENTED_CODE = re.compile(r"\n[ \t]+[^ \t#\n]")
 # Distinct lines kept, and the longest kept: a line's code grows with it, and a worker
 # serves many clients (at most ~16 MB of them).
 LINE_CAPACITY, LINE_CHARS = 4096, 400

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import warnings
 from dataclasses import dataclass
 from types import CodeType
 
@@ -53,7 +54,9 @@ def compile_script(source: str, max_bytes: int) -> CodeType | LiteralProgram | L
     if size > max_bytes:
         raise ValueError(f"script is {size} bytes (limit {max_bytes})")
     try:
-        return _compile(source)
+        with warnings.catch_warnings():  # the agent's SyntaxWarnings are not the worker's log
+            warnings.simplefilter("ignore")
+            return _compile(source)
     except (RecursionError, MemoryError):  # the parser and the pass recurse
         raise CompileFailure("resource_limit", "the script nests too deeply", None) from None
 

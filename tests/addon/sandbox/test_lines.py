@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+import warnings
 
 import pytest
 from derender.addon.sandbox import lines
@@ -130,6 +131,14 @@ def test_what_needs_the_whole_script_is_compiled_whole(source: str) -> None:
     except CompileFailure:
         return  # refused, by the whole compile's own words
     assert not isinstance(compiled, LineProgram)
+
+
+def test_compiling_warns_nothing_on_the_workers_stderr() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for source in ("x = 'a'(1)\n", "x = 'b'(1)\nif True:\n    pass\n"):
+            compile_script(source, 10_000)  # SyntaxWarnings, by line and whole
+    assert caught == []
 
 
 def test_a_refusal_names_the_line_of_the_whole_script() -> None:
