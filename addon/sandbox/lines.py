@@ -44,8 +44,9 @@ _SIMPLE = (
 # (checked first, before any line is compiled; an indented first line fails alone).
 _INDENTED_CODE = re.compile(r"\n[ \t]+[^ \t#\n]")
 # Distinct lines kept, and the longest kept: a line's code grows with it, and a worker
-# serves many clients (at most ~16 MB of them).
-LINE_CAPACITY, LINE_CHARS = 4096, 400
+# serves many clients (at most ~16 MB of them). A script adds at most LINE_NEW of its
+# lines: one script cannot flush the lines that other clients' scripts share.
+LINE_CAPACITY, LINE_CHARS, LINE_NEW = 4096, 400, 512
 _NOTHING: tuple[()] = ()  # a blank or comment line: read, nothing to run
 
 
@@ -67,6 +68,7 @@ def line_program(source: str, filename: str) -> LineProgram | None:
     if "\r" in source or "\0" in source or _INDENTED_CODE.search(source):
         return None
     codes = []
+    added = 0
     for number, text in enumerate(source.split("\n"), 1):
         key = (filename, text)
         if key in _LINES:
@@ -74,7 +76,8 @@ def line_program(source: str, filename: str) -> LineProgram | None:
             code = _LINES[key]
         else:
             code = _compile_line(text, filename)
-            if len(text) <= LINE_CHARS:
+            if len(text) <= LINE_CHARS and added < LINE_NEW:
+                added += 1
                 _LINES[key] = code
                 if len(_LINES) > LINE_CAPACITY:
                     _LINES.popitem(last=False)

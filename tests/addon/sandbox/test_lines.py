@@ -168,6 +168,10 @@ def test_each_distinct_line_is_compiled_once_and_the_lines_kept_are_bounded(
     for i in range(20):
         line_program(f"x = {i}", AGENT_FILENAME)
     assert len(lines._LINES) == 8
+    monkeypatch.setattr(lines, "LINE_NEW", 3)
+    many = line_program("\n".join(f"y = {i}" for i in range(6)), AGENT_FILENAME)
+    assert many is not None and len(many.codes) == 6  # all run, 3 of them kept
+    assert sum(key[1].startswith("y = ") for key in lines._LINES) == 3
     long = f"x = {'1' * lines.LINE_CHARS}"  # compiled, not kept
     assert (
         line_program(long, AGENT_FILENAME) is not None
