@@ -120,8 +120,9 @@ def surface_group(kind: str) -> bpy.types.ShaderNodeTree:
         bpy.types.ShaderNodeTree,
         bpy.data.node_groups.new(f"derender_{GROUP_NAMES[kind]}", "ShaderNodeTree"),
     )
-    tree.interface.new_socket("Color", in_out="INPUT", socket_type="NodeSocketColor")
-    tree.interface.new_socket("Shader", in_out="OUTPUT", socket_type="NodeSocketShader")
+    sockets = cast(bpy.types.NodeTreeInterface, tree.interface)  # a group always has one
+    sockets.new_socket("Color", in_out="INPUT", socket_type="NodeSocketColor")
+    sockets.new_socket("Shader", in_out="OUTPUT", socket_type="NodeSocketShader")
     nodes = _Nodes(tree)
     color = nodes.add("NodeGroupInput").outputs["Color"]
     nodes.link(_SURFACES[kind](nodes, color), nodes.add("NodeGroupOutput"), "Shader")
