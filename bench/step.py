@@ -12,7 +12,9 @@ outside the render decides how many steps per second a GPU host delivers. In one
 - ``bpy``: the LLM-style bpy program of the same scenes (primitive operators, CLEVR's
   shared materials, a bevel modifier, ``shade_smooth``); a stack seen twice before gets its
   cached result (:mod:`derender.addon.evaluated`), so after the warm-up its bevels are
-  not evaluated again, neither for the render nor for the read-back;
+  not evaluated again, neither for the render nor for the read-back; its one-line
+  statements are compiled a line at a time (:mod:`derender.addon.sandbox.lines`): a new
+  script compiles only its lines with new numbers;
 - ``failing``: the bpy program with a runtime error at the end (no render, no read-back).
 
 Per dialect it reports the median and p99 CPU time (process time: steady on a loaded
