@@ -108,7 +108,7 @@ def _metal(n: _Nodes, color: Any) -> Any:
 
 _SURFACES: Mapping[str, Callable[[_Nodes, Any], Any]] = {"rubber": _rubber, "metal": _metal}
 # CLEVR's names for its groups (``properties.json``: "rubber": "Rubber", "metal": "MyMetal")
-GROUP_NAMES: Mapping[str, str] = {"rubber": "Rubber", "metal": "MyMetal"}
+_GROUP_NAMES: Mapping[str, str] = {"rubber": "Rubber", "metal": "MyMetal"}
 
 
 def surface_group(kind: str) -> bpy.types.ShaderNodeTree:
@@ -118,7 +118,7 @@ def surface_group(kind: str) -> bpy.types.ShaderNodeTree:
         raise ValueError(f"material must be one of {universe.MATERIALS}, got {kind!r}")
     tree = cast(
         bpy.types.ShaderNodeTree,
-        bpy.data.node_groups.new(f"derender_{GROUP_NAMES[kind]}", "ShaderNodeTree"),
+        bpy.data.node_groups.new(f"derender_{_GROUP_NAMES[kind]}", "ShaderNodeTree"),
     )
     sockets = cast(bpy.types.NodeTreeInterface, tree.interface)  # a group always has one
     sockets.new_socket("Color", in_out="INPUT", socket_type="NodeSocketColor")

@@ -33,13 +33,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from types import CodeType
 
-from .rewrite import Rewriter, Violations
+from .rewrite import Violations, compile_module
 
-# The statements a line may hold: the simple ones the pass allows (blocks span lines).
-_SIMPLE = (
-    ast.Expr, ast.Assign, ast.AugAssign, ast.Import, ast.ImportFrom, ast.Pass, ast.Delete,
-    ast.Assert, ast.Raise,
-)  # fmt: skip
+# The statements a line may hold after the pass (which makes imports and augmented
+# assignments plain ones): the simple ones; blocks and ``global`` span a script.
+_SIMPLE = (ast.Expr, ast.Assign, ast.Pass, ast.Delete, ast.Assert, ast.Raise)
 # An indented line that is not blank or a comment: a block's body, or a continuation
 # (checked first, before any line is compiled; an indented first line fails alone).
 _INDENTED_CODE = re.compile(r"\n[ \t]+[^ \t#\n]")
@@ -58,27 +56,26 @@ class LineProgram:
     codes: tuple[CodeType, ...]
 
 
-# By (file name, line): its code, _NOTHING, or None (it does not compile alone).
-_LINES: OrderedDict[tuple[str, str], CodeType | tuple[()] | None] = OrderedDict()
+# By line: its code, _NOTHING, or None (it does not compile alone).
+_LINES: OrderedDict[str, CodeType | tuple[()] | None] = OrderedDict()
 
 
-def line_program(source: str, filename: str) -> LineProgram | None:
+def line_program(source: str) -> LineProgram | None:
     """``source`` as a :class:`LineProgram`, or None if a line of it does not compile alone
-    (see the module docstring); the code names ``filename`` as its file."""
+    (see the module docstring)."""
     if "\r" in source or "\0" in source or _INDENTED_CODE.search(source):
         return None
     codes = []
     added = 0
     for number, text in enumerate(source.split("\n"), 1):
-        key = (filename, text)
-        if key in _LINES:
-            _LINES.move_to_end(key)
-            code = _LINES[key]
+        if text in _LINES:
+            _LINES.move_to_end(text)
+            code = _LINES[text]
         else:
-            code = _compile_line(text, filename)
+            code = _compile_line(text)
             if len(text) <= LINE_CHARS and added < LINE_NEW:
                 added += 1
-                _LINES[key] = code
+                _LINES[text] = code
                 if len(_LINES) > LINE_CAPACITY:
                     _LINES.popitem(last=False)
         if code is None:
@@ -88,23 +85,16 @@ def line_program(source: str, filename: str) -> LineProgram | None:
     return LineProgram(tuple(codes))
 
 
-def _compile_line(text: str, filename: str) -> CodeType | tuple[()] | None:
+def _compile_line(text: str) -> CodeType | tuple[()] | None:
     """The module code of one line, compiled alone; ``_NOTHING`` if it holds no
     statement; None if it cannot stand alone."""
     try:
-        tree = ast.parse(text, filename, "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        code, tree, prints = compile_module(text)
+    except (SyntaxError, ValueError, Violations, RecursionError, MemoryError):
         return None
     if not tree.body:
         return _NOTHING
-    if not all(isinstance(statement, _SIMPLE) for statement in tree.body):
-        return None
-    rewriter = Rewriter()
-    try:
-        tree = rewriter.module(tree)
-        code = compile(tree, filename, "exec", dont_inherit=True)
-    except (Violations, SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    if rewriter.prints or any(isinstance(const, CodeType) for const in code.co_consts):
+    simple = all(isinstance(statement, _SIMPLE) for statement in tree.body)
+    if prints or not simple or any(isinstance(const, CodeType) for const in code.co_consts):
         return None
     return code

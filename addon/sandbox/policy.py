@@ -16,7 +16,6 @@ compiled by the same pass a line at a time, each distinct line once (:mod:`.line
 
 from __future__ import annotations
 
-import ast
 import functools
 import warnings
 from dataclasses import dataclass
@@ -24,9 +23,7 @@ from types import CodeType
 
 from .lines import LineProgram, line_program
 from .literal import LiteralProgram, literal_program
-from .rewrite import Rewriter, Violations
-
-AGENT_FILENAME = "<agent>"
+from .rewrite import Violations, compile_module
 
 
 @dataclass(frozen=True)
@@ -65,21 +62,15 @@ def compile_script(source: str, max_bytes: int) -> CodeType | LiteralProgram | L
 # compiled script can be reused; RL batches resubmit identical scripts often.
 @functools.lru_cache(maxsize=256)
 def _compile(source: str) -> CodeType | LiteralProgram | LineProgram:
-    program = literal_program(source) or line_program(source, AGENT_FILENAME)
+    program = literal_program(source) or line_program(source)
     if program is not None:
         return program
     try:
-        tree = ast.parse(source, AGENT_FILENAME, "exec")
-    except SyntaxError as exc:
+        return compile_module(source)[0]
+    except SyntaxError as exc:  # the parser's, or only the compiler's (`return` outside a def)
         raise CompileFailure("syntax_error", str(exc.msg), exc.lineno) from None
     except ValueError as exc:  # e.g. NUL bytes in the source
         raise CompileFailure("syntax_error", str(exc), None) from None
-    try:
-        tree = Rewriter().module(tree)
     except Violations as exc:
         line, message = exc.found[0]
         raise CompileFailure("sandbox_violation", message, line) from None
-    try:
-        return compile(tree, AGENT_FILENAME, "exec", dont_inherit=True)
-    except SyntaxError as exc:  # what only the compiler finds: `return` outside a function
-        raise CompileFailure("syntax_error", str(exc.msg), exc.lineno) from None

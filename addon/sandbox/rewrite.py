@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
+from types import CodeType
 from typing import Any, ClassVar
 
 from .names import refused_name
@@ -56,6 +57,7 @@ _INPLACE = {
     ast.BitXor: "^=", ast.BitAnd: "&=", ast.FloorDiv: "//=", ast.MatMult: "@=",
 }  # fmt: skip
 _STORE = ast.Store()
+AGENT_FILENAME = "<agent>"  # what agent code names as its file (tracebacks find its lines)
 
 
 class Violations(Exception):
@@ -325,3 +327,12 @@ class Rewriter(Expressions):
         ast.FunctionDef: s_function, ast.ClassDef: s_class, ast.Import: s_import,
         ast.ImportFrom: s_import,
     }  # fmt: skip
+
+
+def compile_module(source: str) -> tuple[CodeType, ast.Module, bool]:
+    """``source`` parsed, passed through one :class:`Rewriter` and compiled: its code, the
+    rewritten tree, and whether it prints. Raises ``SyntaxError``, ``ValueError`` (NUL
+    bytes) or :class:`Violations`; ``RecursionError``/``MemoryError`` for deep nesting."""
+    rewriter = Rewriter()
+    tree = rewriter.module(ast.parse(source, AGENT_FILENAME, "exec"))
+    return compile(tree, AGENT_FILENAME, "exec", dont_inherit=True), tree, rewriter.prints

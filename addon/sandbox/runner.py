@@ -20,8 +20,9 @@ from .guards import Guards, std_modules
 from .limits import ScriptLimits
 from .lines import LineProgram
 from .literal import LiteralProgram
-from .policy import AGENT_FILENAME, CompileFailure, compile_script
+from .policy import CompileFailure, compile_script
 from .proxy import make_bpy
+from .rewrite import AGENT_FILENAME
 from .session import ScriptSession
 
 

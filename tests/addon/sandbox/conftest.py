@@ -9,9 +9,12 @@ the lead deletes its line when the fix lands (and the suite fails until they do)
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +30,23 @@ HOLES_FILE = CORPUS_DIR / "HOLES.txt"
 RUNNERS = ("process", "escaped", "farm")
 _HEADER = re.compile(r"### (?P<name>[a-z0-9_]+) (?P<expected>[a-z_]+)(?: (?P<runner>[a-z]+))?$")
 _PROBE = re.compile(r"^# probe: (?P<expr>.+)$", re.MULTILINE)
+
+
+def read_near_misses(
+    make: Callable[[random.Random], str], read: Callable[[str], Any], runs: int
+) -> tuple[list[tuple[str, Any]], int]:
+    """``runs`` sources that ``make`` draws from one seeded stream, given to a reader:
+    (source, what ``read`` made of it) for each it accepted, and how many it refused."""
+    rng = random.Random(20261203)
+    accepted, refused = [], 0
+    for _ in range(runs):
+        source = make(rng)
+        program = read(source)
+        if program is None:
+            refused += 1
+        else:
+            accepted.append((source, program))
+    return accepted, refused
 
 
 @dataclass(frozen=True)

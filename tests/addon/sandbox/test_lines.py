@@ -17,12 +17,12 @@ import warnings
 import pytest
 from derender.addon.sandbox import lines
 from derender.addon.sandbox.lines import LineProgram, line_program
-from derender.addon.sandbox.policy import AGENT_FILENAME, CompileFailure, compile_script
-from derender.addon.sandbox.rewrite import Rewriter, Violations
+from derender.addon.sandbox.policy import CompileFailure, compile_script
+from derender.addon.sandbox.rewrite import AGENT_FILENAME, Rewriter, Violations
 from derender.scenes.generator import GeneratorConfig, generate_scene
 from derender.scenes.programs import bpy_program
 
-from .conftest import full_corpus
+from .conftest import full_corpus, read_near_misses
 
 _TEMP = re.compile(r"aug·\d+")
 
@@ -55,7 +55,7 @@ def test_bpy_programs_are_read_line_by_line_as_the_whole_reads_them() -> None:
     config = GeneratorConfig(min_objects=1, max_objects=10)
     for index in range(20):
         source = bpy_program(generate_scene(3, index, config))
-        program = line_program(source, AGENT_FILENAME)
+        program = line_program(source)
         assert program is not None, source
         _same_as_whole(source, program)
         assert compile_script(source, 100_000) == program  # the policy's first choice
@@ -64,7 +64,7 @@ def test_bpy_programs_are_read_line_by_line_as_the_whole_reads_them() -> None:
 def test_every_corpus_script_read_line_by_line_compiles_whole_to_the_same() -> None:
     read = 0
     for attack in full_corpus():
-        program = line_program(attack.script, AGENT_FILENAME)
+        program = line_program(attack.script)
         if program is not None:
             read += 1
             _same_as_whole(attack.script, program)
@@ -100,17 +100,10 @@ def _random_source(rng: random.Random) -> str:
 
 
 def test_whatever_is_read_line_by_line_the_whole_reads_the_same() -> None:
-    rng = random.Random(20261203)
-    read = refused = 0
-    for _ in range(4000):
-        source = _random_source(rng)
-        program = line_program(source, AGENT_FILENAME)
-        if program is None:
-            refused += 1
-            continue
-        read += 1
+    read, refused = read_near_misses(_random_source, line_program, 4000)
+    for source, program in read:
         _same_as_whole(source, program)
-    assert read > 300 and refused > 300  # both sides were exercised
+    assert len(read) > 300 and refused > 300  # both sides were exercised
 
 
 @pytest.mark.parametrize(
@@ -125,7 +118,7 @@ def test_whatever_is_read_line_by_line_the_whole_reads_the_same() -> None:
     ],
 )  # fmt: skip
 def test_what_needs_the_whole_script_is_compiled_whole(source: str) -> None:
-    assert line_program(source, AGENT_FILENAME) is None
+    assert line_program(source) is None
     try:
         compiled = compile_script(source, 10_000)
     except CompileFailure:
@@ -155,28 +148,25 @@ def test_each_distinct_line_is_compiled_once_and_the_lines_kept_are_bounded(
     compiled: list[str] = []
     real = lines._compile_line
 
-    def counting(text: str, filename: str):
+    def counting(text: str):
         compiled.append(text)
-        return real(text, filename)
+        return real(text)
 
     monkeypatch.setattr(lines, "_compile_line", counting)
-    first = line_program("a = 1\nb = a + 1\n", AGENT_FILENAME)
-    again = line_program("\n\nb = a + 1\na = 1", AGENT_FILENAME)
+    first = line_program("a = 1\nb = a + 1\n")
+    again = line_program("\n\nb = a + 1\na = 1")
     assert first is not None and again is not None
     assert compiled == ["a = 1", "b = a + 1", ""]  # the second script's lines were known
     assert [c.co_firstlineno for c in again.codes] == [3, 4]
     for i in range(20):
-        line_program(f"x = {i}", AGENT_FILENAME)
+        line_program(f"x = {i}")
     assert len(lines._LINES) == 8
     monkeypatch.setattr(lines, "LINE_NEW", 3)
-    many = line_program("\n".join(f"y = {i}" for i in range(6)), AGENT_FILENAME)
+    many = line_program("\n".join(f"y = {i}" for i in range(6)))
     assert many is not None and len(many.codes) == 6  # all run, 3 of them kept
-    assert sum(key[1].startswith("y = ") for key in lines._LINES) == 3
+    assert sum(key.startswith("y = ") for key in lines._LINES) == 3
     long = f"x = {'1' * lines.LINE_CHARS}"  # compiled, not kept
-    assert (
-        line_program(long, AGENT_FILENAME) is not None
-        and (AGENT_FILENAME, long) not in lines._LINES
-    )
+    assert line_program(long) is not None and long not in lines._LINES
 
 
 def test_a_line_program_runs_as_the_whole_script_runs(service) -> None:

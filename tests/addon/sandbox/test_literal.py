@@ -18,6 +18,8 @@ from derender.scenes.cheatsheet import EXAMPLE_DSL
 from derender.scenes.generator import GeneratorConfig, generate_scene
 from derender.scenes.programs import dsl_program
 
+from .conftest import read_near_misses
+
 
 def _oracle(source: str) -> tuple[LiteralCall, ...]:
     """The calls Python reads in ``source`` (which must be literal calls only)."""
@@ -94,21 +96,14 @@ def _random_source(rng: random.Random) -> str:
 
 
 def test_whatever_the_reader_accepts_python_parses_to_the_same_calls() -> None:
-    rng = random.Random(20261203)
-    accepted = refused = 0
-    for _ in range(20000):
-        source = _random_source(rng)
-        program = literal_program(source)
-        if program is None:
-            refused += 1
-            continue
-        accepted += 1
+    accepted, refused = read_near_misses(_random_source, literal_program, 20000)
+    for source, program in accepted:
         try:
             expected = _oracle(source)
         except (SyntaxError, ValueError, AssertionError) as exc:
             pytest.fail(f"read as literal, but Python reads it otherwise ({exc!r}): {source!r}")
         assert _same(program.calls, expected), source
-    assert accepted > 500 and refused > 500  # both sides of the grammar were exercised
+    assert len(accepted) > 500 and refused > 500  # both sides of the grammar were exercised
 
 
 @pytest.mark.parametrize(
