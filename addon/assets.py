@@ -53,6 +53,7 @@ _MATERIAL_KEYS: dict[int, tuple[str, str]] = {}  # by session_uid: _MATERIALS re
 _GROUPS: dict[str, bpy.types.ShaderNodeTree] = {}  # CLEVR's surface per material kind
 # Meshes built by other modules, by their key, least recently used first.
 _SHARED: OrderedDict[Hashable, bpy.types.Mesh] = OrderedDict()
+_SHARED_KEYS: dict[int, Hashable] = {}  # by session_uid: _SHARED reversed
 SHARED_CAPACITY = 16  # kept with no users, for the next script that makes the same one
 
 
@@ -216,6 +217,7 @@ def shared_mesh(key: Hashable, build: Callable[[], bpy.types.Mesh]) -> bpy.types
         return mesh
     mesh = build()
     _SHARED[key] = mesh
+    _SHARED_KEYS[mesh.session_uid] = key
     _remember(mesh, lambda: shared_mesh(key, build))
     return mesh
 
@@ -231,11 +233,10 @@ def cached_shared_mesh(key: Hashable) -> bpy.types.Mesh | None:
 
 def shared_key(mesh: bpy.types.Mesh) -> Hashable | None:
     """The key ``mesh`` is cached under by :func:`shared_mesh`, or None."""
-    uid = mesh.session_uid
-    for key, idb in _SHARED.items():
-        if alive(idb) and idb.session_uid == uid:
-            return key
-    return None
+    uid = mesh.session_uid  # an identity Blender never reuses
+    key = _SHARED_KEYS.get(uid)
+    cached_mesh = _SHARED.get(key) if key is not None else None
+    return key if cached_mesh is not None and alive(cached_mesh) and cached_mesh == mesh else None
 
 
 def trim() -> None:
@@ -250,6 +251,8 @@ def trim() -> None:
     _TRUSTED.intersection_update(_MADE)
     for uid in _MATERIAL_KEYS.keys() - _MADE.keys():
         del _MATERIAL_KEYS[uid]
+    for uid in _SHARED_KEYS.keys() - {mesh.session_uid for mesh in _SHARED.values()}:
+        del _SHARED_KEYS[uid]
     unused = [key for key, mesh in _SHARED.items() if mesh.users <= 1]
     extra = len(_SHARED) - SHARED_CAPACITY
     doomed = [_SHARED.pop(key) for key in unused[: max(extra, 0)]]

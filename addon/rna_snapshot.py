@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from .rna_walk import Walk, clear_plans
+from .rna_walk import Walk, refresh_plans
 
 
 class Snapshot:
@@ -73,11 +73,12 @@ def snapshot(
     a renamed datablock or one whose type changed, path by path). ``paths=False``: for a
     comparison only (see :meth:`Snapshot.matches`).
 
-    A reference snapshot (``paths=True``) also rebuilds the per-type plans: add-ons
-    register properties at runtime (the panel's ``Scene.derender``), and the plans must
-    follow them, as the references do."""
+    A reference snapshot (``paths=True``) first forgets the per-type plans whose type
+    changed (:func:`.rna_walk.refresh_plans`): add-ons register properties at runtime
+    (the panel's ``Scene.derender``), and the plans must follow them, as the references
+    do."""
     if paths:
-        clear_plans()
+        refresh_plans()
     walk = Walk(protected, paths)
     label_ = name or label(idb)
     walk.struct(idb, label_ if paths else None, frozenset(skip))

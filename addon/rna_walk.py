@@ -101,11 +101,13 @@ class _Plan:
     (pointers, collections) in one call."""
 
     __slots__ = (
-        "arrays", "flags", "link_kinds", "link_names", "links", "names", "plain", "values",
+        "arrays", "count", "flags", "link_kinds", "link_names", "links", "names", "plain",
+        "values",
     )  # fmt: skip
 
     def __init__(self, rna: Any) -> None:
         owner = rna.identifier
+        self.count = len(rna.properties)  # what refresh_plans compares
         names: list[str] = []
         arrays: list[tuple[str, bool]] = []  # (identifier, nested: a matrix)
         flags: list[int] = []  # indices in names of enum flags (sets)
@@ -143,7 +145,8 @@ def _read(struct: Any, ident: str) -> Any:
 
 
 _plans: dict[type, _Plan] = {}
-_numeric: dict[str, tuple[tuple[str, str, int], ...]] = {}
+# item type -> (its RNA's property count when planned, the plan)
+_numeric: dict[type, tuple[int, tuple[tuple[str, str, int], ...]]] = {}
 
 
 def _plan(struct: Any) -> _Plan:
@@ -154,19 +157,23 @@ def _plan(struct: Any) -> _Plan:
     return plan
 
 
-def _numeric_plan(rna: Any) -> tuple[tuple[str, str, int], ...]:
-    """(identifier, type, length) of each writable numeric property of an item type."""
-    plan = _numeric.get(rna.identifier)
-    if plan is None:
-        plan = _numeric[rna.identifier] = tuple(
-            (p.identifier, p.type, _length(p))
-            for p in rna.properties
-            if p.type in _NUMERIC_TYPES
-            and not p.is_readonly
-            and p.identifier not in _SKIPPED
-            and (rna.identifier, p.identifier) not in _DYNAMIC_ARRAYS
+def _numeric_plan(item: Any) -> tuple[tuple[str, str, int], ...]:
+    """(identifier, type, length) of each writable numeric property of ``item``'s type."""
+    found = _numeric.get(type(item))
+    if found is None:
+        rna = item.bl_rna
+        found = _numeric[type(item)] = (
+            len(rna.properties),
+            tuple(
+                (p.identifier, p.type, _length(p))
+                for p in rna.properties
+                if p.type in _NUMERIC_TYPES
+                and not p.is_readonly
+                and p.identifier not in _SKIPPED
+                and (rna.identifier, p.identifier) not in _DYNAMIC_ARRAYS
+            ),
         )
-    return plan
+    return found[1]
 
 
 def _length(prop: Any) -> int:
@@ -296,7 +303,7 @@ class Walk:
         # as item by item, in one call per property.
         plain = isinstance(first, _STRUCT) and _plan(first).plain
         if hasattr(items, "foreach_get") and (count > _ARRAY_THRESHOLD or plain):
-            self.numeric(items, path, _numeric_plan(first.bl_rna))
+            self.numeric(items, path, _numeric_plan(first))
             return
         for i, item in enumerate(items):
             self.pointer(item, None if path is None else f"{path}[{i}]")
@@ -311,7 +318,7 @@ class Walk:
             for i, item in enumerate(items):
                 self.pointer(item, None if path is None else f"{path}[{i}]")
         elif props and count:
-            kept = tuple(p for p in _numeric_plan(items[0].bl_rna) if p[0] in props)
+            kept = tuple(p for p in _numeric_plan(items[0]) if p[0] in props)
             self.numeric(items, path, kept)
 
     def numeric(self, items: Any, path: str | None, plan: Iterable[tuple[str, str, int]]) -> None:
@@ -322,8 +329,21 @@ class Walk:
             self.put(buf.tobytes(), None if path is None else f"{path}[*].{ident}")
 
 
-def clear_plans() -> None:
-    """Forget the per-type plans: add-ons register properties at runtime (the panel's
-    ``Scene.derender``), and the plans must follow them."""
-    _plans.clear()
-    _numeric.clear()
+def refresh_plans() -> None:
+    """Forget the per-type plans of the types whose RNA changed since they were made:
+    add-ons register properties at runtime (the panel's ``Scene.derender``), and the
+    plans must follow them, as the references do. Told by the property count
+    (registering adds properties, unregistering removes them): one call per type, where
+    making all ~150 plans again costs ~8 ms, and every new shared mesh (a primitive of a
+    new size, say) takes a reference snapshot."""
+    for cls in [cls for cls, kind in _plans.items() if _count(cls) != kind.count]:
+        del _plans[cls]
+    for cls in [cls for cls, (count, _) in _numeric.items() if _count(cls) != count]:
+        del _numeric[cls]
+
+
+def _count(cls: type) -> int | None:
+    try:
+        return len(cls.bl_rna.properties)  # type: ignore[attr-defined]
+    except (AttributeError, ReferenceError, RuntimeError):
+        return None  # unregistered since: planned again if met

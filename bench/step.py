@@ -15,6 +15,9 @@ outside the render decides how many steps per second a GPU host delivers. In one
   not evaluated again, neither for the render nor for the read-back; its one-line
   statements are compiled a line at a time (:mod:`derender.addon.sandbox.lines`): a new
   script compiles only its lines with new numbers;
+- ``bpy_new_sizes``: the bpy program with its primitive operators' sizes never seen
+  before in every step (an LLM that writes ``size=`` instead of ``obj.scale``, at its
+  worst): each step makes new shared meshes and takes their snapshots;
 - ``failing``: the bpy program with a runtime error at the end (no render, no read-back).
 
 Per dialect it reports the median and p99 CPU time (process time: steady on a loaded
@@ -37,6 +40,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -50,7 +54,8 @@ if TYPE_CHECKING:
 
 _RENDER_STAGES = frozenset({"render", "masks"})
 _SAMPLES = {"eevee": 4, "workbench": 8, "cycles": 16}
-DIALECTS = ("dsl", "dsl_code", "bpy", "failing")
+DIALECTS = ("dsl", "dsl_code", "bpy", "bpy_new_sizes", "failing")
+_SIZE_ARGUMENT = re.compile(r"\b(size|radius)=(\d+\.\d+)")
 
 
 def _scripts(dialect: str, seed: int, objects: int) -> Callable[[int], str]:
@@ -71,6 +76,9 @@ def _scripts(dialect: str, seed: int, objects: int) -> Callable[[int], str]:
             )
             return f"objects = [\n{rows}]\nfor values in objects:\n    add_object(*values)\n"
         program = bpy_program(scene)
+        if dialect == "bpy_new_sizes":
+            scale = 1 + (i + 1) / 10_000  # a factor of its own per step
+            return _SIZE_ARGUMENT.sub(lambda m: f"{m[1]}={float(m[2]) * scale!r}", program)
         if dialect == "failing":
             return program + f"\nraise ValueError('step {i} gives up')\n"
         return program
@@ -205,7 +213,7 @@ def format_report(report: dict[str, Any]) -> str:
         ratio = r["outside_over_render"]
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages_cpu_ms"].items())
         lines.append(
-            f"  {dialect:8} {r['outside_render_ms']:7.2f} {r['outside_render_p99_ms']:7.2f}"
+            f"  {dialect:13} {r['outside_render_ms']:7.2f} {r['outside_render_p99_ms']:7.2f}"
             f"  (wall {r['outside_render_wall_ms']:.2f})  render {r['render_ms']:6.2f}"
             f"  outside/render {'-' if ratio is None else f'{ratio:.2f}'}  [{r['outcome']}]"
         )

@@ -12,13 +12,14 @@ def test_bench_step_reports_the_json_scripts_read() -> None:
     out = subprocess.run([*cmd, "--masks-steps", "1", "--json"], capture_output=True, text=True,
                          timeout=600, check=True)  # fmt: skip
     report = json.loads(out.stdout)  # stdout holds the report only, no render log
-    for dialect in ("dsl", "bpy"):
+    for dialect in ("dsl", "bpy", "bpy_new_sizes"):
         r = report[dialect]
         assert r["outcome"] == "ok"
         assert 0 < r["outside_render_ms"] <= r["outside_render_p99_ms"]
         assert r["render_ms"] > 0
         stages = {"compile", "script", "modifiers", "verify", "readback", "reset"}
         assert stages <= set(r["stages_cpu_ms"])
+    for dialect in ("dsl", "bpy"):
         assert report["render_free_steps_per_s"][dialect] > 0
     assert report["dsl_code"]["outcome"] == "ok" and "verify" in report["dsl_code"]["stages_cpu_ms"]
     assert report["failing"]["outcome"] == "runtime_error"
