@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from .rna_walk import Walk, refresh_plans
+from .rna_walk import Walk
 
 
 class Snapshot:
@@ -71,14 +71,8 @@ def snapshot(
     "foreign" where pointed to and left out of collections of datablocks. ``name``: the
     label of the paths (default :func:`label`; pass the first snapshot's label to compare
     a renamed datablock or one whose type changed, path by path). ``paths=False``: for a
-    comparison only (see :meth:`Snapshot.matches`).
-
-    A reference snapshot (``paths=True``) first forgets the per-type plans whose type
-    changed (:func:`.rna_walk.refresh_plans`): add-ons register properties at runtime
-    (the panel's ``Scene.derender``), and the plans must follow them, as the references
-    do."""
-    if paths:
-        refresh_plans()
+    comparison only (see :meth:`Snapshot.matches`). A reference snapshot (``paths=True``)
+    also plans again the types registered properties changed (:class:`.rna_walk.Walk`)."""
     walk = Walk(protected, paths)
     label_ = name or label(idb)
     walk.struct(idb, label_ if paths else None, frozenset(skip))

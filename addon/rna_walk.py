@@ -107,7 +107,7 @@ class _Plan:
 
     def __init__(self, rna: Any) -> None:
         owner = rna.identifier
-        self.count = len(rna.properties)  # what refresh_plans compares
+        self.count = len(rna.properties)  # a reference walk compares it (see Walk)
         names: list[str] = []
         arrays: list[tuple[str, bool]] = []  # (identifier, nested: a matrix)
         flags: list[int] = []  # indices in names of enum flags (sets)
@@ -149,19 +149,22 @@ _plans: dict[type, _Plan] = {}
 _numeric: dict[type, tuple[int, tuple[tuple[str, str, int], ...]]] = {}
 
 
-def _plan(struct: Any) -> _Plan:
+def _plan(struct: Any, fresh: bool = False) -> _Plan:
+    """What the walk reads of ``struct``'s type. ``fresh`` (a reference walk): made again
+    if the type's RNA changed since (see :class:`Walk`)."""
     cls = type(struct)
-    plan = _plans.get(cls)
-    if plan is None:
-        plan = _plans[cls] = _Plan(struct.bl_rna)
-    return plan
+    found = _plans.get(cls)
+    if found is None or (fresh and found.count != len(struct.bl_rna.properties)):
+        found = _plans[cls] = _Plan(struct.bl_rna)
+    return found
 
 
-def _numeric_plan(item: Any) -> tuple[tuple[str, str, int], ...]:
-    """(identifier, type, length) of each writable numeric property of ``item``'s type."""
+def _numeric_plan(item: Any, fresh: bool = False) -> tuple[tuple[str, str, int], ...]:
+    """(identifier, type, length) of each writable numeric property of ``item``'s type;
+    ``fresh`` as for :func:`_plan`."""
+    rna = item.bl_rna
     found = _numeric.get(type(item))
-    if found is None:
-        rna = item.bl_rna
+    if found is None or (fresh and found[0] != len(rna.properties)):
         found = _numeric[type(item)] = (
             len(rna.properties),
             tuple(
@@ -196,7 +199,14 @@ def _plain(value: Any) -> Any:
 class Walk:
     """One walk. With ``paths`` (reference snapshots, messages) each value gets where it
     came from: a path, or (path, names) for the values of a struct read in one call; a
-    check passes ``path=None`` down and builds no string at all."""
+    check passes ``path=None`` down and builds no string at all.
+
+    A walk with paths also plans again each type it meets whose RNA changed since it was
+    planned: add-ons register properties at runtime (the panel's ``Scene.derender``), and
+    the checks after a reference must read what it read. Told by the property count
+    (registering adds properties, unregistering removes them), one call per struct; the
+    plans of other types are kept (making all ~150 again costs ~8 ms, and every new
+    shared mesh takes a reference snapshot)."""
 
     __slots__ = ("out", "paths", "protected", "seen")
 
@@ -216,7 +226,8 @@ class Walk:
     def struct(self, struct: Any, path: str | None, skip: frozenset[str] = _NONE) -> None:
         out, paths = self.out, self.paths
         self.seen[(struct.as_pointer(), type(struct))] = len(out)
-        plan = _plans.get(type(struct)) or _plan(struct)
+        plan = _plans.get(type(struct)) if paths is None else None
+        plan = plan or _plan(struct, fresh=paths is not None)
         if plan.values is not None:
             try:
                 values = plan.values(struct)
@@ -301,9 +312,10 @@ class Walk:
         self.put(count, None if path is None else f"{path}#len")
         # Long: numeric values only. Short and plain (attribute values): the same values
         # as item by item, in one call per property.
-        plain = isinstance(first, _STRUCT) and _plan(first).plain
+        fresh = self.paths is not None
+        plain = isinstance(first, _STRUCT) and _plan(first, fresh).plain
         if hasattr(items, "foreach_get") and (count > _ARRAY_THRESHOLD or plain):
-            self.numeric(items, path, _numeric_plan(first))
+            self.numeric(items, path, _numeric_plan(first, fresh))
             return
         for i, item in enumerate(items):
             self.pointer(item, None if path is None else f"{path}[{i}]")
@@ -318,7 +330,9 @@ class Walk:
             for i, item in enumerate(items):
                 self.pointer(item, None if path is None else f"{path}[{i}]")
         elif props and count:
-            kept = tuple(p for p in _numeric_plan(items[0]) if p[0] in props)
+            kept = tuple(
+                p for p in _numeric_plan(items[0], self.paths is not None) if p[0] in props
+            )
             self.numeric(items, path, kept)
 
     def numeric(self, items: Any, path: str | None, plan: Iterable[tuple[str, str, int]]) -> None:
@@ -327,23 +341,3 @@ class Walk:
             buf: np.ndarray = np.empty(count * length, dtype=_DTYPES[kind])
             items.foreach_get(ident, buf)
             self.put(buf.tobytes(), None if path is None else f"{path}[*].{ident}")
-
-
-def refresh_plans() -> None:
-    """Forget the per-type plans of the types whose RNA changed since they were made:
-    add-ons register properties at runtime (the panel's ``Scene.derender``), and the
-    plans must follow them, as the references do. Told by the property count
-    (registering adds properties, unregistering removes them): one call per type, where
-    making all ~150 plans again costs ~8 ms, and every new shared mesh (a primitive of a
-    new size, say) takes a reference snapshot."""
-    for cls in [cls for cls, kind in _plans.items() if _count(cls) != kind.count]:
-        del _plans[cls]
-    for cls in [cls for cls, (count, _) in _numeric.items() if _count(cls) != count]:
-        del _numeric[cls]
-
-
-def _count(cls: type) -> int | None:
-    try:
-        return len(cls.bl_rna.properties)  # type: ignore[attr-defined]
-    except (AttributeError, ReferenceError, RuntimeError):
-        return None  # unregistered since: planned again if met
