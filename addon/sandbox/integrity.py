@@ -9,6 +9,10 @@ shared assets are verified apart, before each render and only those it can use
 namespace, the sequencer, Freestyle line sets, the auto-exec preference, so that even in a
 process that is not replaced (the GUI panel) nothing reaches a later request.
 
+Properties registered on Blender's types at runtime (``bpy.props``, which no proxy
+exposes) are counted on the frame's and the assets' types, and reported, not undone: the
+worker that reports them is replaced.
+
 Timers and msgbus subscriptions have no listing API in Blender, so they cannot be
 verified here: they are only reachable through ``bpy.app`` / ``bpy.msgbus``, which the
 proxy never exposes (and a worker whose frame was tampered with is replaced).
@@ -45,6 +49,7 @@ class Snapshot:
     sequencer_strips: tuple[str, ...]
     stage: frozenset[int]  # session_uid of every object on the stage before the script
     linesets: tuple[int, ...]  # Freestyle line sets per view layer
+    registered: tuple[int, ...]  # RNA properties of each of _REGISTRABLE
 
 
 # The handler lists Blender has (a fixed set: bpy.app.handlers takes no new attributes).
@@ -53,6 +58,25 @@ _HANDLER_NAMES = tuple(
     for name in dir(bpy.app.handlers)
     if not name.startswith("_") and isinstance(getattr(bpy.app.handlers, name), list)
 )
+
+
+# Types a property can be registered on (``bpy.types.Scene.x = bpy.props.IntProperty()``):
+# the frame's and the cached assets' datablock types, and the bases whose properties all
+# of them, and their nodes, inherit. A property registered at runtime persists in the
+# process; its value is nothing the frame check's plans read until a reference walk meets
+# its type again (``rna_walk.Walk``), so it is counted here.
+_REGISTRABLE = tuple(
+    getattr(bpy.types, name)
+    for name in (
+        "ID", "Scene", "Object", "Mesh", "Material", "World", "Camera", "SunLight",
+        "AreaLight", "ShaderNodeTree", "Collection", "Image", "ViewLayer", "Node",
+        "ShaderNodeGroup", "NodeSocket",
+    )
+)  # fmt: skip
+
+
+def _registered() -> tuple[int, ...]:
+    return tuple(len(t.bl_rna.properties) for t in _REGISTRABLE)
 
 
 def _handler_lists() -> list[tuple[str, list]]:
@@ -84,6 +108,7 @@ def snapshot() -> Snapshot:
         sequencer_strips=_strips(scene),
         stage=frozenset(o.session_uid for o in scene.objects),
         linesets=tuple(len(layer.freestyle_settings.linesets) for layer in scene.view_layers),
+        registered=_registered(),
     )
 
 
@@ -117,9 +142,13 @@ def tampering(frame: BuiltFrame, spec: FrameSpec, before: Snapshot, agent: Agent
     for (name, was), (_, now) in zip(before.handlers, after.handlers, strict=True):
         if now != was:
             out.append(f"handlers {name!r} changed ({len(was)} -> {len(now)} entries)")
+    counts = zip(_REGISTRABLE, before.registered, after.registered, strict=True)
+    for kind, count_was, count_now in counts:
+        if count_now != count_was:
+            out.append(f"properties registered on {kind.__name__} ({count_was} -> {count_now})")
     for field, was in before.__dict__.items():
         now = getattr(after, field)
-        if field not in ("handlers", "stage") and now != was:
+        if field not in ("handlers", "stage", "registered") and now != was:
             out.append(f"{field} changed from {_short(was)} to {_short(now)}")
     if scene.render.use_freestyle:
         out.append("Freestyle is enabled")

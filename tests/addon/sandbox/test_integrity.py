@@ -49,7 +49,14 @@ def _autoexec() -> None:
     prefs.use_scripts_auto_execute = not prefs.use_scripts_auto_execute
 
 
+def _register(kind: str) -> None:
+    getattr(bpy.types, kind).derender_evil = bpy.props.IntProperty()
+
+
 def _undo() -> None:
+    for kind in ("ID", "Scene", "Node"):
+        if "derender_evil" in getattr(bpy.types, kind).bl_rna.properties:
+            delattr(getattr(bpy.types, kind), "derender_evil")
     if _handler in bpy.app.handlers.render_pre:
         bpy.app.handlers.render_pre.remove(_handler)
     bpy.app.driver_namespace.pop("evil", None)
@@ -66,6 +73,9 @@ CASES = {
     "freestyle": (_freestyle, "Freestyle"),
     "driver_namespace": (_namespace, "driver_namespace"),
     "autoexec": (_autoexec, "auto_exec"),
+    "registered on Scene": (lambda: _register("Scene"), "registered on Scene"),
+    "registered on every node": (lambda: _register("Node"), "registered on ShaderNodeGroup"),
+    "registered on every datablock": (lambda: _register("ID"), "registered on Material"),
 }
 
 
