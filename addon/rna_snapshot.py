@@ -72,7 +72,8 @@ def snapshot(
     label of the paths (default :func:`label`; pass the first snapshot's label to compare
     a renamed datablock or one whose type changed, path by path). ``paths=False``: for a
     comparison only (see :meth:`Snapshot.matches`). A reference snapshot (``paths=True``)
-    also plans again the types registered properties changed (:class:`.rna_walk.Walk`)."""
+    also plans again each type it meets whose registered properties changed
+    (:class:`.rna_walk.Walk`)."""
     walk = Walk(protected, paths)
     label_ = name or label(idb)
     walk.struct(idb, label_ if paths else None, frozenset(skip))

@@ -226,8 +226,10 @@ class Walk:
     def struct(self, struct: Any, path: str | None, skip: frozenset[str] = _NONE) -> None:
         out, paths = self.out, self.paths
         self.seen[(struct.as_pointer(), type(struct))] = len(out)
-        plan = _plans.get(type(struct)) if paths is None else None
-        plan = plan or _plan(struct, fresh=paths is not None)
+        if paths is None:  # a check: the plan its reference made or kept
+            plan = _plans.get(type(struct)) or _plan(struct)
+        else:
+            plan = _plan(struct, fresh=True)
         if plan.values is not None:
             try:
                 values = plan.values(struct)
