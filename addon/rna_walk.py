@@ -98,11 +98,13 @@ def _getter(names: list[str]) -> Callable[[Any], tuple] | None:
 class _Plan:
     """What the walk reads of one RNA type, in RNA order: its plain values (writable
     booleans, numbers, strings, enums) in one call, its numeric arrays, then its links
-    (pointers, collections) in one call."""
+    (pointers, collections) in one call; and, for a collection of items of this type read
+    with ``foreach_get``, ``numeric``: (identifier, type, length) of each writable numeric
+    property."""
 
     __slots__ = (
-        "arrays", "count", "flags", "link_kinds", "link_names", "links", "names", "plain",
-        "values",
+        "arrays", "count", "flags", "link_kinds", "link_names", "links", "names", "numeric",
+        "plain", "values",
     )  # fmt: skip
 
     def __init__(self, rna: Any) -> None:
@@ -135,6 +137,14 @@ class _Plan:
         self.names, self.arrays, self.flags = tuple(names), tuple(arrays), tuple(flags)
         self.link_names, self.link_kinds = tuple(links), tuple(kinds)
         self.values, self.links = _getter(names), _getter(links)
+        self.numeric = tuple(
+            (p.identifier, p.type, _length(p))
+            for p in rna.properties
+            if p.type in _NUMERIC_TYPES
+            and not p.is_readonly
+            and p.identifier not in _SKIPPED
+            and (owner, p.identifier) not in _DYNAMIC_ARRAYS
+        )
 
 
 def _read(struct: Any, ident: str) -> Any:
@@ -145,8 +155,6 @@ def _read(struct: Any, ident: str) -> Any:
 
 
 _plans: dict[type, _Plan] = {}
-# item type -> (its RNA's property count when planned, the plan)
-_numeric: dict[type, tuple[int, tuple[tuple[str, str, int], ...]]] = {}
 
 
 def _plan(struct: Any, fresh: bool = False) -> _Plan:
@@ -157,26 +165,6 @@ def _plan(struct: Any, fresh: bool = False) -> _Plan:
     if found is None or (fresh and found.count != len(struct.bl_rna.properties)):
         found = _plans[cls] = _Plan(struct.bl_rna)
     return found
-
-
-def _numeric_plan(item: Any, fresh: bool = False) -> tuple[tuple[str, str, int], ...]:
-    """(identifier, type, length) of each writable numeric property of ``item``'s type;
-    ``fresh`` as for :func:`_plan`."""
-    rna = item.bl_rna
-    found = _numeric.get(type(item))
-    if found is None or (fresh and found[0] != len(rna.properties)):
-        found = _numeric[type(item)] = (
-            len(rna.properties),
-            tuple(
-                (p.identifier, p.type, _length(p))
-                for p in rna.properties
-                if p.type in _NUMERIC_TYPES
-                and not p.is_readonly
-                and p.identifier not in _SKIPPED
-                and (rna.identifier, p.identifier) not in _DYNAMIC_ARRAYS
-            ),
-        )
-    return found[1]
 
 
 def _length(prop: Any) -> int:
@@ -315,9 +303,10 @@ class Walk:
         # Long: numeric values only. Short and plain (attribute values): the same values
         # as item by item, in one call per property.
         fresh = self.paths is not None
-        plain = isinstance(first, _STRUCT) and _plan(first, fresh).plain
+        kind = _plan(first, fresh) if isinstance(first, _STRUCT) else None
+        plain = kind is not None and kind.plain
         if hasattr(items, "foreach_get") and (count > _ARRAY_THRESHOLD or plain):
-            self.numeric(items, path, _numeric_plan(first, fresh))
+            self.numeric(items, path, (kind or _plan(first, fresh)).numeric)
             return
         for i, item in enumerate(items):
             self.pointer(item, None if path is None else f"{path}[{i}]")
@@ -332,9 +321,8 @@ class Walk:
             for i, item in enumerate(items):
                 self.pointer(item, None if path is None else f"{path}[{i}]")
         elif props and count:
-            kept = tuple(
-                p for p in _numeric_plan(items[0], self.paths is not None) if p[0] in props
-            )
+            numeric = _plan(items[0], self.paths is not None).numeric
+            kept = tuple(p for p in numeric if p[0] in props)
             self.numeric(items, path, kept)
 
     def numeric(self, items: Any, path: str | None, plan: Iterable[tuple[str, str, int]]) -> None:
