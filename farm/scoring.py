@@ -51,10 +51,13 @@ def score_steps(
         target_scenes=[s.target.scene if c else None for s, c in zip(steps, clevr, strict=True)],
         codes=[s.script for s in steps],
         # the ground truth a script's length is held against: the DSL program, or the SVG
+        # (written out only for a spec that weights the length)
         reference_codes=[
             dsl_program(s.target.scene) if c else s.target.svg
             for s, c in zip(steps, clevr, strict=True)
-        ],
+        ]
+        if "code_length" in reward_spec.weights
+        else None,
         elements=[s.run.elements for s in steps],
         target_elements=[
             None if c else list(s.target.elements) for s, c in zip(steps, clevr, strict=True)

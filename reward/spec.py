@@ -194,10 +194,15 @@ class RewardSpec:
         }
 
     def hash(self) -> str:
-        """16 hex digits over the formula version, preset, weights, size and LPIPS weights."""
-        data = {**self.to_dict(), "lpips": self.lpips_identity(), "formula": FORMULA_VERSION}
-        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """16 hex digits over the formula version, preset, weights, size and LPIPS weights.
+
+        Computed once: every input is fixed once the LPIPS identity is known, and a farm's
+        reward stage asks for it in every batch."""
+        if "hash" not in self._identity:
+            data = {**self.to_dict(), "lpips": self.lpips_identity(), "formula": FORMULA_VERSION}
+            blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+            self._identity["hash"] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return self._identity["hash"]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RewardSpec:
