@@ -17,6 +17,9 @@ For each engine, at one resolution, with the ground-truth DSL program of one sce
   worker's step (from the timings each result carries), and the broker's reward: a farm
   slower than its bare loops with workers as fast as the bare loop lost the time outside
   the workers (reward, transport, the cores they share).
+- **CPU per step**: the client's, the farm process's (broker, reward, supervisor) and the
+  workers' own CPU time over the farm run (/proc), per step: on a machine whose cores the
+  workers fill, what the farm process spends is taken from the renders.
 - **latency** (c): p50/p99 of single steps sent one at a time to an idle farm, and the
   latency the farm adds over a bare step (farm p50 − bare p50).
 - **ray farm** (``--ray``, d): the same measurement on a :class:`RayFarm` with as many
@@ -35,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -97,13 +101,18 @@ def bare_loop(config: FarmConfig, steps: int) -> dict[str, Any]:
         if outcome != "ok":
             raise RuntimeError(f"the ground-truth script failed in the bare loop: {outcome}")
     lat, stages = [], []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         t = time.perf_counter()
         stages.append(service.step(script, masks=passes.masks, render=passes.render).timings)
         lat.append(time.perf_counter() - t)
-    total = time.perf_counter() - t0
-    return {"steps_per_s": steps / total, "latency_s": _pct(lat), "step_ms": _where(stages)}
+    total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {
+        "steps_per_s": steps / total,
+        "latency_s": _pct(lat),
+        "step_ms": _where(stages),
+        "cpu_ms_per_step": {"workers": 1000 * cpu / steps},  # this process's own CPU time
+    }
 
 
 def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
@@ -132,6 +141,7 @@ def _bare(config: FarmConfig, steps: int, processes: int = 1) -> dict[str, Any]:
         "steps_per_s": sum(r["steps_per_s"] for r in runs),
         "latency_s": runs[0]["latency_s"],
         "step_ms": runs[0]["step_ms"],
+        "cpu_ms_per_step": runs[0]["cpu_ms_per_step"],
     }
 
 
@@ -150,6 +160,70 @@ def _naive(config: FarmConfig, episodes: int) -> dict[str, Any]:
         if out.stdout.strip().splitlines()[-1] != "ok":
             raise RuntimeError(f"naive episode failed: {out.stdout[-200:]}")
     return {"seconds_per_episode": float(np.mean(times)), "episodes": episodes}
+
+
+def _tree_cpu_s(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) so far of process ``root`` and of each of its live
+    descendants, by pid, from /proc; {} where there is none (or no such process)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    own: dict[int, float] = {}  # pid -> seconds
+    children: dict[int, list[int]] = {}  # ppid -> [pid]
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():  # self, thread-self, and what is not a process
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:  # it exited meanwhile
+            continue
+        # after the name: state, ppid, …; utime and stime are fields 14 and 15 of stat
+        own[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = {}, [root] if root in own else []
+    while todo:
+        pid = todo.pop()
+        tree[pid] = own[pid]
+        todo += children.get(pid, [])
+    return tree
+
+
+class _TreeCpu:
+    """CPU seconds that process ``root`` ("farm") and its descendants ("workers") spend
+    inside the ``with`` block. Sampled every ``interval`` s, as a worker the supervisor
+    replaces is killed with its group and never reaped by its parent: its time is what
+    the last sample saw (its last moments idle, its job done)."""
+
+    def __init__(self, root: int | None, interval: float = 0.2) -> None:
+        self.root, self.interval = root, interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_done, daemon=True)
+
+    def _sample(self) -> None:
+        self.last.update(_tree_cpu_s(self.root) if self.root is not None else {})
+
+    def _sample_until_done(self) -> None:
+        while not self._done.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> _TreeCpu:
+        self._sample()
+        self.first = dict(self.last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+
+    def seconds(self) -> dict[str, float]:
+        """{"farm": s, "workers": s}; {} without /proc or a root."""
+        if self.root not in self.first:
+            return {}
+        spent = {pid: t - self.first.get(pid, 0.0) for pid, t in self.last.items()}
+        return {"farm": spent.pop(self.root), "workers": sum(spent.values())}
 
 
 def _open_farm(config: FarmConfig, on_ray: bool) -> Any:
@@ -177,12 +251,16 @@ def _farm(config: FarmConfig, steps: int, on_ray: bool = False) -> dict[str, Any
             t = time.perf_counter()
             result = client.step(script, target)
             lat.append(time.perf_counter() - t)
-        t0 = time.perf_counter()
-        # without return_exceptions a failed step raises, so every result is a StepResult
-        results = cast(
-            list[StepResult], client.step_many([script] * steps, target, window=4 * config.workers)
-        )
-        total = time.perf_counter() - t0
+        with _TreeCpu(None if on_ray else farm.pid) as tree:
+            client0, t0 = time.process_time(), time.perf_counter()
+            # without return_exceptions a failed step raises: every result is a StepResult
+            results = cast(
+                list[StepResult],
+                client.step_many([script] * steps, target, window=4 * config.workers),
+            )
+            total = time.perf_counter() - t0
+            cpu = {"client": time.process_time() - client0}
+        cpu |= tree.seconds()
         bad = [r.outcome for r in results if r.outcome != "ok"]
         if bad or result.outcome != "ok":
             raise RuntimeError(f"farm steps failed: {bad[:5]}")
@@ -193,6 +271,9 @@ def _farm(config: FarmConfig, steps: int, on_ray: bool = False) -> dict[str, Any
         "latency_s": _pct(lat),
         "loaded_latency_s": status["metrics"]["latency_s"],
         "step_ms": _where([r.timings for r in results]),
+        # by the processes' own CPU time: where the cores went (the farm process: broker,
+        # reward, supervisor; absent on Ray)
+        "cpu_ms_per_step": {k: 1000 * v / steps for k, v in cpu.items()},
     }
 
 
@@ -281,6 +362,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"{b['step_ms']['other_ms']:.1f}; farm worker: render {f['step_ms']['render_ms']:.1f},"
             f" the rest {f['step_ms']['other_ms']:.1f}; broker reward "
             f"{f['step_ms']['reward_ms']:.1f}",
+            "  CPU per step, ms "
+            + ", ".join(f"{k} {v:.2f}" for k, v in f["cpu_ms_per_step"].items())
+            + f"; a bare loop's step {b['cpu_ms_per_step']['workers']:.2f} (own CPU time)",
             f"  naive process    {n['seconds_per_episode']:8.2f} s/episode",
             f"  (a) efficiency   {r['efficiency']:8.2f}   (farm / (bare x {report['workers']}),"
             " goal >= 0.85)",

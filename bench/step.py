@@ -30,6 +30,9 @@ generic comparisons (the frame's snapshots after every step, and every cached as
 which a render compares only those it uses). The load
 average before and after says how busy the machine was.
 
+Blender's own log (a line per render, its GL and CUDA probes) goes to a file in the
+system temp dir, named on stderr, which gets a progress line per part instead.
+
 ``--json`` prints ``{"dsl": {"outside_render_ms", "outside_render_p99_ms", "render_ms",
 ...}, "bpy": {...}, "render_free_steps_per_s": {"dsl", "bpy"}, ...}``.
 """
@@ -43,8 +46,10 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..scenes.frame import ENGINES, FrameSpec
@@ -164,9 +169,16 @@ def _check_split(built_frame: BuiltFrame, spec: FrameSpec, repeat: int = 20) -> 
 
 
 def measure(
-    engine: str, size: int, objects: int, steps: int, masks_steps: int, seed: int
+    engine: str,
+    size: int,
+    objects: int,
+    steps: int,
+    masks_steps: int,
+    seed: int,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """The whole benchmark in this process (imports bpy)."""
+    """The whole benchmark in this process (imports bpy); ``progress`` is told each part
+    as it finishes."""
     from ..addon.sandbox.limits import ScriptLimits
     from ..addon.service import Service
 
@@ -186,6 +198,7 @@ def measure(
     for dialect in DIALECTS:
         report[dialect] = _dialect(service, scripts[dialect], steps, start)
         start += steps + 2
+        progress(f"{dialect}: {report[dialect]['outside_render_ms']:.2f} ms outside the render")
     report["render_free_steps_per_s"] = {}
     report["render_free_steps_per_cpu_s"] = {}
     for dialect in ("dsl", "bpy"):
@@ -193,6 +206,7 @@ def measure(
         start += steps + 1
         report["render_free_steps_per_s"][dialect] = rate["steps_per_s"]
         report["render_free_steps_per_cpu_s"][dialect] = rate["steps_per_cpu_s"]
+        progress(f"render-free {dialect}: {rate['steps_per_s']:.1f} steps/s")
     if masks_steps > 0:
         report["masks_ms"] = _masks(service, scripts["dsl"], masks_steps, start)
     report["check_split_cpu"] = _check_split(service.built_frame, spec)
@@ -233,6 +247,35 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _logged_to(log: Path, run: Callable[[Callable[[str], None]], dict[str, Any]]) -> dict:
+    """``run(say)`` with this process's stdout and stderr (Blender's log: a line per render,
+    its GL and CUDA probes) written to ``log``, a new one per run: the terminal gets
+    ``say``'s progress lines on stderr, and stdout the report only."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(2), "w", buffering=1)
+    print(f"derender bench step: Blender's log goes to {log}", file=terminal)
+    started = time.perf_counter()
+
+    def say(line: str) -> None:
+        print(f"  [{time.perf_counter() - started:6.1f} s] {line}", file=terminal)
+
+    with open(log, "wb") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            return run(say)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            ctypes.CDLL(None).fflush(None)  # Blender's own buffered writes, before the switch
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+            terminal.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="derender bench step", description=__doc__.split("\n")[0])
     p.add_argument("--engine", choices=ENGINES, default="workbench", help="default workbench")
@@ -251,19 +294,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    # Blender logs each render to stdout: while it runs, stdout goes to stderr, so that
-    # stdout holds the report only.
-    sys.stdout.flush()
-    stdout = os.dup(1)
-    os.dup2(2, 1)
+    log = Path(tempfile.gettempdir()) / f"derender-bench-step-{os.getuid()}.log"
     try:
-        report = measure(
-            args.engine, args.size, args.objects, args.steps, args.masks_steps, args.seed
-        )
-    finally:
-        sys.stdout.flush()
-        ctypes.CDLL(None).fflush(None)  # Blender's own buffered writes, before the switch
-        os.dup2(stdout, 1)
-        os.close(stdout)
+        report = _logged_to(log, lambda say: measure(
+            args.engine, args.size, args.objects, args.steps, args.masks_steps, args.seed, say
+        ))  # fmt: skip
+    except Exception:
+        tail = log.read_text(errors="replace").splitlines()[-20:]
+        print("\n".join(["derender bench step failed; the end of Blender's log:", *tail]),
+              file=sys.stderr)  # fmt: skip
+        raise
     print(json.dumps(report) if args.json else format_report(report))
     return 0

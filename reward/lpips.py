@@ -113,7 +113,8 @@ class AlexLPIPS(nn.Module):
         """Unit-normalised relu1..relu5 features of images in [-1, 1]."""
         h = (x - self.shift) / self.scale
         out = []
-        for i, layer in enumerate(self.features[: TAPS[-1] + 1]):
+        # Iterated, not sliced: a slice of a Sequential builds a new module every call.
+        for i, layer in zip(range(TAPS[-1] + 1), self.features, strict=False):
             h = layer(h)
             if i in TAPS:
                 # lpips.normalize_tensor: divide by the channel norm (+1e-10).

@@ -73,7 +73,7 @@ def test_manifest_wheels_are_the_tested_versions_for_every_platform(manifest):
                 platform, w.path
             )
         }
-        assert names == {"pyzmq", "pillow"}, platform
+        assert names == {"pyzmq", "pillow", "threadpoolctl"}, platform
     versions = blender_ext.python_versions_from_wheels(manifest["wheels"])
     assert versions == {(3, 11)}  # Blender 4.2 to 5.0 run CPython 3.11
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 
 def test_bench_step_reports_the_json_scripts_read() -> None:
@@ -12,6 +13,14 @@ def test_bench_step_reports_the_json_scripts_read() -> None:
     out = subprocess.run([*cmd, "--masks-steps", "1", "--json"], capture_output=True, text=True,
                          timeout=600, check=True)  # fmt: skip
     report = json.loads(out.stdout)  # stdout holds the report only, no render log
+    # stderr: where Blender's log went, and a progress line per part, none of Blender's lines
+    said = out.stderr.splitlines()
+    log = Path(said[0].rpartition(" goes to ")[2])
+    assert said[0].startswith("derender bench step: Blender's log goes to ")
+    assert [line.split("] ")[1].split(":")[0] for line in said[1:]] == [
+        "dsl", "dsl_code", "bpy", "bpy_new_sizes", "failing", "render-free dsl", "render-free bpy",
+    ]  # fmt: skip
+    assert "Saved: " in log.read_text() and "Saved: " not in out.stderr  # a line per render
     for dialect in ("dsl", "bpy", "bpy_new_sizes"):
         r = report[dialect]
         assert r["outcome"] == "ok"
