@@ -67,20 +67,29 @@ def encode(header: Mapping[str, Any], encoding: str = "raw") -> list[bytes]:
     """Frames for ``header``: arrays become ``{"$array": k}``, non-finite floats ``null``."""
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    text, payloads = _dump(header, encoding)
-    if "NaN" in text or "Infinity" in text:  # rare: a non-finite float (or those words)
-        text, payloads = _dump(_finite(header), encoding)
+    # A reply with a NaN component (a render-free step's image terms, a missing LPIPS) is
+    # written twice; its arrays are encoded (a PNG compressed) once, by identity: the
+    # header holds them, so no id is reused meanwhile.
+    encoded: dict[int, tuple[dict[str, Any], bytes]] = {}
+    text, payloads = _dump(header, encoding, encoded)
+    if "NaN" in text or "Infinity" in text:  # a non-finite float (or those words)
+        text, payloads = _dump(_finite(header), encoding, encoded)
     return [text.encode("utf-8"), *payloads]
 
 
-def _dump(header: Mapping[str, Any], encoding: str) -> tuple[str, list[bytes]]:
-    """JSON text by the C encoder; ``default`` swaps each array for its reference."""
+def _dump(
+    header: Mapping[str, Any], encoding: str, encoded: dict[int, tuple[dict[str, Any], bytes]]
+) -> tuple[str, list[bytes]]:
+    """JSON text by the C encoder; ``default`` swaps each array for its reference (its
+    frame from ``encoded``, or made and kept there)."""
     descriptors: list[dict[str, Any]] = []
     payloads: list[bytes] = []
 
     def default(value: Any) -> Any:  # called for what json cannot write itself
         if isinstance(value, np.ndarray):
-            desc, data = _encode_array(value, encoding)
+            if id(value) not in encoded:
+                encoded[id(value)] = _encode_array(value, encoding)
+            desc, data = encoded[id(value)]
             descriptors.append(desc)
             payloads.append(data)
             return {"$array": len(descriptors) - 1}

@@ -51,6 +51,20 @@ def test_non_finite_floats_travel_as_null():
     np.testing.assert_array_equal(out["i"], img)
 
 
+def test_a_header_with_a_nan_compresses_each_image_once(monkeypatch):
+    calls = []
+    real = codec._encode_array
+    monkeypatch.setattr(codec, "_encode_array", lambda arr, enc: calls.append(1) or real(arr, enc))
+    img = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    other = img[::-1].copy()
+    frames = codec.encode({"reward": float("nan"), "image": img, "other": other}, encoding="png")
+    assert len(calls) == 2  # one per array, not one per pass over the header
+    out = codec.decode(frames)
+    assert out["reward"] is None
+    np.testing.assert_array_equal(out["image"], img)
+    np.testing.assert_array_equal(out["other"], other)
+
+
 def test_unsupported_dtype_is_refused_on_encode():
     with pytest.raises(ValueError, match="float64"):
         codec.encode({"a": np.zeros(3)})
