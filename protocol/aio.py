@@ -49,6 +49,12 @@ class AsyncClient(ClientBase):
             if fut is not None and not fut.done():  # else: a stale reply to a retried request
                 fut.set_result(reply)
 
+    async def _exchange(
+        self, frames: list[bytes], reply: asyncio.Future[dict[str, Any]]
+    ) -> dict[str, Any]:
+        await self._sock.send_multipart([b"", *frames])
+        return await reply
+
     async def _call(
         self,
         req: Request,
@@ -65,9 +71,8 @@ class AsyncClient(ClientBase):
             wire = {**req.to_wire(), "id": rid}
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._waiting[rid] = fut
-            await self._sock.send_multipart([b"", *codec.encode(wire)])
-            try:
-                reply = await asyncio.wait_for(fut, wait)
+            try:  # the send too: ZeroMQ holds it while there is no connection to queue on
+                reply = await asyncio.wait_for(self._exchange(codec.encode(wire), fut), wait)
             except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
                 self._waiting.pop(rid, None)
                 if attempt + 1 == attempts:

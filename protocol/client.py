@@ -216,6 +216,18 @@ class Client(ClientBase):
         self._configure(self._sock)
 
     # -- plumbing -------------------------------------------------------------------
+    def _send(self, req: Request, timeout: float) -> None:
+        """Queue ``req``, or ClientTimeout: ZeroMQ blocks a DEALER's send while it has no
+        connection to queue on (a server that refused the CURVE handshake drops it)."""
+        assert self._sock is not None
+        self._sock.sndtimeo = max(1, int(timeout * 1000))
+        try:
+            self._sock.send_multipart(self._frames(req))
+        except zmq.Again:
+            raise ClientTimeout(
+                f"could not send to {self.address} within {timeout:g} s: no connection"
+            ) from None
+
     def _recv(self, wanted: set[str], timeout: float) -> dict[str, Any]:
         """The next reply whose id is in ``wanted``; stale replies are skipped."""
         assert self._sock is not None
@@ -236,11 +248,11 @@ class Client(ClientBase):
         retries: int | None = None,
     ) -> dict[str, Any]:
         attempts = 1 + ((self.retries if retries is None else retries) if idempotent else 0)
+        wait = self.timeout if timeout is None else timeout
         for attempt in range(attempts):
-            assert self._sock is not None
-            self._sock.send_multipart(self._frames(req))
             try:
-                reply = self._recv({str(req.id)}, self.timeout if timeout is None else timeout)
+                self._send(req, wait)
+                reply = self._recv({str(req.id)}, wait)
             except ClientTimeout:
                 self._connect()  # Lazy Pirate: a fresh socket drops the stuck request
                 if attempt + 1 == attempts:
@@ -323,10 +335,10 @@ class Client(ClientBase):
         sent = done = 0
         assert self._sock is not None
         while done < len(reqs):
-            while sent < len(reqs) and sent - done < window:
-                self._sock.send_multipart(self._frames(reqs[sent]))
-                sent += 1
             try:
+                while sent < len(reqs) and sent - done < window:
+                    self._send(reqs[sent], self.timeout)
+                    sent += 1
                 reply = self._recv(set(index), self.timeout)
             except ClientTimeout:
                 self._connect()
